@@ -1,0 +1,160 @@
+package switchboard
+
+import (
+	"context"
+	"time"
+)
+
+// Conversation kinds.
+const (
+	KindDirect = "direct"
+	KindGroup  = "group"
+)
+
+// User is an account. PasswordHash is an encoded argon2id hash, never the password.
+type User struct {
+	ID           string
+	Username     string
+	PasswordHash string
+	CreatedAt    time.Time
+}
+
+// Device is one client of a user (phone, browser, bot) with its own keys.
+// Keys are stored exactly as the device registered them.
+type Device struct {
+	ID         string
+	UserID     string
+	Name       string
+	KEM        string // HPKE KEM name, e.g. "x25519"
+	PublicKey  []byte // HPKE public key
+	SigningKey []byte // Ed25519 public key
+	CreatedAt  time.Time
+	RevokedAt  *time.Time // nil while active
+}
+
+// Session binds a bearer token (stored only as its SHA-256 hash) to a device.
+type Session struct {
+	TokenHash []byte
+	UserID    string
+	DeviceID  string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// Conversation is a direct chat or a group. HeadSeq is the seq of its newest message.
+type Conversation struct {
+	ID        string
+	Kind      string
+	Title     string
+	CreatedBy string
+	CreatedAt time.Time
+	HeadSeq   int64
+	Members   []string // user ids, sorted
+}
+
+// HasMember reports whether userID is a member of c.
+func (c *Conversation) HasMember(userID string) bool {
+	for _, m := range c.Members {
+		if m == userID {
+			return true
+		}
+	}
+	return false
+}
+
+// Message is one stored message with every recipient device's ciphertext.
+// Either Shared is set (one ciphertext for all recipients; the values of
+// Ciphertexts are then nil) or each recipient device has its own entry.
+// The keys of Ciphertexts are exactly the recipient device ids.
+type Message struct {
+	ConversationID string
+	Seq            int64 // assigned by the store
+	SenderUserID   string
+	SenderDeviceID string
+	ClientID       string // client message id, unique per sender device
+	SentAt         time.Time
+	Shared         []byte
+	Ciphertexts    map[string][]byte
+}
+
+// CiphertextFor returns what device id receives of m, and whether it is a recipient.
+func (m *Message) CiphertextFor(deviceID string) ([]byte, bool) {
+	ct, ok := m.Ciphertexts[deviceID]
+	if !ok {
+		return nil, false
+	}
+	if m.Shared != nil {
+		return m.Shared, true
+	}
+	return ct, true
+}
+
+// Delivery is a message as one device receives it.
+type Delivery struct {
+	ConversationID string
+	Seq            int64
+	SenderUserID   string
+	SenderDeviceID string
+	SentAt         time.Time
+	Ciphertext     []byte
+}
+
+// Store is the durable truth. Both implementations (SQLite, PostgreSQL) pass
+// the same conformance suite in internal/storetest.
+//
+// Not-found lookups return an error wrapping ErrNotFound.
+type Store interface {
+	// CreateUser stores u; a taken username returns ErrUsernameTaken.
+	CreateUser(ctx context.Context, u *User) error
+	UserByName(ctx context.Context, username string) (*User, error)
+	UserExists(ctx context.Context, userID string) (bool, error)
+
+	// CreateDevice stores d (ID, UserID and CreatedAt set by the caller).
+	CreateDevice(ctx context.Context, d *Device) error
+	Device(ctx context.Context, deviceID string) (*Device, error)
+	// ActiveDevices returns the non-revoked devices of the given users,
+	// ordered by user id then created_at then device id.
+	ActiveDevices(ctx context.Context, userIDs ...string) ([]Device, error)
+	// RevokeDevice marks a device of userID revoked and deletes its sessions;
+	// ErrNotFound when no such active device of that user exists.
+	RevokeDevice(ctx context.Context, userID, deviceID string, at time.Time) error
+
+	CreateSession(ctx context.Context, s *Session) error
+	// SessionByTokenHash returns the session and its device (which may be revoked).
+	SessionByTokenHash(ctx context.Context, hash []byte) (*Session, *Device, error)
+
+	// CreateConversation stores c with its members (c.Members already includes the creator).
+	CreateConversation(ctx context.Context, c *Conversation) error
+	Conversation(ctx context.Context, id string) (*Conversation, error)
+	// Conversations lists the conversations userID is a member of, with members and head seq,
+	// ordered by id.
+	Conversations(ctx context.Context, userID string) ([]Conversation, error)
+
+	// AppendMessage assigns m.Seq (head seq + 1) and stores m with its ciphertexts in one
+	// transaction, unless m.SenderDeviceID already sent m.ClientID: then it returns the
+	// stored message (its Seq and SentAt) and duplicate=true and stores nothing.
+	AppendMessage(ctx context.Context, m *Message) (stored *Message, duplicate bool, err error)
+	// Messages returns what deviceID receives in the conversation with seq > afterSeq,
+	// ascending, at most limit.
+	Messages(ctx context.Context, deviceID, conversationID string, afterSeq int64, limit int) ([]Delivery, error)
+	// Ack moves the device's cursor in the conversation up to seq (never down).
+	Ack(ctx context.Context, deviceID, conversationID string, seq int64) error
+	// Cursors returns the acked seq per conversation of the device (absent means 0).
+	Cursors(ctx context.Context, deviceID string) (map[string]int64, error)
+
+	// Ping checks the store is reachable.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Bus carries events between the nodes (or within one node). Pub/sub is the
+// fast path only: what it loses the store still has.
+type Bus interface {
+	// Publish sends data to every subscriber of topic.
+	Publish(ctx context.Context, topic string, data []byte) error
+	// Subscribe calls fn for every message on a topic with the given prefix
+	// (e.g. "conv."), in publish order per topic, until cancel is called.
+	Subscribe(prefix string, fn func(topic string, data []byte)) (cancel func(), err error)
+	Ping(ctx context.Context) error
+	Close() error
+}
