@@ -3,6 +3,7 @@ package switchboard
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error kinds. The edge (HTTP, WebSocket) maps a kind to a status; the Code
@@ -29,6 +30,8 @@ type Error struct {
 	// Missing and Extra are set for devices_mismatch.
 	Missing []string
 	Extra   []string
+	// RetryAfter is set for rate_limited.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

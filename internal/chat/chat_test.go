@@ -1,0 +1,133 @@
+package chat
+
+import (
+	"crypto/ecdh"
+	"crypto/hpke"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	sb "github.com/switchboard-chat/switchboard"
+)
+
+var cheap = Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1}
+
+func TestPasswordHash(t *testing.T) {
+	h := HashPassword("correct horse", cheap)
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=64,t=1,p=1$") {
+		t.Fatalf("hash %q is not PHC argon2id with the given parameters", h)
+	}
+	if h2 := HashPassword("correct horse", cheap); h2 == h {
+		t.Fatal("two hashes of one password are equal: the salt is not random")
+	}
+	for _, tc := range []struct {
+		name, password, hash string
+		ok                   bool
+		err                  bool
+	}{
+		{"the right password verifies", "correct horse", h, true, false},
+		{"a wrong password does not", "correct horsf", h, false, false},
+		{"a malformed hash is an error", "x", "$argon2id$nope", false, true},
+		{"another algorithm is an error", "x", "$bcrypt$v=19$m=1,t=1,p=1$AA$AA", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ok, err := VerifyPassword(tc.password, tc.hash)
+			if ok != tc.ok || (err != nil) != tc.err {
+				t.Fatalf("VerifyPassword = %v, %v; want %v, err %v", ok, err, tc.ok, tc.err)
+			}
+		})
+	}
+}
+
+func TestTokensAndIDs(t *testing.T) {
+	tok, hash := NewToken()
+	if len(tok) != 43 || len(hash) != 32 {
+		t.Fatalf("token %d chars, hash %d bytes; want 43 and 32", len(tok), len(hash))
+	}
+	if string(HashToken(tok)) != string(hash) {
+		t.Fatal("HashToken differs from the hash NewToken returned")
+	}
+	a, b := NewID("dev"), NewID("dev")
+	if a == b || !strings.HasPrefix(a, "dev_") || len(a) != 4+26 {
+		t.Fatalf("ids %q %q: want distinct dev_ + 26 chars", a, b)
+	}
+}
+
+func TestDeviceValidate(t *testing.T) {
+	x, _ := hpke.DHKEM(ecdh.X25519()).GenerateKey()
+	xpub := x.PublicKey().Bytes()
+	pq, _ := hpke.MLKEM768X25519().GenerateKey()
+	pqpub := pq.PublicKey().Bytes()
+	sig := make([]byte, 32)
+	for _, tc := range []struct {
+		name string
+		d    DeviceInfo
+		ok   bool
+	}{
+		{"an x25519 device is valid", DeviceInfo{"phone", "x25519", xpub, sig}, true},
+		{"a hybrid post-quantum device is valid", DeviceInfo{"phone", "mlkem768x25519", pqpub, sig}, true},
+		{"an empty name is refused", DeviceInfo{"", "x25519", xpub, sig}, false},
+		{"a long name is refused", DeviceInfo{strings.Repeat("n", 65), "x25519", xpub, sig}, false},
+		{"an unknown kem is refused", DeviceInfo{"phone", "rsa", xpub, sig}, false},
+		{"a short public key is refused", DeviceInfo{"phone", "x25519", xpub[:31], sig}, false},
+		{"a key of the other kem is refused", DeviceInfo{"phone", "mlkem768x25519", xpub, sig}, false},
+		{"a short signing key is refused", DeviceInfo{"phone", "x25519", xpub, sig[:31]}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.d.Validate()
+			if (err == nil) != tc.ok {
+				t.Fatalf("Validate = %v, want ok=%v", err, tc.ok)
+			}
+			if err != nil && sb.ErrorCode(err) != "invalid_device" {
+				t.Fatalf("code %q, want invalid_device", sb.ErrorCode(err))
+			}
+		})
+	}
+}
+
+func TestMatchDevices(t *testing.T) {
+	want := map[string][]byte{"a": nil, "b": nil}
+	if err := matchDevices(want, map[string][]byte{"a": {1}, "b": {2}}); err != nil {
+		t.Fatalf("exact cover refused: %v", err)
+	}
+	err := matchDevices(want, map[string][]byte{"b": {2}, "z": {3}, "y": {4}})
+	var e *sb.Error
+	if !errors.As(err, &e) || e.Code != "devices_mismatch" {
+		t.Fatalf("err = %v, want devices_mismatch", err)
+	}
+	if strings.Join(e.Missing, ",") != "a" || strings.Join(e.Extra, ",") != "y,z" {
+		t.Fatalf("missing %v extra %v; want [a] and [y z]", e.Missing, e.Extra)
+	}
+}
+
+func TestLimiter(t *testing.T) {
+	l := newLimiter(10, 3)
+	now := time.Unix(1000, 0)
+	for i := range 3 {
+		if w := l.take("d", now); w != 0 {
+			t.Fatalf("take %d within burst waited %v", i, w)
+		}
+	}
+	if w := l.take("d", now); w != 100*time.Millisecond {
+		t.Fatalf("take past burst: wait %v, want 100ms", w)
+	}
+	if w := l.take("other", now); w != 0 {
+		t.Fatal("another key shares the bucket")
+	}
+	if w := l.take("d", now.Add(100*time.Millisecond)); w != 0 {
+		t.Fatalf("a token did not come back after 1/rate: wait %v", w)
+	}
+}
+
+func TestBusMessageRoundTrip(t *testing.T) {
+	m := &sb.Message{ConversationID: "cnv_a", Seq: 7, SenderUserID: "usr_a", SenderDeviceID: "dev_a",
+		SentAt: time.UnixMilli(1700000000123).UTC(), Ciphertexts: map[string][]byte{"dev_b": {1, 2}, "dev_c": {3}}}
+	got, err := DecodeMessage(EncodeMessage(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Seq != 7 || !got.SentAt.Equal(m.SentAt) || string(got.Ciphertexts["dev_b"]) != "\x01\x02" || got.SenderDeviceID != "dev_a" {
+		t.Fatalf("round trip changed the message: %+v", got)
+	}
+}

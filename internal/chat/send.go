@@ -1,0 +1,152 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	sb "github.com/switchboard-chat/switchboard"
+)
+
+// SendRequest is a send frame (or the HTTP send body), decoded.
+type SendRequest struct {
+	ClientID       string
+	ConversationID string
+	Ciphertexts    map[string][]byte // one per recipient device, or
+	Ciphertext     []byte            // one shared by all recipients
+}
+
+func (s *Service) validSend(r *SendRequest) error {
+	if r.ClientID == "" || len(r.ClientID) > maxClientID {
+		return sb.Errorf(sb.EINVALID, "invalid_message", "id must be 1 to %d bytes", maxClientID)
+	}
+	if (r.Ciphertext != nil) == (r.Ciphertexts != nil) {
+		return sb.Errorf(sb.EINVALID, "invalid_message", "give exactly one of ciphertext and ciphertexts")
+	}
+	if r.Ciphertexts != nil && len(r.Ciphertexts) == 0 {
+		return sb.Errorf(sb.EINVALID, "invalid_message", "ciphertexts is empty")
+	}
+	check := func(ct []byte) error {
+		switch {
+		case len(ct) == 0:
+			return sb.Errorf(sb.EINVALID, "invalid_message", "empty ciphertext")
+		case len(ct) > s.cfg.MaxCiphertext:
+			return sb.Errorf(sb.ETOOLARGE, "too_large", "ciphertext over %d bytes", s.cfg.MaxCiphertext)
+		}
+		return nil
+	}
+	if r.Ciphertexts == nil {
+		return check(r.Ciphertext)
+	}
+	for _, ct := range r.Ciphertexts {
+		if err := check(ct); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Send validates, commits and publishes a message from the caller's device.
+// It returns the stored message; duplicate is true when the device already
+// sent this client id (nothing new was stored).
+func (s *Service) Send(ctx context.Context, id Identity, r *SendRequest) (stored *sb.Message, duplicate bool, err error) {
+	if err := s.validSend(r); err != nil {
+		return nil, false, err
+	}
+	conv, err := s.member(ctx, id, r.ConversationID)
+	if err != nil {
+		return nil, false, err
+	}
+	if wait := s.limiter.take(id.DeviceID, s.cfg.Now()); wait > 0 {
+		e := sb.Errorf(sb.ERATELIMIT, "rate_limited", "too many sends; retry in %s", wait.Round(time.Millisecond))
+		e.RetryAfter = wait
+		return nil, false, e
+	}
+	devices, err := s.store.ActiveDevices(ctx, conv.Members...)
+	if err != nil {
+		return nil, false, fmt.Errorf("send: %w", err)
+	}
+	m := &sb.Message{ConversationID: conv.ID, SenderUserID: id.UserID, SenderDeviceID: id.DeviceID,
+		ClientID: r.ClientID, SentAt: s.now(), Ciphertexts: make(map[string][]byte, len(devices))}
+	for _, d := range devices {
+		if d.ID != id.DeviceID {
+			m.Ciphertexts[d.ID] = r.Ciphertexts[d.ID] // nil for a shared ciphertext
+		}
+	}
+	if r.Ciphertext != nil {
+		m.Shared = r.Ciphertext
+	} else if err := matchDevices(m.Ciphertexts, r.Ciphertexts); err != nil {
+		return nil, false, err
+	}
+	stored, duplicate, err = s.store.AppendMessage(ctx, m)
+	if err != nil {
+		return nil, false, sb.Errorf(sb.EUNAVAILABLE, "unavailable", "the message could not be stored; retry with the same id")
+	}
+	if duplicate {
+		return stored, true, nil
+	}
+	m.Seq, m.SentAt = stored.Seq, stored.SentAt
+	if err := s.bus.Publish(ctx, Topic(m.ConversationID), EncodeMessage(m)); err != nil {
+		// Stored is delivered: recipients get it at their next sync.
+		s.cfg.Logger.Warn("publish failed", "conversation", m.ConversationID, "seq", m.Seq, "err", err)
+	}
+	return m, false, nil
+}
+
+// matchDevices checks the ciphertexts' keys are exactly the recipients (the keys of want).
+func matchDevices(want, got map[string][]byte) error {
+	var missing, extra []string
+	for d := range want {
+		if _, ok := got[d]; !ok {
+			missing = append(missing, d)
+		}
+	}
+	for d := range got {
+		if _, ok := want[d]; !ok {
+			extra = append(extra, d)
+		}
+	}
+	if missing == nil && extra == nil {
+		return nil
+	}
+	slices.Sort(missing)
+	slices.Sort(extra)
+	e := sb.Errorf(sb.ECONFLICT, "devices_mismatch", "ciphertexts must cover exactly the recipient devices")
+	e.Missing, e.Extra = missing, extra
+	return e
+}
+
+// Topic is the bus topic of a conversation's messages.
+func Topic(conversationID string) string { return "conv." + conversationID }
+
+// TopicPrefix matches every conversation topic.
+const TopicPrefix = "conv."
+
+// busMessage is a stored message as it travels on the bus: ciphertext only.
+type busMessage struct {
+	Conversation string            `json:"c"`
+	Seq          int64             `json:"s"`
+	SenderUser   string            `json:"u"`
+	SenderDevice string            `json:"d"`
+	SentAt       time.Time         `json:"t"`
+	Shared       []byte            `json:"sh,omitempty"`
+	Ciphertexts  map[string][]byte `json:"ct"`
+}
+
+// EncodeMessage encodes a stored message for the bus.
+func EncodeMessage(m *sb.Message) []byte {
+	b, _ := json.Marshal(busMessage{m.ConversationID, m.Seq, m.SenderUserID, m.SenderDeviceID, m.SentAt, m.Shared, m.Ciphertexts})
+	return b
+}
+
+// DecodeMessage decodes a message from the bus.
+func DecodeMessage(data []byte) (*sb.Message, error) {
+	var b busMessage
+	if err := json.Unmarshal(data, &b); err != nil {
+		return nil, fmt.Errorf("decode bus message: %w", err)
+	}
+	return &sb.Message{ConversationID: b.Conversation, Seq: b.Seq, SenderUserID: b.SenderUser,
+		SenderDeviceID: b.SenderDevice, SentAt: b.SentAt, Shared: b.Shared, Ciphertexts: b.Ciphertexts}, nil
+}

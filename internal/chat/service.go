@@ -1,0 +1,274 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	sb "github.com/switchboard-chat/switchboard"
+)
+
+// Config holds the service's limits; zero values get the defaults in brackets.
+type Config struct {
+	Argon2        Argon2Params  // password hashing cost [DefaultArgon2]
+	SessionTTL    time.Duration // token lifetime [30 days]
+	MaxMembers    int           // members per conversation [1000]
+	MaxCiphertext int           // bytes per decoded ciphertext [64 KiB]
+	SendRate      float64       // sends per second per device [50]
+	SendBurst     int           // sends a device may burst [100]
+	Logger        *slog.Logger
+	Now           func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.Argon2.Time == 0 {
+		c.Argon2 = DefaultArgon2
+	}
+	if c.SessionTTL == 0 {
+		c.SessionTTL = 30 * 24 * time.Hour
+	}
+	if c.MaxMembers == 0 {
+		c.MaxMembers = 1000
+	}
+	if c.MaxCiphertext == 0 {
+		c.MaxCiphertext = 64 << 10
+	}
+	if c.SendRate == 0 {
+		c.SendRate = 50
+	}
+	if c.SendBurst == 0 {
+		c.SendBurst = 100
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Service is the application: every operation a client can ask for.
+type Service struct {
+	store   sb.Store
+	bus     sb.Bus
+	cfg     Config
+	limiter *limiter
+	// dummyHash is verified against when a username is unknown, so a login
+	// takes as long for a missing user as for a wrong password.
+	dummyHash string
+}
+
+// New returns a Service over store and bus.
+func New(store sb.Store, bus sb.Bus, cfg Config) *Service {
+	cfg.setDefaults()
+	return &Service{
+		store:     store,
+		bus:       bus,
+		cfg:       cfg,
+		limiter:   newLimiter(cfg.SendRate, cfg.SendBurst),
+		dummyHash: HashPassword("not a password", cfg.Argon2),
+	}
+}
+
+// Identity is an authenticated device.
+type Identity struct {
+	UserID   string
+	DeviceID string
+}
+
+func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Millisecond) }
+
+// CreateAccount registers a user and returns its id.
+func (s *Service) CreateAccount(ctx context.Context, username, password string) (string, error) {
+	if err := validUsername(username); err != nil {
+		return "", err
+	}
+	if err := validPassword(password); err != nil {
+		return "", err
+	}
+	u := &sb.User{ID: NewID("usr"), Username: username, PasswordHash: HashPassword(password, s.cfg.Argon2), CreatedAt: s.now()}
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		if errors.Is(err, sb.ErrUsernameTaken) {
+			return "", sb.ErrUsernameTaken
+		}
+		return "", fmt.Errorf("create user: %w", err)
+	}
+	return u.ID, nil
+}
+
+// Login is the answer to a successful login.
+type Login struct {
+	UserID, DeviceID, Token string
+	ExpiresAt               time.Time
+}
+
+var errBadCredentials = sb.Errorf(sb.EUNAUTHORIZED, "bad_credentials", "wrong username or password")
+
+// Login checks the password and creates a new device with a fresh token.
+func (s *Service) Login(ctx context.Context, username, password string, dev DeviceInfo) (*Login, error) {
+	if err := dev.Validate(); err != nil {
+		return nil, err
+	}
+	u, err := s.store.UserByName(ctx, username)
+	if errors.Is(err, sb.ErrNotFound) {
+		VerifyPassword(password, s.dummyHash)
+		return nil, errBadCredentials
+	}
+	if err != nil {
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	if ok, err := VerifyPassword(password, u.PasswordHash); err != nil || !ok {
+		return nil, errBadCredentials
+	}
+	now := s.now()
+	d := &sb.Device{ID: NewID("dev"), UserID: u.ID, Name: dev.Name, KEM: dev.KEM,
+		PublicKey: dev.PublicKey, SigningKey: dev.SigningKey, CreatedAt: now}
+	if err := s.store.CreateDevice(ctx, d); err != nil {
+		return nil, fmt.Errorf("create device: %w", err)
+	}
+	token, hash := NewToken()
+	sess := &sb.Session{TokenHash: hash, UserID: u.ID, DeviceID: d.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL)}
+	if err := s.store.CreateSession(ctx, sess); err != nil {
+		return nil, fmt.Errorf("create session: %w", err)
+	}
+	return &Login{UserID: u.ID, DeviceID: d.ID, Token: token, ExpiresAt: sess.ExpiresAt}, nil
+}
+
+var errUnauthorized = sb.Errorf(sb.EUNAUTHORIZED, "unauthorized", "missing, invalid, expired or revoked token")
+
+// Authenticate returns the device a bearer token belongs to.
+func (s *Service) Authenticate(ctx context.Context, token string) (Identity, error) {
+	if token == "" || len(token) > 128 {
+		return Identity{}, errUnauthorized
+	}
+	sess, dev, err := s.store.SessionByTokenHash(ctx, HashToken(token))
+	if errors.Is(err, sb.ErrNotFound) {
+		return Identity{}, errUnauthorized
+	}
+	if err != nil {
+		return Identity{}, fmt.Errorf("authenticate: %w", err)
+	}
+	if dev.RevokedAt != nil || !s.cfg.Now().Before(sess.ExpiresAt) {
+		return Identity{}, errUnauthorized
+	}
+	return Identity{UserID: sess.UserID, DeviceID: sess.DeviceID}, nil
+}
+
+// Devices lists a user's active devices.
+func (s *Service) Devices(ctx context.Context, userID string) ([]sb.Device, error) {
+	ok, err := s.store.UserExists(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("devices: %w", err)
+	}
+	if !ok {
+		return nil, sb.Errorf(sb.ENOTFOUND, "not_found", "no such user")
+	}
+	return s.store.ActiveDevices(ctx, userID)
+}
+
+// CreateConversation creates a conversation with the caller as a member.
+func (s *Service) CreateConversation(ctx context.Context, id Identity, kind string, members []string, title string) (string, error) {
+	set := append(slices.Clone(members), id.UserID)
+	slices.Sort(set)
+	set = slices.Compact(set)
+	switch {
+	case kind != sb.KindDirect && kind != sb.KindGroup:
+		return "", sb.Errorf(sb.EINVALID, "invalid_conversation", "kind must be direct or group")
+	case kind == sb.KindDirect && len(set) != 2:
+		return "", sb.Errorf(sb.EINVALID, "invalid_conversation", "a direct conversation has exactly one other member")
+	case len(set) > s.cfg.MaxMembers:
+		return "", sb.Errorf(sb.EINVALID, "invalid_conversation", "at most %d members", s.cfg.MaxMembers)
+	case len(title) > maxTitle:
+		return "", sb.Errorf(sb.EINVALID, "invalid_conversation", "title over %d bytes", maxTitle)
+	}
+	for _, m := range set {
+		ok, err := s.store.UserExists(ctx, m)
+		if err != nil {
+			return "", fmt.Errorf("create conversation: %w", err)
+		}
+		if !ok {
+			return "", sb.Errorf(sb.EINVALID, "invalid_conversation", "unknown user %q", m)
+		}
+	}
+	c := &sb.Conversation{ID: NewID("cnv"), Kind: kind, Title: title, CreatedBy: id.UserID, CreatedAt: s.now(), Members: set}
+	if err := s.store.CreateConversation(ctx, c); err != nil {
+		return "", fmt.Errorf("create conversation: %w", err)
+	}
+	return c.ID, nil
+}
+
+// Conversations lists the caller's conversations.
+func (s *Service) Conversations(ctx context.Context, id Identity) ([]sb.Conversation, error) {
+	return s.store.Conversations(ctx, id.UserID)
+}
+
+// member loads a conversation and checks the caller belongs to it.
+func (s *Service) member(ctx context.Context, id Identity, convID string) (*sb.Conversation, error) {
+	c, err := s.store.Conversation(ctx, convID)
+	if errors.Is(err, sb.ErrNotFound) {
+		return nil, sb.Errorf(sb.ENOTFOUND, "no_such_conversation", "no such conversation")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("conversation: %w", err)
+	}
+	if !c.HasMember(id.UserID) {
+		return nil, sb.Errorf(sb.EFORBIDDEN, "not_member", "not a member of this conversation")
+	}
+	return c, nil
+}
+
+// Messages returns what the caller's device receives in a conversation after a seq.
+func (s *Service) Messages(ctx context.Context, id Identity, convID string, after int64, limit int) ([]sb.Delivery, error) {
+	if _, err := s.member(ctx, id, convID); err != nil {
+		return nil, err
+	}
+	return s.store.Messages(ctx, id.DeviceID, convID, after, limit)
+}
+
+// Ack moves the device's cursor in a conversation.
+func (s *Service) Ack(ctx context.Context, id Identity, convID string, seq int64) error {
+	if seq < 0 {
+		return sb.Errorf(sb.EINVALID, "bad_frame", "seq must not be negative")
+	}
+	if _, err := s.member(ctx, id, convID); err != nil {
+		return err
+	}
+	return s.store.Ack(ctx, id.DeviceID, convID, seq)
+}
+
+// Backlog returns, per conversation of the caller, what the device has not acked.
+// It calls fn for each page in seq order per conversation; fn's error stops it.
+func (s *Service) Backlog(ctx context.Context, id Identity, fn func(convID string, page []sb.Delivery) error) (map[string]int64, error) {
+	convs, err := s.store.Conversations(ctx, id.UserID)
+	if err != nil {
+		return nil, err
+	}
+	cursors, err := s.store.Cursors(ctx, id.DeviceID)
+	if err != nil {
+		return nil, err
+	}
+	last := make(map[string]int64, len(convs))
+	for _, c := range convs {
+		after := cursors[c.ID]
+		for {
+			page, err := s.store.Messages(ctx, id.DeviceID, c.ID, after, 500)
+			if err != nil {
+				return nil, err
+			}
+			if len(page) > 0 {
+				if err := fn(c.ID, page); err != nil {
+					return nil, err
+				}
+				after = page[len(page)-1].Seq
+			}
+			if len(page) < 500 {
+				break
+			}
+		}
+		last[c.ID] = max(after, c.HeadSeq)
+	}
+	return last, nil
+}

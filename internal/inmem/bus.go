@@ -1,0 +1,143 @@
+// Package inmem is the in-process Bus used by a node that runs alone.
+//
+// Publish hands data to each matching subscriber's queue and returns; one
+// goroutine per subscription drains it, so subscribers see one topic's
+// messages in publish order and a slow subscriber never blocks a publisher.
+package inmem
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+
+	"github.com/switchboard-chat/switchboard"
+)
+
+var _ switchboard.Bus = (*Bus)(nil)
+
+// ErrClosed is returned by a closed Bus.
+var ErrClosed = errors.New("inmem: bus closed")
+
+// Bus is an in-process publish/subscribe bus. The zero value is ready to use.
+type Bus struct {
+	mu     sync.RWMutex
+	subs   map[*subscription]struct{}
+	closed bool
+}
+
+type item struct {
+	topic string
+	data  []byte
+}
+
+type subscription struct {
+	prefix string
+	fn     func(topic string, data []byte)
+
+	mu    sync.Mutex
+	cond  *sync.Cond
+	queue []item
+	done  bool
+}
+
+// Publish queues data for every subscriber whose prefix matches topic.
+// The bus keeps data: the caller must not modify it afterwards.
+func (b *Bus) Publish(_ context.Context, topic string, data []byte) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return ErrClosed
+	}
+	for s := range b.subs {
+		if strings.HasPrefix(topic, s.prefix) {
+			s.push(item{topic, data})
+		}
+	}
+	return nil
+}
+
+// Subscribe calls fn for each message whose topic starts with prefix.
+func (b *Bus) Subscribe(prefix string, fn func(topic string, data []byte)) (func(), error) {
+	s := &subscription{prefix: prefix, fn: fn}
+	s.cond = sync.NewCond(&s.mu)
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if b.subs == nil {
+		b.subs = make(map[*subscription]struct{})
+	}
+	b.subs[s] = struct{}{}
+	b.mu.Unlock()
+	go s.run()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			delete(b.subs, s)
+			b.mu.Unlock()
+			s.stop()
+		})
+	}, nil
+}
+
+// Ping reports whether the bus is open.
+func (b *Bus) Ping(context.Context) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Close stops every subscription; queued messages not yet delivered are dropped.
+func (b *Bus) Close() error {
+	b.mu.Lock()
+	subs := b.subs
+	b.subs, b.closed = nil, true
+	b.mu.Unlock()
+	for s := range subs {
+		s.stop()
+	}
+	return nil
+}
+
+func (s *subscription) push(it item) {
+	s.mu.Lock()
+	if !s.done {
+		s.queue = append(s.queue, it)
+		s.cond.Signal()
+	}
+	s.mu.Unlock()
+}
+
+func (s *subscription) stop() {
+	s.mu.Lock()
+	s.done = true
+	s.queue = nil
+	s.cond.Signal()
+	s.mu.Unlock()
+}
+
+func (s *subscription) run() {
+	var batch []item
+	for {
+		s.mu.Lock()
+		for len(s.queue) == 0 && !s.done {
+			s.cond.Wait()
+		}
+		if s.done {
+			s.mu.Unlock()
+			return
+		}
+		batch, s.queue = s.queue, batch[:0]
+		s.mu.Unlock()
+		for i := range batch {
+			s.fn(batch[i].topic, batch[i].data)
+			batch[i] = item{}
+		}
+	}
+}
