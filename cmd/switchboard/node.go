@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	sb "github.com/switchboard-chat/switchboard"
+	"github.com/switchboard-chat/switchboard/internal/chat"
+	"github.com/switchboard-chat/switchboard/internal/inmem"
+	"github.com/switchboard-chat/switchboard/internal/postgres"
+	"github.com/switchboard-chat/switchboard/internal/server"
+	"github.com/switchboard-chat/switchboard/internal/sqlite"
+)
+
+// Config is every setting of a node.
+type Config struct {
+	DB              string // "postgres://..." or a SQLite file path; empty: <data-dir>/switchboard.db
+	DataDir         string
+	Server          server.Config
+	Chat            chat.Config
+	LogLevel        string
+	LogFormat       string
+	ShutdownTimeout time.Duration
+}
+
+// Main is the program: a test starts one on port 0 with ParseFlags + Run and stops it with Close.
+type Main struct {
+	Config Config
+	Stderr io.Writer
+
+	log    *slog.Logger
+	store  sb.Store
+	bus    sb.Bus
+	server *server.Server
+}
+
+// NewMain returns a Main with default settings.
+func NewMain() *Main {
+	return &Main{Stderr: os.Stderr, Config: Config{
+		DataDir: "data", LogLevel: "info", LogFormat: "text", ShutdownTimeout: 10 * time.Second,
+		Server: server.Config{Addr: "127.0.0.1:8080", MaxBody: 1 << 20, MaxFrame: 64 << 10, MaxQueued: 1 << 20, PingInterval: 30 * time.Second},
+		Chat: chat.Config{Argon2: chat.DefaultArgon2, SessionTTL: 30 * 24 * time.Hour, MaxMembers: 1000,
+			SendRate: 50, SendBurst: 100},
+	}}
+}
+
+// ParseFlags reads settings from getenv (SWITCHBOARD_*) and then from args.
+func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
+	c := &m.Config
+	fs := flag.NewFlagSet("switchboard", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(m.Stderr, "Usage: switchboard [serve|migrate] [flags]\n\n"+
+			"Every flag can also be set as SWITCHBOARD_<NAME> (upper case, '-' as '_'); flags win.\n\n")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&c.Server.Addr, "addr", c.Server.Addr, "listen address (HTTP API and WebSocket)")
+	fs.StringVar(&c.DB, "db", c.DB, "store: postgres://... URL, or a SQLite file path (default <data-dir>/switchboard.db)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "folder for the embedded store")
+	fs.Int64Var(&c.Server.MaxBody, "max-body", c.Server.MaxBody, "HTTP request body limit in bytes")
+	fs.IntVar(&c.Server.MaxFrame, "max-frame", c.Server.MaxFrame, "WebSocket message limit in bytes (also the largest ciphertext)")
+	fs.IntVar(&c.Server.MaxQueued, "max-queued", c.Server.MaxQueued, "bytes queued for one socket before it is dropped as a slow consumer")
+	fs.DurationVar(&c.Server.PingInterval, "ping-interval", c.Server.PingInterval, "WebSocket keepalive ping interval; a socket silent for twice this is closed")
+	fs.DurationVar(&c.Chat.SessionTTL, "session-ttl", c.Chat.SessionTTL, "lifetime of a login token")
+	fs.IntVar(&c.Chat.MaxMembers, "max-members", c.Chat.MaxMembers, "members per conversation")
+	fs.Float64Var(&c.Chat.SendRate, "send-rate", c.Chat.SendRate, "sends per second per device")
+	fs.IntVar(&c.Chat.SendBurst, "send-burst", c.Chat.SendBurst, "sends a device may burst above the rate")
+	fs.Func("argon2-time", fmt.Sprintf("argon2id passes for new password hashes (default %d)", c.Chat.Argon2.Time), uintFlag(&c.Chat.Argon2.Time))
+	fs.Func("argon2-memory", fmt.Sprintf("argon2id memory in KiB for new password hashes (default %d)", c.Chat.Argon2.MemoryKiB), uintFlag(&c.Chat.Argon2.MemoryKiB))
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long SIGTERM waits for in-flight work")
+
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "SWITCHBOARD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	return nil
+}
+
+func uintFlag(p *uint32) func(string) error {
+	return func(s string) error {
+		var v uint32
+		if _, err := fmt.Sscan(s, &v); err != nil || v == 0 {
+			return fmt.Errorf("want a positive integer")
+		}
+		*p = v
+		return nil
+	}
+}
+
+func (m *Main) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(m.Config.LogLevel)); err != nil {
+		return nil, fmt.Errorf("log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch m.Config.LogFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(m.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(m.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("log-format must be text or json, not %q", m.Config.LogFormat)
+}
+
+// openStore opens and migrates the configured store.
+func (m *Main) openStore(ctx context.Context) (sb.Store, string, error) {
+	db := m.Config.DB
+	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
+		s, err := postgres.Open(ctx, db)
+		if err != nil {
+			return nil, "", fmt.Errorf("open postgres: %w", err)
+		}
+		if err := s.Migrate(ctx); err != nil {
+			s.Close()
+			return nil, "", fmt.Errorf("migrate postgres: %w", err)
+		}
+		return s, "postgres", nil
+	}
+	if db == "" {
+		db = filepath.Join(m.Config.DataDir, "switchboard.db")
+	}
+	s, err := sqlite.Open(db)
+	if err != nil {
+		return nil, "", fmt.Errorf("open sqlite %s: %w", db, err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		s.Close()
+		return nil, "", fmt.Errorf("migrate sqlite %s: %w", db, err)
+	}
+	return s, "sqlite:" + db, nil
+}
+
+// Migrate applies the store's migrations and closes it.
+func (m *Main) Migrate(ctx context.Context) error {
+	s, name, err := m.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stderr, "switchboard: %s is migrated\n", name)
+	return s.Close()
+}
+
+// Run opens the store and bus and starts serving; it returns once listening.
+func (m *Main) Run(ctx context.Context) error {
+	log, err := m.logger()
+	if err != nil {
+		return err
+	}
+	m.log = log
+	store, name, err := m.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	m.store, m.bus = store, &inmem.Bus{}
+	cc, sc := m.Config.Chat, m.Config.Server
+	cc.Logger, sc.Logger = log, log
+	if cc.MaxCiphertext == 0 {
+		cc.MaxCiphertext = sc.MaxFrame
+	}
+	m.server = server.New(chat.New(store, m.bus, cc), store, m.bus, sc)
+	if err := m.server.Start(); err != nil {
+		m.Close()
+		return err
+	}
+	log.Info("switchboard listening", "url", "http://"+m.server.Addr().String(), "store", name, "bus", "in-process")
+	return nil
+}
+
+// URL is the node's base URL once Run returned.
+func (m *Main) URL() string { return "http://" + m.server.Addr().String() }
+
+// Close shuts the node down gracefully: sockets get 1001, in-flight commits finish.
+func (m *Main) Close() error {
+	var err error
+	if m.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+		err = m.server.Shutdown(ctx)
+		cancel()
+	}
+	if m.bus != nil {
+		m.bus.Close()
+	}
+	if m.store != nil {
+		m.store.Close()
+	}
+	if m.log != nil {
+		m.log.Info("switchboard stopped")
+	}
+	return err
+}

@@ -1,0 +1,229 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	sb "github.com/switchboard-chat/switchboard"
+	"github.com/switchboard-chat/switchboard/internal/chat"
+)
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", s.metricsHandler())
+	mux.HandleFunc("POST /v1/accounts", s.createAccount)
+	mux.HandleFunc("POST /v1/sessions", s.createSession)
+	mux.HandleFunc("GET /v1/users/{user}/devices", s.authed(s.listDevices))
+	mux.HandleFunc("POST /v1/conversations", s.authed(s.createConversation))
+	mux.HandleFunc("GET /v1/conversations", s.authed(s.listConversations))
+	mux.HandleFunc("GET /v1/conversations/{conv}/messages", s.authed(s.listMessages))
+	mux.HandleFunc("POST /v1/conversations/{conv}/messages", s.authed(s.sendMessage))
+	mux.HandleFunc("GET /v1/ws", s.upgrade)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, s.log, sb.Errorf(sb.ENOTFOUND, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		writeProblem(w, s.log, sb.Errorf(sb.EUNAVAILABLE, "unavailable", "store unreachable"))
+		return
+	}
+	if err := s.bus.Ping(ctx); err != nil {
+		writeProblem(w, s.log, sb.Errorf(sb.EUNAVAILABLE, "unavailable", "bus unreachable"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	if err := decode(w, r, s.cfg.MaxBody, &req); err != nil {
+		writeProblem(w, s.log, err)
+		return
+	}
+	id, err := s.svc.CreateAccount(r.Context(), req.Username, req.Password)
+	if err != nil {
+		writeProblem(w, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"user_id": id})
+}
+
+type deviceJSON struct {
+	DeviceID   string    `json:"device_id,omitempty"`
+	Name       string    `json:"name"`
+	KEM        string    `json:"kem"`
+	PublicKey  []byte    `json:"public_key"`
+	SigningKey []byte    `json:"signing_key"`
+	CreatedAt  *jsonTime `json:"created_at,omitempty"`
+}
+
+func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Username string     `json:"username"`
+		Password string     `json:"password"`
+		Device   deviceJSON `json:"device"`
+	}
+	if err := decode(w, r, s.cfg.MaxBody, &req); err != nil {
+		writeProblem(w, s.log, err)
+		return
+	}
+	d := req.Device
+	login, err := s.svc.Login(r.Context(), req.Username, req.Password,
+		chat.DeviceInfo{Name: d.Name, KEM: d.KEM, PublicKey: d.PublicKey, SigningKey: d.SigningKey})
+	if err != nil {
+		writeProblem(w, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"user_id": login.UserID, "device_id": login.DeviceID,
+		"token": login.Token, "expires_at": jsonTime(login.ExpiresAt)})
+}
+
+// bearer returns the token of a request: the Authorization header, or
+// (only where allowQuery, i.e. the WebSocket upgrade) the token query parameter.
+func bearer(r *http.Request, allowQuery bool) string {
+	if h := r.Header.Get("Authorization"); h != "" {
+		if t, ok := strings.CutPrefix(h, "Bearer "); ok {
+			return strings.TrimSpace(t)
+		}
+		return ""
+	}
+	if allowQuery {
+		return r.URL.Query().Get("token")
+	}
+	return ""
+}
+
+type authedHandler func(w http.ResponseWriter, r *http.Request, id chat.Identity)
+
+func (s *Server) authed(h authedHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := s.svc.Authenticate(r.Context(), bearer(r, false))
+		if err != nil {
+			writeProblem(w, s.log, err)
+			return
+		}
+		h(w, r, id)
+	}
+}
+
+func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, _ chat.Identity) {
+	devs, err := s.svc.Devices(r.Context(), r.PathValue("user"))
+	if err != nil {
+		writeProblem(w, s.log, err)
+		return
+	}
+	out := make([]deviceJSON, len(devs))
+	for i, d := range devs {
+		at := jsonTime(d.CreatedAt)
+		out[i] = deviceJSON{DeviceID: d.ID, Name: d.Name, KEM: d.KEM, PublicKey: d.PublicKey, SigningKey: d.SigningKey, CreatedAt: &at}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"devices": out})
+}
+
+func (s *Server) createConversation(w http.ResponseWriter, r *http.Request, id chat.Identity) {
+	var req struct {
+		Kind    string   `json:"kind"`
+		Members []string `json:"members"`
+		Title   string   `json:"title"`
+	}
+	if err := decode(w, r, s.cfg.MaxBody, &req); err != nil {
+		writeProblem(w, s.log, err)
+		return
+	}
+	conv, err := s.svc.CreateConversation(r.Context(), id, req.Kind, req.Members, req.Title)
+	if err != nil {
+		writeProblem(w, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"conversation_id": conv})
+}
+
+type conversationJSON struct {
+	ID        string   `json:"conversation_id"`
+	Kind      string   `json:"kind"`
+	Title     string   `json:"title"`
+	Members   []string `json:"members"`
+	HeadSeq   int64    `json:"head_seq"`
+	CreatedAt jsonTime `json:"created_at"`
+}
+
+func (s *Server) listConversations(w http.ResponseWriter, r *http.Request, id chat.Identity) {
+	convs, err := s.svc.Conversations(r.Context(), id)
+	if err != nil {
+		writeProblem(w, s.log, err)
+		return
+	}
+	out := make([]conversationJSON, len(convs))
+	for i, c := range convs {
+		out[i] = conversationJSON{c.ID, c.Kind, c.Title, c.Members, c.HeadSeq, jsonTime(c.CreatedAt)}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"conversations": out})
+}
+
+func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, id chat.Identity) {
+	q := r.URL.Query()
+	after, err1 := intParam(q.Get("after"), 0)
+	limit, err2 := intParam(q.Get("limit"), 100)
+	if err1 != nil || err2 != nil || after < 0 || limit < 1 || limit > 1000 {
+		writeProblem(w, s.log, sb.Errorf(sb.EINVALID, "bad_request", "after must be >= 0 and limit 1 to 1000"))
+		return
+	}
+	msgs, err := s.svc.Messages(r.Context(), id, r.PathValue("conv"), after, int(limit))
+	if err != nil {
+		writeProblem(w, s.log, err)
+		return
+	}
+	out := make([]messageJSON, len(msgs))
+	for i := range msgs {
+		out[i] = toMessageJSON(&msgs[i])
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"messages": out})
+}
+
+func intParam(v string, def int64) (int64, error) {
+	if v == "" {
+		return def, nil
+	}
+	return strconv.ParseInt(v, 10, 64)
+}
+
+func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request, id chat.Identity) {
+	var f inFrame
+	if err := decode(w, r, s.cfg.MaxBody, &f); err != nil {
+		writeProblem(w, s.log, err)
+		return
+	}
+	conv := r.PathValue("conv")
+	if f.Type != "" || f.Seq != nil || (f.Conversation != "" && f.Conversation != conv) {
+		writeProblem(w, s.log, sb.Errorf(sb.EINVALID, "bad_request", "body must be a send frame without type for this conversation"))
+		return
+	}
+	m, dup, err := s.svc.Send(r.Context(), id, &chat.SendRequest{ClientID: f.ID, ConversationID: conv,
+		Ciphertexts: f.Ciphertexts, Ciphertext: f.Ciphertext})
+	if err != nil {
+		writeProblem(w, s.log, err)
+		return
+	}
+	status := http.StatusCreated
+	if dup {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, sentFrame{ID: f.ID, Conversation: conv, Seq: m.Seq, TS: jsonTime(m.SentAt)})
+}

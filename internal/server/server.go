@@ -1,0 +1,94 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	sb "github.com/switchboard-chat/switchboard"
+	"github.com/switchboard-chat/switchboard/internal/chat"
+	"github.com/switchboard-chat/switchboard/internal/gateway"
+)
+
+// Config is the edge's settings; zero values get the defaults in brackets.
+type Config struct {
+	Addr         string        // listen address ["127.0.0.1:8080"]
+	MaxBody      int64         // HTTP request body limit [1 MiB]
+	MaxFrame     int           // WebSocket message limit [64 KiB]
+	MaxQueued    int           // bytes queued per socket before it is dropped [1 MiB]
+	PingInterval time.Duration // WebSocket keepalive [30s]
+	Logger       *slog.Logger
+}
+
+// Server is one node's HTTP API and WebSocket gateway.
+type Server struct {
+	cfg   Config
+	svc   *chat.Service
+	store sb.Store
+	bus   sb.Bus
+	log   *slog.Logger
+	gw    *gateway.Server
+	hub   *hub
+
+	ctx      context.Context // cancelled at shutdown: stops syncs and in-flight work
+	cancel   context.CancelFunc
+	syncs    sync.WaitGroup
+	unsubBus func()
+}
+
+// New wires a server; Start listens.
+func New(svc *chat.Service, store sb.Store, bus sb.Bus, cfg Config) *Server {
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:8080"
+	}
+	if cfg.MaxBody == 0 {
+		cfg.MaxBody = 1 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, svc: svc, store: store, bus: bus, log: cfg.Logger, hub: newHub()}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.gw = gateway.New(gateway.Config{Addr: cfg.Addr, Handler: s.routes(), MaxFrame: cfg.MaxFrame,
+		MaxQueued: cfg.MaxQueued, PingInterval: cfg.PingInterval, Logger: cfg.Logger}, s)
+	return s
+}
+
+// Start subscribes to the bus and starts listening.
+func (s *Server) Start() error {
+	unsub, err := s.bus.Subscribe(chat.TopicPrefix, func(_ string, data []byte) {
+		m, err := chat.DecodeMessage(data)
+		if err != nil {
+			s.log.Error("bad bus message", "err", err)
+			return
+		}
+		s.hub.onBus(m)
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe: %w", err)
+	}
+	s.unsubBus = unsub
+	if err := s.gw.Start(); err != nil {
+		unsub()
+		return fmt.Errorf("listen %s: %w", s.cfg.Addr, err)
+	}
+	return nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.gw.Addr() }
+
+// Shutdown stops accepting, closes every socket with 1001 going away and
+// waits for in-flight frames (and their commits) to finish.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.gw.Shutdown(ctx)
+	s.cancel()
+	s.syncs.Wait()
+	if s.unsubBus != nil {
+		s.unsubBus()
+	}
+	return err
+}

@@ -1,0 +1,139 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	sb "github.com/switchboard-chat/switchboard"
+	"github.com/switchboard-chat/switchboard/internal/chat"
+	"github.com/switchboard-chat/switchboard/internal/gateway"
+)
+
+// Close codes of our own (docs/protocol.md keeps the table).
+const (
+	CloseDeviceRevoked = 4001
+	CloseReplaced      = 4002
+)
+
+var _ gateway.Handler = (*Server)(nil)
+
+// upgrade authenticates the request and hands it to the gateway; a bad token gets 401 before any upgrade.
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
+	id, err := s.svc.Authenticate(r.Context(), bearer(r, true))
+	if err != nil {
+		writeProblem(w, s.log, err)
+		return
+	}
+	if _, err := s.gw.Upgrade(w, r, &peer{id: id}); err != nil {
+		s.log.Debug("upgrade failed", "err", err)
+	}
+}
+
+// OnOpen registers the device and replays its backlog in the background.
+func (s *Server) OnOpen(c *gateway.Conn) {
+	p := c.State().(*peer)
+	p.conn = c
+	p.syncing = true
+	if old := s.hub.add(p); old != nil {
+		old.conn.Close(CloseReplaced, "replaced by a new connection of this device")
+	}
+	s.syncs.Add(1)
+	go func() {
+		defer s.syncs.Done()
+		s.sync(p)
+	}()
+}
+
+// sync replays everything above the device's cursors, then releases the live
+// messages that arrived meanwhile, skipping any the replay already wrote.
+func (s *Server) sync(p *peer) {
+	buf := make([]byte, 0, 512)
+	last, err := s.svc.Backlog(s.ctx, p.id, func(_ string, page []sb.Delivery) error {
+		for i := range page {
+			buf = appendMessage(buf[:0], &page[i])
+			if err := p.conn.Write(buf); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			s.log.Warn("sync failed", "device", p.id.DeviceID, "err", err)
+		}
+		p.conn.Close(gateway.CloseGoingAway, "sync failed; reconnect")
+		return
+	}
+	p.mu.Lock()
+	pending := p.pending
+	p.pending, p.last, p.syncing = nil, last, false
+	p.conn.Write(syncedFrame)
+	p.mu.Unlock()
+	for _, m := range pending {
+		s.hub.onBus(m) // re-routes to this peer only if it is still the device's peer; others dedupe by seq
+	}
+}
+
+// OnClose forgets the device's socket.
+func (s *Server) OnClose(c *gateway.Conn) {
+	p := c.State().(*peer)
+	p.mu.Lock()
+	p.closed, p.pending = true, nil
+	p.mu.Unlock()
+	s.hub.remove(p)
+}
+
+// OnMessage handles one client frame. Calls for one socket are serial.
+func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
+	p := c.State().(*peer)
+	var head frameHead
+	if err := json.Unmarshal(data, &head); err != nil {
+		s.writeError(c, "", sb.Errorf(sb.EINVALID, "bad_frame", "a frame is one JSON object with a string type"))
+		return
+	}
+	switch head.Type {
+	case "send", "ack", "ping":
+	default:
+		s.writeError(c, head.ID, sb.Errorf(sb.EINVALID, "unknown_type", "unknown frame type %q", head.Type))
+		return
+	}
+	var f inFrame
+	if err := json.Unmarshal(data, &f); err != nil {
+		s.writeError(c, head.ID, sb.Errorf(sb.EINVALID, "bad_frame", "malformed %s frame: %v", head.Type, err))
+		return
+	}
+	ctx := s.ctx
+	switch f.Type {
+	case "ping":
+		c.Write(pongFrame)
+	case "ack":
+		if f.Conversation == "" || f.Seq == nil {
+			s.writeError(c, f.ID, sb.Errorf(sb.EINVALID, "bad_frame", "ack needs conversation and seq"))
+			return
+		}
+		if err := s.svc.Ack(ctx, p.id, f.Conversation, *f.Seq); err != nil {
+			s.writeError(c, f.ID, err)
+		}
+	case "send":
+		if f.Conversation == "" {
+			s.writeError(c, f.ID, sb.Errorf(sb.EINVALID, "bad_frame", "send needs a conversation"))
+			return
+		}
+		m, _, err := s.svc.Send(ctx, p.id, &chat.SendRequest{ClientID: f.ID, ConversationID: f.Conversation,
+			Ciphertexts: f.Ciphertexts, Ciphertext: f.Ciphertext})
+		if err != nil {
+			s.writeError(c, f.ID, err)
+			return
+		}
+		b, _ := json.Marshal(sentFrame{Type: "sent", ID: f.ID, Conversation: m.ConversationID, Seq: m.Seq, TS: jsonTime(m.SentAt)})
+		c.Write(b)
+	}
+}
+
+func (s *Server) writeError(c *gateway.Conn, id string, err error) {
+	e := asError(s.log, err)
+	b, _ := json.Marshal(errorFrame{Type: "error", ID: id, Code: e.Code, Message: e.Message, Missing: e.Missing, Extra: e.Extra})
+	c.Write(b)
+}
