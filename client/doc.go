@@ -28,7 +28,7 @@
 //     so seqs may skip. To carry this across process restarts, pass what the
 //     application already holds in [ConnOptions].Delivered.
 //   - Automatic reconnect. When the socket drops for any reason except
-//     [Conn.Close], close code 4001 (device revoked) or 1008 (policy), or an
+//     [Conn.Close], close code 4001 (device revoked), 4002 (replaced) or 1008 (policy), or an
 //     upgrade refused with a 4xx status such as 401, the Conn dials again
 //     with exponential backoff and jitter ([ConnOptions].MinBackoff to
 //     MaxBackoff), and the replay fills the gap. Otherwise the Conn ends:

@@ -89,6 +89,7 @@ const (
 	ClosePolicyViolation = 1008 // the SDK does not reconnect
 	CloseTooBig          = 1009 // a frame over the server's limit
 	CloseDeviceRevoked   = 4001 // the SDK does not reconnect with this token
+	CloseReplaced        = 4002 // another connection of this device took over; the SDK does not reconnect
 	CloseSlowConsumer    = 4008 // the SDK reconnects and resyncs
 )
 

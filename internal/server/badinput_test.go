@@ -213,3 +213,18 @@ func TestWebSocketBadFrames(t *testing.T) {
 		}
 	})
 }
+
+func TestASecondSocketOfADeviceReplacesTheFirst(t *testing.T) {
+	n := startNode(t, backends[0].open(t))
+	d := n.signup(t, "alice", "phone")[0]
+	first := n.dial(t, d.token)
+	first.expect(t, "synced")
+	second := n.dial(t, d.token)
+	second.expect(t, "synced")
+	_, err := first.readErr(5 * time.Second)
+	if code := websocket.CloseStatus(err); code != 4002 {
+		t.Fatalf("first socket: %v (code %d), want close 4002", err, code)
+	}
+	second.send(t, map[string]any{"type": "ping"})
+	second.expect(t, "pong")
+}
