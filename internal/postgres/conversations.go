@@ -1,0 +1,69 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/switchboard-chat/switchboard"
+)
+
+// CreateConversation stores c (its HeadSeq starts at 0) with its members,
+// each of whom joins at c.CreatedAt.
+func (s *Store) CreateConversation(ctx context.Context, c *switchboard.Conversation) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO conversations (id, kind, title, created_by, created_at, head_seq)
+			VALUES ($1, $2, $3, $4, $5, 0)`, c.ID, c.Kind, c.Title, c.CreatedBy, c.CreatedAt)
+		if err != nil {
+			return err
+		}
+		// DISTINCT and ON CONFLICT: a member listed twice joins once.
+		_, err = tx.Exec(ctx, `INSERT INTO members (conversation_id, user_id, joined_at)
+			SELECT DISTINCT $1, u, $2::timestamptz FROM unnest($3::text[]) AS u
+			ON CONFLICT DO NOTHING`, c.ID, c.CreatedAt, c.Members)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: create conversation %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// conversationQuery selects a conversation with its sorted members, so that
+// one statement reads both consistently.
+const conversationQuery = `SELECT c.id, c.kind, c.title, c.created_by, c.created_at, c.head_seq,
+	ARRAY (SELECT m.user_id FROM members m WHERE m.conversation_id = c.id ORDER BY m.user_id)
+	FROM conversations c`
+
+func scanConversation(row pgx.Row) (switchboard.Conversation, error) {
+	var c switchboard.Conversation
+	err := row.Scan(&c.ID, &c.Kind, &c.Title, &c.CreatedBy, &c.CreatedAt, &c.HeadSeq, &c.Members)
+	c.CreatedAt = c.CreatedAt.UTC()
+	return c, err
+}
+
+// Conversation returns the conversation with its sorted members and head seq.
+func (s *Store) Conversation(ctx context.Context, id string) (*switchboard.Conversation, error) {
+	c, err := scanConversation(s.pool.QueryRow(ctx, conversationQuery+` WHERE c.id = $1`, id))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: conversation %s: %w", id, notFound(err))
+	}
+	return &c, nil
+}
+
+// Conversations lists the conversations userID is a member of, by id.
+func (s *Store) Conversations(ctx context.Context, userID string) ([]switchboard.Conversation, error) {
+	rows, err := s.pool.Query(ctx, conversationQuery+`
+		JOIN members me ON me.conversation_id = c.id AND me.user_id = $1
+		ORDER BY c.id`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: conversations of %s: %w", userID, err)
+	}
+	cs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (switchboard.Conversation, error) {
+		return scanConversation(row)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: conversations of %s: %w", userID, err)
+	}
+	return cs, nil
+}

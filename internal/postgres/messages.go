@@ -1,0 +1,175 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/switchboard-chat/switchboard"
+)
+
+// errRaced aborts an append whose client id another append stored first,
+// undoing the head seq bump.
+var errRaced = errors.New("client id stored by a concurrent append")
+
+// AppendMessage assigns m.Seq and, when zero, m.SentAt, stores m with one
+// row per recipient device and moves the conversation's head seq, all in
+// one transaction. A client id the sender device already used returns the
+// stored message (without its ciphertexts) and duplicate=true. An empty
+// ClientID is never deduplicated.
+func (s *Store) AppendMessage(ctx context.Context, m *switchboard.Message) (*switchboard.Message, bool, error) {
+	sentAt := m.SentAt.UTC().Truncate(time.Microsecond)
+	if m.SentAt.IsZero() {
+		sentAt = time.Now().UTC().Truncate(time.Millisecond)
+	}
+	// Retries are the common duplicates: answer them without a transaction.
+	if dup, err := s.duplicate(ctx, m); err != nil || dup != nil {
+		return dup, dup != nil, err
+	}
+
+	var seq int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `UPDATE conversations SET head_seq = head_seq + 1 WHERE id = $1 RETURNING head_seq`,
+			m.ConversationID).Scan(&seq)
+		if err != nil {
+			return notFound(err)
+		}
+		// A concurrent append of the same client id passed the check above
+		// too; ON CONFLICT waits for it and then yields to it.
+		tag, err := tx.Exec(ctx, `INSERT INTO messages
+			(conversation_id, seq, sender_user_id, sender_device_id, client_id, sent_at, shared_ciphertext)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT (sender_device_id, client_id) DO NOTHING`,
+			m.ConversationID, seq, m.SenderUserID, m.SenderDeviceID, nullString(m.ClientID), sentAt, m.Shared)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return errRaced
+		}
+		return insertCiphertexts(ctx, tx, m.ConversationID, seq, m.Ciphertexts)
+	})
+	if errors.Is(err, errRaced) {
+		dup, err := s.duplicate(ctx, m)
+		if err == nil && dup == nil {
+			err = errors.New("the message that won the race is gone")
+		}
+		return dup, err == nil, err
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("postgres: append message to %s: %w", m.ConversationID, err)
+	}
+	m.Seq, m.SentAt = seq, sentAt
+	return m, false, nil
+}
+
+// insertCiphertexts writes one row per recipient in a single statement,
+// whatever the size of the group: the ids and ciphertexts travel as two
+// arrays and unnest turns them back into rows. That is one round trip like
+// CopyFrom, without the extra ones CopyFrom spends describing the table.
+func insertCiphertexts(ctx context.Context, tx pgx.Tx, convID string, seq int64, cts map[string][]byte) error {
+	if len(cts) == 0 {
+		return nil
+	}
+	devices := make([]string, 0, len(cts))
+	texts := make([][]byte, 0, len(cts)) // a nil entry becomes NULL: "use the shared one"
+	for d, ct := range cts {
+		devices = append(devices, d)
+		texts = append(texts, ct)
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO message_ciphertexts (conversation_id, seq, device_id, ciphertext)
+		SELECT $1, $2, d, ct FROM unnest($3::text[], $4::bytea[]) AS r (d, ct)`,
+		convID, seq, devices, texts)
+	if err != nil {
+		return fmt.Errorf("ciphertexts: %w", err)
+	}
+	return nil
+}
+
+// duplicate returns the message m.SenderDeviceID already stored under
+// m.ClientID, or nil.
+func (s *Store) duplicate(ctx context.Context, m *switchboard.Message) (*switchboard.Message, error) {
+	if m.ClientID == "" {
+		return nil, nil
+	}
+	d := switchboard.Message{SenderDeviceID: m.SenderDeviceID, ClientID: m.ClientID}
+	err := s.pool.QueryRow(ctx, `SELECT conversation_id, seq, sender_user_id, sent_at, shared_ciphertext
+		FROM messages WHERE sender_device_id = $1 AND client_id = $2`, m.SenderDeviceID, m.ClientID).
+		Scan(&d.ConversationID, &d.Seq, &d.SenderUserID, &d.SentAt, &d.Shared)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: append message to %s: look for a duplicate: %w", m.ConversationID, err)
+	}
+	d.SentAt = d.SentAt.UTC()
+	return &d, nil
+}
+
+// nullString stores "" as NULL, which the UNIQUE (sender_device_id, client_id)
+// constraint lets repeat.
+func nullString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// Messages returns what deviceID receives in the conversation after
+// afterSeq, ascending, at most limit (none when limit <= 0).
+func (s *Store) Messages(ctx context.Context, deviceID, conversationID string, afterSeq int64, limit int) ([]switchboard.Delivery, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT m.seq, m.sender_user_id, m.sender_device_id, m.sent_at,
+		COALESCE(c.ciphertext, m.shared_ciphertext)
+		FROM message_ciphertexts c
+		JOIN messages m ON m.conversation_id = c.conversation_id AND m.seq = c.seq
+		WHERE c.device_id = $1 AND c.conversation_id = $2 AND c.seq > $3
+		ORDER BY c.seq LIMIT $4`, deviceID, conversationID, afterSeq, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: messages of %s for %s: %w", conversationID, deviceID, err)
+	}
+	ds, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (switchboard.Delivery, error) {
+		d := switchboard.Delivery{ConversationID: conversationID}
+		err := row.Scan(&d.Seq, &d.SenderUserID, &d.SenderDeviceID, &d.SentAt, &d.Ciphertext)
+		d.SentAt = d.SentAt.UTC()
+		return d, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: messages of %s for %s: %w", conversationID, deviceID, err)
+	}
+	return ds, nil
+}
+
+// Ack moves the device's cursor in the conversation up to seq, never down.
+func (s *Store) Ack(ctx context.Context, deviceID, conversationID string, seq int64) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO cursors (device_id, conversation_id, acked_seq) VALUES ($1, $2, $3)
+		ON CONFLICT (device_id, conversation_id) DO UPDATE SET acked_seq = GREATEST(cursors.acked_seq, EXCLUDED.acked_seq)`,
+		deviceID, conversationID, seq)
+	if err != nil {
+		return fmt.Errorf("postgres: ack %s in %s: %w", deviceID, conversationID, err)
+	}
+	return nil
+}
+
+// Cursors returns the acked seq per conversation of the device.
+func (s *Store) Cursors(ctx context.Context, deviceID string) (map[string]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT conversation_id, acked_seq FROM cursors WHERE device_id = $1`, deviceID)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: cursors of %s: %w", deviceID, err)
+	}
+	cursors := make(map[string]int64)
+	var conv string
+	var seq int64
+	_, err = pgx.ForEachRow(rows, []any{&conv, &seq}, func() error {
+		cursors[conv] = seq
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: cursors of %s: %w", deviceID, err)
+	}
+	return cursors, nil
+}

@@ -1,0 +1,136 @@
+// Package sqlite implements switchboard.Store on SQLite, through the pure
+// Go driver modernc.org/sqlite (no cgo): the store of a single node, and of
+// development and tests.
+//
+// The database runs in WAL mode so that readers never wait for the writer.
+// All writes go through one connection: SQLite has one writer at a time
+// anyway, and queuing writers in Go is cheaper and fairer than letting
+// them collide on SQLITE_BUSY.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/switchboard-chat/switchboard"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+var _ switchboard.Store = (*Store)(nil)
+
+// Store is a switchboard.Store in one SQLite file. It is safe for
+// concurrent use.
+type Store struct {
+	w *sql.DB // the single writer connection; every transaction is BEGIN IMMEDIATE
+	r *sql.DB // readers
+}
+
+// Connection settings. busy_timeout still matters with one writer: another
+// process (a migration, the sqlite3 shell) may hold the lock for a moment.
+const (
+	common       = "_busy_timeout=5000&_foreign_keys=1"
+	writerParams = common + "&_journal_mode=WAL&_txlock=immediate"
+	readerParams = common + "&_query_only=1"
+)
+
+// Open opens (creating it and its folder if needed) the database at path.
+// ":memory:" opens a private in-memory database, for tests. Call Migrate
+// before use.
+func Open(path string) (*Store, error) {
+	if path == "" || strings.ContainsRune(path, '?') {
+		// The driver reads everything after '?' as connection parameters.
+		return nil, fmt.Errorf("sqlite: open %q: want a file path without '?'", path)
+	}
+	memory := path == ":memory:"
+	if !memory {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, fmt.Errorf("sqlite: open: %w", err)
+		}
+	}
+
+	w, err := sql.Open("sqlite", path+"?"+writerParams)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0) // an in-memory database lives as long as its connection
+	w.SetConnMaxIdleTime(0)
+	// Connecting now applies WAL mode before any reader opens the file.
+	if err := w.Ping(); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if memory {
+		// Another connection would see another, empty database.
+		return &Store{w: w, r: w}, nil
+	}
+
+	r, err := sql.Open("sqlite", path+"?"+readerParams)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	readers := max(4, runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(readers)
+	r.SetMaxIdleConns(readers)
+	return &Store{w: w, r: r}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	if s.r == s.w {
+		return s.w.Close()
+	}
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.r.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	return nil
+}
+
+// write runs fn in a transaction on the writer connection.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Times are stored as microseconds since the epoch, UTC: PostgreSQL's
+// precision, so both stores return the same instants.
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// orEmpty keeps a nil key from becoming NULL in a NOT NULL column.
+func orEmpty(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// notFound wraps switchboard.ErrNotFound when err says no row matched.
+func notFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return switchboard.ErrNotFound
+	}
+	return err
+}

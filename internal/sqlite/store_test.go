@@ -1,0 +1,87 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"testing"
+
+	"github.com/switchboard-chat/switchboard"
+	"github.com/switchboard-chat/switchboard/internal/sqlite"
+	"github.com/switchboard-chat/switchboard/internal/storetest"
+)
+
+func open(t *testing.T, path string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	return s
+}
+
+func TestStore(t *testing.T) {
+	t.Run("on a file", func(t *testing.T) {
+		storetest.Run(t, func(t *testing.T) switchboard.Store {
+			return open(t, filepath.Join(t.TempDir(), "db", "switchboard.db"))
+		})
+	})
+	t.Run("in memory", func(t *testing.T) {
+		storetest.Run(t, func(t *testing.T) switchboard.Store {
+			return open(t, ":memory:")
+		})
+	})
+}
+
+func TestMigrate(t *testing.T) {
+	ctx := context.Background()
+	t.Run("running it again changes nothing and keeps the data", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "switchboard.db")
+		s := open(t, path)
+		u := &switchboard.User{ID: "u-1", Username: "alice", PasswordHash: "h"}
+		if err := s.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatalf("second Migrate: %v", err)
+		}
+		// And from a new process's point of view: a second Store on the file.
+		again := open(t, path)
+		if _, err := again.UserByName(ctx, "alice"); err != nil {
+			t.Fatalf("UserByName after migrating again: %v", err)
+		}
+	})
+}
+
+func TestOpen(t *testing.T) {
+	t.Run("Open creates the folder and puts the database in WAL mode", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "a", "b", "switchboard.db")
+		open(t, path)
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var mode string
+		if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil {
+			t.Fatal(err)
+		}
+		if mode != "wal" {
+			t.Fatalf("journal_mode = %q, want wal", mode)
+		}
+	})
+
+	t.Run("a path with a question mark is refused", func(t *testing.T) {
+		if _, err := sqlite.Open(filepath.Join(t.TempDir(), "x.db?mode=ro")); err == nil {
+			t.Fatal("Open succeeded")
+		}
+	})
+}

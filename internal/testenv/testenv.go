@@ -1,0 +1,55 @@
+// Package testenv gives integration tests the real services they need,
+// started by the test binary itself so that `go test` works on a bare
+// machine with the packages installed and nothing running.
+//
+// A package whose tests use it calls Main from TestMain, so that what was
+// started is stopped and removed when its tests end:
+//
+//	func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+//
+// Environment:
+//
+//	SWITCHBOARD_TEST_POSTGRES=postgres://...  use this server instead of starting one
+//	SWITCHBOARD_SKIP_POSTGRES=1               skip the tests that need PostgreSQL
+//
+// Without SWITCHBOARD_SKIP_POSTGRES a test that needs PostgreSQL fails when it
+// cannot have it: a silently skipped integration test looks like a passing one.
+package testenv
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"sync/atomic"
+	"testing"
+)
+
+// mainRunning is set by Main; a private server started without it would
+// outlive the tests and leave its folder behind.
+var mainRunning atomic.Bool
+
+// Main runs the tests of m and then stops and removes whatever this package
+// started for them. It returns the exit code for os.Exit.
+func Main(m *testing.M) int {
+	mainRunning.Store(true)
+	code := m.Run()
+	if err := stopPostgres(); err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// Another process may take it before the caller binds it, so a caller that
+// can should retry with a new port when binding fails.
+func FreePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(fmt.Sprintf("testenv: no free port on 127.0.0.1: %v", err))
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
