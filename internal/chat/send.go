@@ -85,6 +85,9 @@ func (s *Service) Send(ctx context.Context, id Identity, r *SendRequest) (stored
 		return nil, false, sb.Errorf(sb.EUNAVAILABLE, "unavailable", "the message could not be stored; retry with the same id")
 	}
 	if duplicate {
+		if stored.ConversationID != m.ConversationID {
+			return nil, false, sb.Errorf(sb.ECONFLICT, "invalid_message", "this device already used id %q in another conversation", r.ClientID)
+		}
 		return stored, true, nil
 	}
 	m.Seq, m.SentAt = stored.Seq, stored.SentAt

@@ -134,6 +134,7 @@ func (s *Service) Login(ctx context.Context, username, password string, dev Devi
 	if err := s.store.CreateSession(ctx, sess); err != nil {
 		return nil, fmt.Errorf("create session: %w", err)
 	}
+	s.devicesChanged(ctx, u.ID)
 	return &Login{UserID: u.ID, DeviceID: d.ID, Token: token, ExpiresAt: sess.ExpiresAt}, nil
 }
 

@@ -159,15 +159,21 @@ func (n *node) signup(t *testing.T, username string, devices ...string) []device
 	}
 	var out []device
 	for _, name := range devices {
-		dev := newKeys()
-		dev["name"] = name
-		st, body := n.call(t, "POST", "/v1/sessions", "", map[string]any{"username": username, "password": "password-" + username, "device": dev})
-		if st != 201 {
-			t.Fatalf("login %s: %d %v", username, st, body)
-		}
-		out = append(out, device{body["user_id"].(string), body["device_id"].(string), body["token"].(string)})
+		out = append(out, n.login(t, username, name))
 	}
 	return out
+}
+
+// login creates a new device of an existing test user.
+func (n *node) login(t *testing.T, username, name string) device {
+	t.Helper()
+	dev := newKeys()
+	dev["name"] = name
+	st, body := n.call(t, "POST", "/v1/sessions", "", map[string]any{"username": username, "password": "password-" + username, "device": dev})
+	if st != 201 {
+		t.Fatalf("login %s: %d %v", username, st, body)
+	}
+	return device{body["user_id"].(string), body["device_id"].(string), body["token"].(string)}
 }
 
 func (n *node) conversation(t *testing.T, d device, kind string, members ...string) string {

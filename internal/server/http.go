@@ -19,6 +19,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/accounts", s.createAccount)
 	mux.HandleFunc("POST /v1/sessions", s.createSession)
 	mux.HandleFunc("GET /v1/users/{user}/devices", s.authed(s.listDevices))
+	mux.HandleFunc("DELETE /v1/devices/{device}", s.authed(s.revokeDevice))
 	mux.HandleFunc("POST /v1/conversations", s.authed(s.createConversation))
 	mux.HandleFunc("GET /v1/conversations", s.authed(s.listConversations))
 	mux.HandleFunc("GET /v1/conversations/{conv}/messages", s.authed(s.listMessages))
@@ -135,6 +136,14 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, _ chat.Iden
 		out[i] = deviceJSON{DeviceID: d.ID, Name: d.Name, KEM: d.KEM, PublicKey: d.PublicKey, SigningKey: d.SigningKey, CreatedAt: &at}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"devices": out})
+}
+
+func (s *Server) revokeDevice(w http.ResponseWriter, r *http.Request, id chat.Identity) {
+	if err := s.svc.RevokeDevice(r.Context(), id, r.PathValue("device")); err != nil {
+		writeProblem(w, s.log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) createConversation(w http.ResponseWriter, r *http.Request, id chat.Identity) {

@@ -38,11 +38,14 @@ func (p *peer) deliver(m *sb.Message, frame func() []byte) {
 
 // hub routes messages from the bus to the local sockets of their recipient devices.
 type hub struct {
-	mu    sync.RWMutex
-	peers map[string]*peer // by device id
+	mu     sync.RWMutex
+	peers  map[string]*peer              // by device id
+	byUser map[string]map[*peer]struct{} // by user id, for user-wide events
 }
 
-func newHub() *hub { return &hub{peers: make(map[string]*peer)} }
+func newHub() *hub {
+	return &hub{peers: make(map[string]*peer), byUser: make(map[string]map[*peer]struct{})}
+}
 
 // add registers p and returns the peer it replaces (the same device's older socket), if any.
 func (h *hub) add(p *peer) (old *peer) {
@@ -50,6 +53,12 @@ func (h *hub) add(p *peer) (old *peer) {
 	defer h.mu.Unlock()
 	old = h.peers[p.id.DeviceID]
 	h.peers[p.id.DeviceID] = p
+	set := h.byUser[p.id.UserID]
+	if set == nil {
+		set = make(map[*peer]struct{})
+		h.byUser[p.id.UserID] = set
+	}
+	set[p] = struct{}{}
 	return old
 }
 
@@ -58,6 +67,41 @@ func (h *hub) remove(p *peer) {
 	defer h.mu.Unlock()
 	if h.peers[p.id.DeviceID] == p {
 		delete(h.peers, p.id.DeviceID)
+	}
+	if set := h.byUser[p.id.UserID]; set != nil {
+		delete(set, p)
+		if len(set) == 0 {
+			delete(h.byUser, p.id.UserID)
+		}
+	}
+}
+
+// ofUsers returns the local peers of the given users.
+func (h *hub) ofUsers(userIDs []string) []*peer {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	var out []*peer
+	for _, u := range userIDs {
+		for p := range h.byUser[u] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// onControl acts on a control event: a revoked device's socket closes with
+// 4001 wherever it is; a changed device list is announced to the users told.
+func (h *hub) onControl(c *chat.Control) {
+	if c.Revoked != "" {
+		if p := h.get(c.Revoked); p != nil {
+			p.conn.Close(CloseDeviceRevoked, "device revoked")
+		}
+	}
+	if c.DevicesChanged != "" {
+		frame := append(append([]byte(`{"type":"devices_changed","user_id":`), appendString(nil, c.DevicesChanged)...), '}')
+		for _, p := range h.ofUsers(c.Notify) {
+			p.conn.Write(frame)
+		}
 	}
 }
 

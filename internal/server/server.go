@@ -70,9 +70,21 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("subscribe: %w", err)
 	}
-	s.unsubBus = unsub
-	if err := s.gw.Start(); err != nil {
+	unsubCtl, err := s.bus.Subscribe(chat.ControlPrefix, func(_ string, data []byte) {
+		c, err := chat.DecodeControl(data)
+		if err != nil {
+			s.log.Error("bad control event", "err", err)
+			return
+		}
+		s.hub.onControl(c)
+	})
+	if err != nil {
 		unsub()
+		return fmt.Errorf("subscribe: %w", err)
+	}
+	s.unsubBus = func() { unsub(); unsubCtl() }
+	if err := s.gw.Start(); err != nil {
+		s.unsubBus()
 		return fmt.Errorf("listen %s: %w", s.cfg.Addr, err)
 	}
 	return nil
