@@ -86,7 +86,7 @@ func (s *Service) Send(ctx context.Context, id Identity, r *SendRequest) (stored
 	}
 	if duplicate {
 		if stored.ConversationID != m.ConversationID {
-			return nil, false, sb.Errorf(sb.ECONFLICT, "invalid_message", "this device already used id %q in another conversation", r.ClientID)
+			return nil, false, sb.Errorf(sb.EINVALID, "invalid_message", "this device already used id %q in another conversation", r.ClientID)
 		}
 		return stored, true, nil
 	}
