@@ -142,6 +142,22 @@ type Store interface {
 	// Cursors returns the acked seq per conversation of the device (absent means 0).
 	Cursors(ctx context.Context, deviceID string) (map[string]int64, error)
 
+	// PurgeBefore deletes up to limit messages sent before t, with their
+	// ciphertexts, oldest first, and returns how many it deleted. Cursors and
+	// head seqs stay: seqs are never reused. A limit <= 0 deletes nothing.
+	//
+	// Idempotency does not survive a purge: a send of a purged message's
+	// client id by the same device is no longer recognized as a duplicate
+	// and may be stored again, as a new message with a new seq.
+	PurgeBefore(ctx context.Context, t time.Time, limit int) (int, error)
+	// PurgeAcked deletes up to limit per-device ciphertext rows whose seq is at
+	// or below that device's cursor in the conversation (the device has them),
+	// and returns how many it deleted. Messages left without any ciphertext row
+	// are deleted too (they count in the total), so one call deletes at most
+	// 2*limit rows; their client ids are forgotten as with PurgeBefore. A
+	// limit <= 0 deletes nothing.
+	PurgeAcked(ctx context.Context, limit int) (int, error)
+
 	// Ping checks the store is reachable.
 	Ping(ctx context.Context) error
 	Close() error

@@ -91,9 +91,10 @@ type Conn struct {
 	ctx    context.Context // ends when Close is called
 	cancel context.CancelFunc
 
-	msgs   chan Message
-	synced chan struct{}
-	done   chan struct{}
+	msgs    chan Message
+	synced  chan struct{}
+	devices chan string // see DevicesChanged
+	done    chan struct{}
 
 	closeOnce sync.Once
 
@@ -138,6 +139,7 @@ func Connect(ctx context.Context, s *Session, opts ConnOptions) (*Conn, error) {
 		log:       opts.Logger,
 		msgs:      make(chan Message, opts.Buffer),
 		synced:    make(chan struct{}, 1),
+		devices:   make(chan string, devicesChangedBuffer),
 		done:      make(chan struct{}),
 		calls:     make(map[string]*call),
 		acks:      make(map[string]int64),

@@ -88,6 +88,8 @@ func (c *Conn) handle(ws *websocket.Conn, data []byte, overflowed chan<- struct{
 			default:
 			}
 		}
+	case "devices_changed":
+		c.devicesChanged(f.UserID)
 	case "sent":
 		c.resolve(f.ID, f.sent(), nil)
 	case "error":
@@ -244,6 +246,7 @@ func (c *Conn) end(err error) {
 	c.cancel()
 	close(c.msgs)
 	close(c.synced)
+	close(c.devices)
 	close(c.done)
 	if err != ErrClosed {
 		c.log.Info("switchboard: connection ended", "err", err)

@@ -24,7 +24,7 @@ type ackFrame struct {
 }
 
 // serverFrame is the union of the server's frames (sent, message, synced,
-// error, pong). Without Type it also decodes a history message and an HTTP
+// devices_changed, error, pong). Without Type it also decodes a history message and an HTTP
 // send receipt.
 type serverFrame struct {
 	Type         string    `json:"type"`
@@ -37,6 +37,7 @@ type serverFrame struct {
 		DeviceID string `json:"device_id"`
 	} `json:"sender"`
 	Ciphertext []byte   `json:"ciphertext"`
+	UserID     string   `json:"user_id"` // devices_changed
 	Code       string   `json:"code"`
 	Message    string   `json:"message"`
 	Missing    []string `json:"missing"`

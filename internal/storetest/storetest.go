@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) switchboard.Store) {
 		{"idempotency", idempotencyTests()},
 		{"concurrency", concurrencyTests()},
 		{"cursors", cursorTests()},
+		{"retention", retentionTests()},
 		{"ping", []storeTest{{"Ping succeeds on an open store", func(t *testing.T, s switchboard.Store) {
 			if err := s.Ping(ctx); err != nil {
 				t.Fatalf("Ping: %v", err)
