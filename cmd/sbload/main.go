@@ -1,0 +1,151 @@
+// Command sbload is switchboard's load generator.
+//
+//	sbload run --target http://127.0.0.1:8080 --scenario hold --conns 10000 --procs 1 \
+//	    --ramp 20s --hold 30s --out summary.json [--series series.jsonl]
+//	sbload table summary.json...   (prints the memory table of summaries)
+//	sbload worker   (started by `run`; not for people)
+//
+// The logic lives in internal/load; this file only reads flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/internal/load"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := NewMain()
+	if err := m.Run(ctx, os.Args[1:]); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "sbload:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// Main is the program: ParseFlags fills Config, Run runs it.
+type Main struct {
+	Config load.Config
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// NewMain returns a Main wired to the process's standard streams.
+func NewMain() *Main {
+	return &Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+}
+
+const usage = `usage:
+  sbload run --target URL --scenario hold|fanout --conns N [--procs P] [--ramp 20s] [--hold 30s] [--out summary.json] [--series series.jsonl] [flags]
+  sbload table summary.json...   (one row per summary: conns, RSS at 0 and N, bytes per conn)
+  sbload worker     (started by run)
+
+run flags:
+`
+
+// Run dispatches the subcommand.
+func (m *Main) Run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(m.Stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "worker":
+		return load.RunWorker(m.Stdin, m.Stdout)
+	case "table":
+		return load.PrintTable(m.Stdout, args[1:])
+	case "run":
+		if err := m.ParseFlags(args[1:]); err != nil {
+			return err
+		}
+		m.Config.Command = commandLine(os.Args)
+		sum, err := load.Run(ctx, m.Config, m.Stderr)
+		if sum != nil && err == nil {
+			fmt.Fprintf(m.Stderr, "done: %s connected %d/%d errors %d connect p50 %.1fms p99 %.1fms; node rss %d -> %d bytes (%.0f bytes/conn)\n",
+				sum.Scenario, sum.Conns.AtEnd, sum.Conns.Wanted, sum.ErrorsTotal, sum.ConnectLatency.P50, sum.ConnectLatency.P99,
+				sum.Server.RSSAt0, sum.Server.RSSAtN, sum.Server.BytesPerConn)
+			if f := sum.Fanout; f != nil {
+				fmt.Fprintf(m.Stderr, "fanout: %.0f deliveries/s, latency p50 %.1fms p95 %.1fms p99 %.1fms, delivered %d/%d, dups %d, zero loss %v\n",
+					f.DeliveriesPerSecond, f.DeliveryLatency.P50, f.DeliveryLatency.P95, f.DeliveryLatency.P99, f.Delivered, f.Expected, f.Duplicates, f.ZeroLoss)
+			}
+		}
+		return err
+	case "-h", "--help", "help":
+		fmt.Fprint(m.Stderr, usage)
+		m.flagSet().PrintDefaults()
+		return flag.ErrHelp
+	}
+	return fmt.Errorf("unknown command %q (want run or worker)", args[0])
+}
+
+func (m *Main) flagSet() *flag.FlagSet {
+	c := &m.Config
+	fs := flag.NewFlagSet("sbload run", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	fs.StringVar(&c.Target, "target", "http://127.0.0.1:8080", "base URL of the node (or of NGINX in front of several)")
+	fs.Func("metrics", "comma-separated /metrics URLs of the nodes (default <target>/metrics)", func(s string) error {
+		c.Metrics = append(c.Metrics, strings.Split(s, ",")...)
+		return nil
+	})
+	fs.StringVar(&c.Scenario, "scenario", "hold", "hold or fanout")
+	fs.IntVar(&c.Conns, "conns", 0, "sockets, one per device (fanout: groups × group-size × devices-per-user)")
+	fs.IntVar(&c.Procs, "procs", 1, "worker processes (each holds at most 19,900 sockets)")
+	fs.DurationVar(&c.Ramp, "ramp", 20*time.Second, "time to open every socket")
+	fs.DurationVar(&c.Hold, "hold", 30*time.Second, "length of the steady phase")
+	fs.DurationVar(&c.Drain, "drain", 10*time.Second, "longest wait after the steady phase for deliveries in flight")
+	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", 30*time.Second, "a socket not synced this long after its dial counts as an error")
+	fs.StringVar(&c.Out, "out", "", "write the JSON summary here")
+	fs.StringVar(&c.Series, "series", "", "write one JSON line per second here (connected, node rss, ...)")
+	fs.DurationVar(&c.ProgressEvery, "progress", 5*time.Second, "progress line interval")
+	fs.IntVar(&c.DevicesPerUser, "devices-per-user", 10, "devices logged in per account")
+	fs.IntVar(&c.DevicesPerUser, "users-per-device-group", 10, "same as --devices-per-user")
+	fs.IntVar(&c.HTTPConcurrency, "http-concurrency", 16, "parallel HTTP requests while creating accounts and logging in")
+	fs.StringVar(&c.SourceBase, "source-base", "", `first loopback source address (default 127.0.0.2 for a loopback target; "none" to not bind)`)
+	fs.IntVar(&c.ConnsPerSource, "conns-per-source", 5000, "sockets per source address")
+	fs.IntVar(&c.Pollers, "pollers", 1, "epoll goroutines per worker")
+	fs.IntVar(&c.Dialers, "dialers", 32, "dialing goroutines per worker")
+	fs.IntVar(&c.Groups, "groups", 0, "fanout: number of groups")
+	fs.IntVar(&c.GroupSize, "group-size", 0, "fanout: users per group")
+	fs.Float64Var(&c.SendRate, "rate", 1, "fanout: messages per second per sending device")
+	fs.IntVar(&c.Senders, "senders", 0, "fanout: sending devices per group (0 = all)")
+	fs.IntVar(&c.PayloadBytes, "payload", 200, "fanout: ciphertext bytes")
+	fs.DurationVar(&c.AckInterval, "ack-interval", time.Second, "fanout: how often devices ack what they received (0 = never)")
+	return fs
+}
+
+// ParseFlags reads the flags of `sbload run`.
+func (m *Main) ParseFlags(args []string) error {
+	fs := m.flagSet()
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	return nil
+}
+
+// commandLine quotes args the way a shell would need them.
+func commandLine(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\n'\"\\$`*?[]{}()<>|&;#~") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		q[i] = a
+	}
+	return strings.Join(q, " ")
+}

@@ -1,0 +1,129 @@
+package load_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/internal/load"
+)
+
+// TestHoldAgainstRealNode is the CI's small version of the memory benchmark
+// (scripts/bench-memory.sh): a real node process, a real sbload with two
+// worker processes, 300 authenticated sockets held for a few seconds. It
+// asserts counts, not timings.
+func TestHoldAgainstRealNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs two binaries")
+	}
+	dir := t.TempDir()
+	bins := map[string]string{}
+	for _, name := range []string{"switchboard", "sbload"} {
+		bins[name] = filepath.Join(dir, name)
+		out, err := exec.Command("go", "build", "-o", bins[name], "github.com/switchboard-chat/switchboard/cmd/"+name).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go build %s: %v\n%s", name, err, out)
+		}
+	}
+
+	url := startNode(t, bins["switchboard"], filepath.Join(dir, "data"))
+
+	summary := filepath.Join(dir, "summary.json")
+	run := exec.Command(bins["sbload"], "run", "--target", url, "--scenario", "hold",
+		"--conns", "300", "--procs", "2", "--ramp", "3s", "--hold", "3s", "--out", summary)
+	out, err := runBounded(run, 3*time.Minute)
+	if err != nil {
+		t.Fatalf("sbload run: %v\n%s", err, out)
+	}
+	var s load.Summary
+	b, err := os.ReadFile(summary)
+	if err != nil {
+		t.Fatalf("no summary: %v\n%s", err, out)
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Conns.Wanted != 300 || s.Conns.Connected != 300 || s.Conns.AtEnd != 300 {
+		t.Errorf("conns %+v, want 300 wanted, connected and still connected at the end", s.Conns)
+	}
+	if s.ErrorsTotal != 0 || len(s.Errors) != 0 {
+		t.Errorf("errors %v (samples %v), want none", s.Errors, s.ErrorSample)
+	}
+	if s.Server.RSSAt0 <= 0 || s.Server.RSSAtN <= 0 {
+		t.Errorf("server RSS at 0 = %d, at N = %d; want both positive (read from /metrics)", s.Server.RSSAt0, s.Server.RSSAtN)
+	}
+	if s.ConnectLatency.Count != 300 {
+		t.Errorf("connect latency has %d samples, want 300", s.ConnectLatency.Count)
+	}
+	if len(s.LoadGen.Workers) != 2 {
+		t.Errorf("%d workers reported, want 2", len(s.LoadGen.Workers))
+	}
+	if t.Failed() {
+		t.Logf("sbload output:\n%s", out)
+	}
+}
+
+// startNode runs the node on a free port with a fresh data folder and cheap
+// password hashing, and stops it when the test ends.
+func startNode(t *testing.T, bin, dataDir string) string {
+	t.Helper()
+	cmd := exec.Command(bin, "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--argon2-time", "1", "--argon2-memory", "64")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	urls := make(chan string, 1)
+	go func() {
+		defer close(exited)
+		sc := bufio.NewScanner(stderr)
+		re := regexp.MustCompile(`url=(http://\S+)`)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case urls <- m[1]:
+				default:
+				}
+			}
+		}
+		_ = cmd.Wait()
+	}()
+	select {
+	case u := <-urls:
+		return u
+	case <-exited:
+		t.Fatal("the node exited before logging its URL")
+	case <-time.After(30 * time.Second):
+		t.Fatal("the node did not log its URL within 30s")
+	}
+	return ""
+}
+
+// runBounded runs cmd and kills it (and so its workers) after limit.
+func runBounded(cmd *exec.Cmd, limit time.Duration) ([]byte, error) {
+	timer := time.AfterFunc(limit, func() {
+		if cmd.Process != nil {
+			_ = cmd.Process.Kill()
+		}
+	})
+	defer timer.Stop()
+	return cmd.CombinedOutput()
+}

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Resident memory per idle authenticated WebSocket on one switchboard node.
+#
+# For each connection count (default 5000, 10000 and 19500) it starts a fresh
+# node on a fresh SQLite data folder, reads the node's RSS at 0 sockets,
+# opens N authenticated sockets with sbload (--scenario hold), holds them
+# idle, reads RSS again, and stops the node. Bytes per connection is
+# (RSS at N - RSS at 0) / N. Summaries (JSON), time series and logs go to the
+# results folder; a table is printed at the end.
+#
+#   scripts/bench-memory.sh [--steps "5000 10000 19500"] [--ramp 20s] [--hold 30s] [--results DIR]
+#
+# The node runs with cheap password hashing (--argon2-time 1
+# --argon2-memory 64): logins are setup here, not what is measured.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+steps="5000 10000 19500"
+ramp=20s
+hold=30s
+results="${TMPDIR:-/tmp}/switchboard-bench/memory-$(date -u +%Y%m%dT%H%M%SZ)"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --steps) steps="$2"; shift 2 ;;
+    --ramp) ramp="$2"; shift 2 ;;
+    --hold) hold="$2"; shift 2 ;;
+    --results) results="$2"; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "bench-memory: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+work=$(mktemp -d)
+node_pid=""
+stop_node() {
+  if [ -n "$node_pid" ] && kill -0 "$node_pid" 2>/dev/null; then
+    kill -TERM "$node_pid" 2>/dev/null || true
+    for _ in $(seq 1 150); do kill -0 "$node_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$node_pid" 2>/dev/null || true
+    wait "$node_pid" 2>/dev/null || true
+  fi
+  node_pid=""
+}
+cleanup() {
+  stop_node
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$results"
+echo "bench-memory: building switchboard and sbload"
+go build -o "$work/switchboard" ./cmd/switchboard
+go build -o "$work/sbload" ./cmd/sbload
+
+echo "bench-memory: NOTE the node runs with cheap password hashing (--argon2-time 1 --argon2-memory 64); logins are not what is measured"
+echo "bench-memory: machine $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), open files $(ulimit -Hn); results in $results"
+
+summaries=()
+for n in $steps; do
+  procs=$(( (n + 9999) / 10000 ))   # a worker holds at most ~19,900 sockets; 19500 runs on 2
+  data="$work/data-$n"
+  mkdir -p "$data"
+  "$work/switchboard" --addr 127.0.0.1:0 --data-dir "$data" --argon2-time 1 --argon2-memory 64 \
+    >"$results/node-$n.log" 2>&1 &
+  node_pid=$!
+  url=""
+  for _ in $(seq 1 100); do
+    url=$(grep -o 'url=http://[^ ]*' "$results/node-$n.log" | head -1 | cut -d= -f2 || true)
+    [ -n "$url" ] && break
+    kill -0 "$node_pid" 2>/dev/null || { echo "bench-memory: the node exited:"; cat "$results/node-$n.log"; exit 1; }
+    sleep 0.1
+  done
+  [ -n "$url" ] || { echo "bench-memory: the node did not log its URL"; exit 1; }
+  echo "bench-memory: $n connections ($procs worker processes) against $url"
+  "$work/sbload" run --target "$url" --scenario hold --conns "$n" --procs "$procs" \
+    --ramp "$ramp" --hold "$hold" --out "$results/hold-$n.json" --series "$results/hold-$n.series.jsonl" \
+    2>&1 | tee "$results/sbload-$n.log"
+  summaries+=("$results/hold-$n.json")
+  stop_node
+done
+
+echo
+echo "memory per idle authenticated WebSocket (node: fresh SQLite, cheap argon2; bytes/conn = (RSS at N - RSS at 0) / N)"
+"$work/sbload" table "${summaries[@]}" | tee "$results/table.txt"
+echo "summaries: ${summaries[*]}"
