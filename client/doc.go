@@ -1,8 +1,8 @@
 // Package client is the Go SDK for a switchboard server: HTTP calls for
 // accounts, sessions, devices, conversations and history, and one WebSocket
-// per device for live messages. It speaks docs/protocol.md and nothing else;
-// it never sees plaintext (sealing and opening ciphertexts is the caller's
-// job, see docs/crypto.md).
+// per device for live messages. It speaks docs/protocol.md and nothing else.
+// The transport ([Session], [Conn]) carries ciphertexts only; [Secure]
+// seals and opens them end to end (see below and docs/crypto.md).
 //
 // # Calls
 //
@@ -64,6 +64,21 @@
 // the backlog of a connection (once after Connect and once after each
 // reconnect): every backlog message is then in the Messages channel, though
 // maybe not yet read from it.
+//
+// # End-to-end encryption
+//
+// A device's secret keys are an [e2e.Identity]: generate one once, save it,
+// and register it with [Client.LoginIdentity]. [NewSecure] wraps the
+// Session, the Conn and the Identity. [Secure.Send] fetches the members of
+// the conversation and their device lists (cached), seals one
+// [e2e.Seal] envelope per recipient device (every active device of every
+// member except this one) and sends them; on devices_mismatch it refreshes
+// what is stale and retries once with the same id. [Secure.Receive] opens
+// what the Conn delivers after checking the sender device's signature
+// against the device directory; a message that does not open is a
+// [*DecryptError], not the end of the Conn. The Conn's
+// [Conn.DevicesChanged] frames drop the cached device lists of the user
+// concerned. [Secure.Open] opens history from [Session.Messages].
 //
 // Everything here is safe for concurrent use. A Conn runs one reader
 // goroutine, plus one small keepalive goroutine per socket; both are gone
