@@ -11,10 +11,11 @@ type sendFrame struct {
 	Conversation string            `json:"conversation,omitempty"`
 	Ciphertexts  map[string][]byte `json:"ciphertexts,omitzero"`
 	Ciphertext   []byte            `json:"ciphertext,omitzero"`
+	Plaintext    []byte            `json:"plaintext,omitzero"`
 }
 
 func newSendFrame(typ string, r SendRequest) sendFrame {
-	return sendFrame{Type: typ, ID: r.ID, Conversation: r.Conversation, Ciphertexts: r.Ciphertexts, Ciphertext: r.Ciphertext}
+	return sendFrame{Type: typ, ID: r.ID, Conversation: r.Conversation, Ciphertexts: r.Ciphertexts, Ciphertext: r.Ciphertext, Plaintext: r.Plaintext}
 }
 
 type ackFrame struct {

@@ -70,6 +70,10 @@ type SendRequest struct {
 	Conversation string
 	Ciphertexts  map[string][]byte
 	Ciphertext   []byte
+	// Plaintext asks the server to seal the message for each recipient
+	// device (server-assisted mode, for clients that cannot encrypt): the
+	// server sees it. Use Secure for end-to-end encryption instead.
+	Plaintext []byte
 }
 
 // Sent is the server's receipt: the message is committed with this seq.
@@ -84,6 +88,13 @@ type Sent struct {
 const maxIDLen = 64
 
 // prepare checks what can be checked locally and fills in a missing ID.
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func (r *SendRequest) prepare() error {
 	bad := func(detail string) error {
 		return &Error{Code: CodeInvalidMessage, Detail: detail, ID: r.ID}
@@ -91,8 +102,8 @@ func (r *SendRequest) prepare() error {
 	switch {
 	case r.Conversation == "":
 		return bad("no conversation")
-	case (r.Ciphertexts == nil) == (r.Ciphertext == nil):
-		return bad("exactly one of Ciphertexts and Ciphertext must be set")
+	case btoi(r.Ciphertexts != nil)+btoi(r.Ciphertext != nil)+btoi(r.Plaintext != nil) != 1:
+		return bad("exactly one of Ciphertexts, Ciphertext and Plaintext must be set")
 	case len(r.ID) > maxIDLen:
 		return bad("id over 64 bytes")
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	sb "github.com/switchboard-chat/switchboard"
@@ -25,6 +26,7 @@ type Config struct {
 	DataDir         string
 	Server          server.Config
 	Chat            chat.Config
+	Retention       chat.RetentionConfig
 	LogLevel        string
 	LogFormat       string
 	ShutdownTimeout time.Duration
@@ -36,6 +38,8 @@ type Main struct {
 	Stderr io.Writer
 
 	log    *slog.Logger
+	stop   context.CancelFunc // stops background jobs
+	jobs   sync.WaitGroup
 	store  sb.Store
 	bus    sb.Bus
 	server *server.Server
@@ -45,7 +49,8 @@ type Main struct {
 func NewMain() *Main {
 	return &Main{Stderr: os.Stderr, Config: Config{
 		DataDir: "data", LogLevel: "info", LogFormat: "text", ShutdownTimeout: 10 * time.Second,
-		Server: server.Config{Addr: "127.0.0.1:8080", MaxBody: 1 << 20, MaxFrame: 64 << 10, MaxQueued: 1 << 20, PingInterval: 30 * time.Second},
+		Server:    server.Config{Addr: "127.0.0.1:8080", MaxBody: 1 << 20, MaxFrame: 64 << 10, MaxQueued: 1 << 20, PingInterval: 30 * time.Second},
+		Retention: chat.RetentionConfig{Period: 30 * 24 * time.Hour, Interval: time.Minute, Batch: 500},
 		Chat: chat.Config{Argon2: chat.DefaultArgon2, SessionTTL: 30 * 24 * time.Hour, MaxMembers: 1000,
 			SendRate: 50, SendBurst: 100},
 	}}
@@ -74,6 +79,10 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.IntVar(&c.Chat.SendBurst, "send-burst", c.Chat.SendBurst, "sends a device may burst above the rate")
 	fs.Func("argon2-time", fmt.Sprintf("argon2id passes for new password hashes (default %d)", c.Chat.Argon2.Time), uintFlag(&c.Chat.Argon2.Time))
 	fs.Func("argon2-memory", fmt.Sprintf("argon2id memory in KiB for new password hashes (default %d)", c.Chat.Argon2.MemoryKiB), uintFlag(&c.Chat.Argon2.MemoryKiB))
+	fs.BoolVar(&c.Chat.E2EOnly, "e2e-only", c.Chat.E2EOnly, "refuse server-assisted sends (plaintext) with plaintext_refused: clients must encrypt")
+	fs.DurationVar(&c.Retention.Period, "retention", c.Retention.Period, "delete stored ciphertexts older than this")
+	fs.BoolVar(&c.Retention.OnAck, "purge-acked", c.Retention.OnAck, "also delete a device's ciphertext as soon as that device acked it")
+	fs.DurationVar(&c.Retention.Interval, "purge-interval", c.Retention.Interval, "pause between retention passes")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long SIGTERM waits for in-flight work")
@@ -180,11 +189,15 @@ func (m *Main) Run(ctx context.Context) error {
 	if cc.MaxCiphertext == 0 {
 		cc.MaxCiphertext = sc.MaxFrame
 	}
-	m.server = server.New(chat.New(store, m.bus, cc), store, m.bus, sc)
+	svc := chat.New(store, m.bus, cc)
+	m.server = server.New(svc, store, m.bus, sc)
 	if err := m.server.Start(); err != nil {
 		m.Close()
 		return err
 	}
+	jobCtx, stop := context.WithCancel(context.Background())
+	m.stop = stop
+	m.jobs.Go(func() { svc.RunRetention(jobCtx, m.Config.Retention) })
 	log.Info("switchboard listening", "url", "http://"+m.server.Addr().String(), "store", name, "bus", "in-process")
 	return nil
 }
@@ -195,6 +208,10 @@ func (m *Main) URL() string { return "http://" + m.server.Addr().String() }
 // Close shuts the node down gracefully: sockets get 1001, in-flight commits finish.
 func (m *Main) Close() error {
 	var err error
+	if m.stop != nil {
+		m.stop()
+		m.jobs.Wait()
+	}
 	if m.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
 		err = m.server.Shutdown(ctx)

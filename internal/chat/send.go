@@ -8,6 +8,7 @@ import (
 	"time"
 
 	sb "github.com/switchboard-chat/switchboard"
+	"github.com/switchboard-chat/switchboard/e2e"
 )
 
 // SendRequest is a send frame (or the HTTP send body), decoded.
@@ -15,15 +16,19 @@ type SendRequest struct {
 	ClientID       string
 	ConversationID string
 	Ciphertexts    map[string][]byte // one per recipient device, or
-	Ciphertext     []byte            // one shared by all recipients
+	Ciphertext     []byte            // one shared by all recipients, or
+	Plaintext      []byte            // server-assisted: the node seals it to each recipient device
 }
 
 func (s *Service) validSend(r *SendRequest) error {
 	if r.ClientID == "" || len(r.ClientID) > maxClientID {
 		return sb.Errorf(sb.EINVALID, "invalid_message", "id must be 1 to %d bytes", maxClientID)
 	}
-	if (r.Ciphertext != nil) == (r.Ciphertexts != nil) {
-		return sb.Errorf(sb.EINVALID, "invalid_message", "give exactly one of ciphertext and ciphertexts")
+	if n := count(r.Ciphertext != nil, r.Ciphertexts != nil, r.Plaintext != nil); n != 1 {
+		return sb.Errorf(sb.EINVALID, "invalid_message", "give exactly one of ciphertext, ciphertexts and plaintext")
+	}
+	if r.Plaintext != nil && s.cfg.E2EOnly {
+		return sb.Errorf(sb.EFORBIDDEN, "plaintext_refused", "this node is end-to-end only: seal the message on the device")
 	}
 	if r.Ciphertexts != nil && len(r.Ciphertexts) == 0 {
 		return sb.Errorf(sb.EINVALID, "invalid_message", "ciphertexts is empty")
@@ -36,6 +41,9 @@ func (s *Service) validSend(r *SendRequest) error {
 			return sb.Errorf(sb.ETOOLARGE, "too_large", "ciphertext over %d bytes", s.cfg.MaxCiphertext)
 		}
 		return nil
+	}
+	if r.Plaintext != nil {
+		return check(r.Plaintext)
 	}
 	if r.Ciphertexts == nil {
 		return check(r.Ciphertext)
@@ -75,10 +83,19 @@ func (s *Service) Send(ctx context.Context, id Identity, r *SendRequest) (stored
 			m.Ciphertexts[d.ID] = r.Ciphertexts[d.ID] // nil for a shared ciphertext
 		}
 	}
-	if r.Ciphertext != nil {
+	switch {
+	case r.Plaintext != nil:
+		err := sealAssisted(m, devices, r.Plaintext)
+		clear(r.Plaintext) // from here on only ciphertext exists
+		if err != nil {
+			return nil, false, err
+		}
+	case r.Ciphertext != nil:
 		m.Shared = r.Ciphertext
-	} else if err := matchDevices(m.Ciphertexts, r.Ciphertexts); err != nil {
-		return nil, false, err
+	default:
+		if err := matchDevices(m.Ciphertexts, r.Ciphertexts); err != nil {
+			return nil, false, err
+		}
 	}
 	stored, duplicate, err = s.store.AppendMessage(ctx, m)
 	if err != nil {
@@ -96,6 +113,33 @@ func (s *Service) Send(ctx context.Context, id Identity, r *SendRequest) (stored
 		s.cfg.Logger.Warn("publish failed", "conversation", m.ConversationID, "seq", m.Seq, "err", err)
 	}
 	return m, false, nil
+}
+
+func count(bs ...bool) (n int) {
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+// sealAssisted is the server-assisted mode: it seals plaintext to each
+// recipient device's registered public key (docs/crypto.md), so that only
+// ciphertext is stored, published or logged.
+func sealAssisted(m *sb.Message, devices []sb.Device, plaintext []byte) error {
+	for _, d := range devices {
+		if _, ok := m.Ciphertexts[d.ID]; !ok {
+			continue
+		}
+		ct, err := e2e.SealAssisted(d.KEM, d.PublicKey, e2e.Context{Conversation: m.ConversationID,
+			SenderUser: m.SenderUserID, SenderDevice: m.SenderDeviceID, ClientID: m.ClientID, RecipientDevice: d.ID}, plaintext)
+		if err != nil {
+			return fmt.Errorf("seal for device %s: %w", d.ID, err)
+		}
+		m.Ciphertexts[d.ID] = ct
+	}
+	return nil
 }
 
 // matchDevices checks the ciphertexts' keys are exactly the recipients (the keys of want).

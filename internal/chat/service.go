@@ -19,6 +19,7 @@ type Config struct {
 	MaxCiphertext int           // bytes per decoded ciphertext [64 KiB]
 	SendRate      float64       // sends per second per device [50]
 	SendBurst     int           // sends a device may burst [100]
+	E2EOnly       bool          // refuse server-assisted (plaintext) sends with plaintext_refused
 	Logger        *slog.Logger
 	Now           func() time.Time
 }

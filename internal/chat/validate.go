@@ -1,18 +1,12 @@
 package chat
 
 import (
-	"crypto/ecdh"
 	"crypto/ed25519"
-	"crypto/hpke"
+	"errors"
 
 	sb "github.com/switchboard-chat/switchboard"
+	"github.com/switchboard-chat/switchboard/e2e"
 )
-
-// KEMs maps the KEM names of the API to their HPKE KEM.
-var KEMs = map[string]func() hpke.KEM{
-	"x25519":         func() hpke.KEM { return hpke.DHKEM(ecdh.X25519()) },
-	"mlkem768x25519": hpke.MLKEM768X25519,
-}
 
 const (
 	maxUsername   = 32
@@ -56,14 +50,12 @@ func (d *DeviceInfo) Validate() error {
 	if d.Name == "" || len(d.Name) > maxDeviceName {
 		return sb.Errorf(sb.EINVALID, "invalid_device", "device name must be 1 to %d bytes", maxDeviceName)
 	}
-	kem, ok := KEMs[d.KEM]
-	if !ok {
-		return sb.Errorf(sb.EINVALID, "invalid_device", "unknown kem %q: use x25519 or mlkem768x25519", d.KEM)
-	}
-	if _, err := kem().NewPublicKey(d.PublicKey); err != nil {
+	if err := e2e.ParsePublicKey(d.KEM, d.PublicKey); errors.Is(err, e2e.ErrUnknownKEM) {
+		return sb.Errorf(sb.EINVALID, "invalid_device", "unknown kem %q: use %s or %s", d.KEM, e2e.KEMX25519, e2e.KEMMLKEM768X25519)
+	} else if err != nil {
 		return sb.Errorf(sb.EINVALID, "invalid_device", "public_key is not a valid %s public key", d.KEM)
 	}
-	if len(d.SigningKey) != ed25519.PublicKeySize {
+	if err := e2e.ParseSigningKey(d.SigningKey); err != nil {
 		return sb.Errorf(sb.EINVALID, "invalid_device", "signing_key must be a %d-byte Ed25519 public key", ed25519.PublicKeySize)
 	}
 	return nil

@@ -16,6 +16,7 @@ type inFrame struct {
 	Conversation string            `json:"conversation"`
 	Ciphertexts  map[string][]byte `json:"ciphertexts"`
 	Ciphertext   []byte            `json:"ciphertext"`
+	Plaintext    []byte            `json:"plaintext"`
 	Seq          *int64            `json:"seq"`
 }
 

@@ -225,7 +225,7 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request, id chat.Ide
 		return
 	}
 	m, dup, err := s.svc.Send(r.Context(), id, &chat.SendRequest{ClientID: f.ID, ConversationID: conv,
-		Ciphertexts: f.Ciphertexts, Ciphertext: f.Ciphertext})
+		Ciphertexts: f.Ciphertexts, Ciphertext: f.Ciphertext, Plaintext: f.Plaintext})
 	if err != nil {
 		writeProblem(w, s.log, err)
 		return

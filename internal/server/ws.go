@@ -122,7 +122,7 @@ func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 			return
 		}
 		m, _, err := s.svc.Send(ctx, p.id, &chat.SendRequest{ClientID: f.ID, ConversationID: f.Conversation,
-			Ciphertexts: f.Ciphertexts, Ciphertext: f.Ciphertext})
+			Ciphertexts: f.Ciphertexts, Ciphertext: f.Ciphertext, Plaintext: f.Plaintext})
 		if err != nil {
 			s.writeError(c, f.ID, err)
 			return
