@@ -47,23 +47,32 @@ var backends = []struct {
 		}
 		return s
 	}},
-	{"postgres", func(t *testing.T) sb.Store {
-		s, err := postgres.Open(context.Background(), testenv.Postgres(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Migrate(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}},
+	{"postgres", func(t *testing.T) sb.Store { return openPostgres(t, testenv.Postgres(t)) }},
+}
+
+func openPostgres(t *testing.T, url string) sb.Store {
+	s, err := postgres.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 type node struct {
 	url   string
 	srv   *server.Server
 	store sb.Store
-	logs  *bytes.Buffer
+	logs  *lockedWriter
+}
+
+// logText is everything the node logged so far.
+func (n *node) logText() string {
+	n.logs.mu.Lock()
+	defer n.logs.mu.Unlock()
+	return n.logs.w.String()
 }
 
 type nodeOption func(*chat.Config, *server.Config)
@@ -71,14 +80,19 @@ type nodeOption func(*chat.Config, *server.Config)
 // startNode serves a node on a free loopback port until the test ends.
 func startNode(t *testing.T, store sb.Store, opts ...nodeOption) *node {
 	t.Helper()
-	logs := &bytes.Buffer{}
-	log := slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, nil))
+	return startNodeOn(t, store, &inmem.Bus{}, slog.LevelInfo, opts...)
+}
+
+// startNodeOn is startNode with a given bus and log level.
+func startNodeOn(t *testing.T, store sb.Store, bus sb.Bus, level slog.Level, opts ...nodeOption) *node {
+	t.Helper()
+	logs := &lockedWriter{w: &bytes.Buffer{}}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
 	cc := chat.Config{Argon2: chat.Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1}, Logger: log}
 	sc := server.Config{Addr: "127.0.0.1:0", Logger: log}
 	for _, o := range opts {
 		o(&cc, &sc)
 	}
-	bus := &inmem.Bus{}
 	srv := server.New(chat.New(store, bus, cc), store, bus, sc)
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
@@ -96,7 +110,7 @@ func startNode(t *testing.T, store sb.Store, opts ...nodeOption) *node {
 // lockedWriter lets the node log from many goroutines into one buffer.
 type lockedWriter struct {
 	mu sync.Mutex
-	w  io.Writer
+	w  *bytes.Buffer
 }
 
 func (l *lockedWriter) Write(p []byte) (int, error) {
