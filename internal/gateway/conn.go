@@ -1,0 +1,172 @@
+package gateway
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lesismal/nbio"
+	"github.com/lesismal/nbio/nbhttp/websocket"
+)
+
+// Conn is one upgraded WebSocket. Its methods are safe for concurrent use.
+type Conn struct {
+	srv   *Server
+	ws    *websocket.Conn
+	nbc   *nbio.Conn
+	state any
+	id    uint64
+
+	ready   atomic.Bool  // set last in Upgrade; see session.Parse
+	last    atomic.Int64 // unix nanoseconds of the last inbound bytes
+	pinged  atomic.Int64 // unix nanoseconds of the last ping we sent
+	queued  atomic.Int64 // outbound bytes handed to nbio that the kernel has not taken yet
+	backlog atomic.Int64 // inbound bytes read but not yet handled (approximate)
+	closing atomic.Bool  // a close frame was sent or received: no more writes or messages
+}
+
+// State is the value passed to Upgrade (the node's per-device session).
+func (c *Conn) State() any { return c.state }
+
+// RemoteAddr is the peer's address (NGINX's, behind the proxy).
+func (c *Conn) RemoteAddr() net.Addr { return c.nbc.RemoteAddr() }
+
+// Write queues one text frame. It is safe from any goroutine; frames written
+// by one goroutine arrive in order, and frame may be reused after Write
+// returns (it was copied or written). If more than Config.MaxQueued bytes are
+// already waiting for this socket, the socket is closed with 4008 "slow
+// consumer" and ErrSlowConsumer is returned.
+func (c *Conn) Write(frame []byte) error {
+	if c.closing.Load() {
+		return ErrClosed
+	}
+	n := int64(len(frame) + serverFrameOverhead(len(frame)))
+	// A frame is always accepted while nothing is queued, so one frame larger
+	// than MaxQueued still reaches a socket that keeps up.
+	if q := c.queued.Load(); q > 0 && q+n > int64(c.srv.cfg.MaxQueued) {
+		c.Close(CloseSlowConsumer, "slow consumer")
+		return ErrSlowConsumer
+	}
+	return c.writeFrame(opText, frame)
+}
+
+// Close starts the close handshake with code and reason (cut to 123 bytes);
+// the TCP connection is dropped when the peer answers, or after 5 s.
+// Frames queued before Close are still delivered first. Calling Close again,
+// or after the peer closed, does nothing.
+func (c *Conn) Close(code int, reason string) {
+	if !c.closing.CompareAndSwap(false, true) {
+		return
+	}
+	c.writeClose(code, reason)
+	_ = c.nbc.SetReadDeadline(time.Now().Add(closeTimeout))
+}
+
+// abort sends a close frame and drops the TCP connection at once, for a peer
+// that is not expected to answer.
+func (c *Conn) abort(code int, reason string) {
+	if !c.closing.CompareAndSwap(false, true) {
+		return
+	}
+	c.writeClose(code, reason)
+	_ = c.nbc.Close()
+}
+
+func (c *Conn) writeClose(code int, reason string) {
+	var buf [2 + maxCloseReason]byte
+	binary.BigEndian.PutUint16(buf[:2], uint16(code))
+	n := copy(buf[2:], closeReason(reason))
+	_ = c.writeFrame(opClose, buf[:2+n])
+}
+
+// WebSocket opcodes the gateway writes (RFC 6455 §5.2).
+const (
+	opText  = 0x1
+	opClose = 0x8
+	opPing  = 0x9
+	opPong  = 0xA
+)
+
+// framePool holds encode buffers for outbound frames. nbio's own
+// websocket.Conn.WriteMessage does the same job but allocates twice per frame.
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+const maxPooledFrame = 64 << 10
+
+// writeFrame encodes one unfragmented, unmasked frame and hands it to nbio in
+// a single Write: nbio writes what the kernel takes and copies the rest to
+// the socket's queue, under the socket's lock, so frames never interleave.
+// Every frame counts as queued until nbio reports it written.
+func (c *Conn) writeFrame(op byte, payload []byte) error {
+	c.queued.Add(int64(len(payload) + serverFrameOverhead(len(payload))))
+	pb := framePool.Get().(*[]byte)
+	b := appendFrameHeader((*pb)[:0], op, len(payload))
+	b = append(b, payload...)
+	_, err := c.nbc.Write(b)
+	if cap(b) <= maxPooledFrame {
+		*pb = b[:0]
+		framePool.Put(pb)
+	}
+	if err != nil {
+		if errors.Is(err, net.ErrClosed) {
+			return ErrClosed
+		}
+		return fmt.Errorf("gateway: write: %w", err)
+	}
+	return nil
+}
+
+func appendFrameHeader(b []byte, op byte, n int) []byte {
+	b = append(b, 0x80|op) // FIN: never fragmented
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 65535:
+		return append(b, 126, byte(n>>8), byte(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
+	}
+}
+
+// session is the nbio connection's session after Upgrade (the same memory
+// as the Conn under another method set): nbio's engine passes every read of
+// the socket to Parse and calls CloseAndClean on close. It lets the gateway
+// see inbound bytes before the WebSocket parser does.
+type session Conn
+
+func (h *session) UnderlayerConn() net.Conn { return h.ws.UnderlayerConn() }
+func (h *session) CloseAndClean(err error)  { h.ws.CloseAndClean(err) }
+
+// Parse runs on the poller goroutine for every read.
+func (h *session) Parse(data []byte) error {
+	c := (*Conn)(h)
+	// nbio publishes the session with a plain store, so the poller may see
+	// the pointer before the fields it points to. ready is stored last in
+	// Upgrade; loading it orders everything after. It is already true in
+	// practice: the store happened before we could receive the bytes.
+	for !c.ready.Load() {
+		runtime.Gosched()
+	}
+	c.last.Store(nanotime())
+	// Count bytes read but not yet consumed by OnMessage. With nothing on
+	// the socket's job list every earlier complete frame was handled; only a
+	// partial frame (≤ MaxFrame) may remain, so the count can restart.
+	if c.nbc.ExecuteLen() == 0 {
+		c.backlog.Store(0)
+	}
+	c.backlog.Add(int64(len(data)))
+	// Parse first: an oversized frame must get its 1009, not a 1008.
+	if err := c.ws.Parse(data); err != nil {
+		return err
+	}
+	if c.backlog.Load() > int64(backlogFrames*c.srv.cfg.MaxFrame+nbio.DefaultReadBufferSize) {
+		c.abort(ClosePolicy, "too many messages in flight")
+		return errBacklog
+	}
+	return nil
+}

@@ -1,0 +1,45 @@
+// Package gateway is switchboard's socket layer: one event-driven engine that
+// serves the HTTP API and upgrades authenticated requests to WebSockets on the
+// same port, with bounded per-socket queues and documented close codes.
+//
+// # Why nbio and not gorilla/websocket or coder/websocket
+//
+// A node must hold about 19,500 idle authenticated sockets per process at no
+// more than 2 KB of resident memory each. The classic Go servers (net/http
+// with gorilla/websocket or coder/websocket) park at least one goroutine per
+// socket in Read, plus a bufio reader and often a writer goroutine: 2–8 KB of
+// stack each and 4 KB buffers, 6–17 KB per idle socket before the
+// application stores anything.
+//
+// github.com/lesismal/nbio (nbhttp + nbhttp/websocket) instead registers the
+// file descriptors with epoll and parses whatever bytes arrive on a few poller
+// goroutines shared by all sockets. Read buffers belong to the pollers and
+// message buffers come from a pool only while a frame is in flight
+// (ReleaseWebsocketPayload), so an idle socket costs its *nbio.Conn, its
+// *websocket.Conn and this package's *Conn: a few hundred bytes.
+//
+// # What this package adds on top of nbio
+//
+//   - No per-socket goroutine or timer for liveness: one ticker per Server
+//     sweeps all sockets, pings the ones silent for PingInterval and closes
+//     the ones silent for 2×PingInterval. Activity is an int64 stored by the
+//     poller on every read.
+//   - Handler.OnMessage runs on nbio's bounded executor pool, serialised per
+//     socket by nbio's per-connection job list, so a handler may block (a
+//     database commit) without stalling any socket's I/O.
+//   - Outbound bytes that the kernel has not accepted yet are counted per
+//     socket (nbio's OnWrittenSize hook); past Config.MaxQueued the socket is
+//     closed as a slow consumer (4008) instead of growing memory.
+//   - Inbound bytes parsed but not yet handled are bounded too (1008).
+//   - Outbound frames are encoded by the gateway into pooled buffers and
+//     handed to nbio in one Write each: no allocation per frame (nbio's
+//     WriteMessage allocates twice), and frames never interleave.
+//   - Workarounds for nbio v1.6.8 defects, each next to its code: an accept
+//     loop that backs off on EMFILE instead of spinning (listener.go); HEAD
+//     responses without a body and chunked responses that do not corrupt
+//     nbio's buffer pool (http.go); no engine stop right after start, which
+//     can hang (server.go); a race-build-only edge for nbio's accept→poller
+//     handoff, which the race detector cannot see (race.go).
+//
+// Close codes are listed in close.go.
+package gateway
