@@ -231,3 +231,21 @@ func TestASecondSocketOfADeviceReplacesTheFirst(t *testing.T) {
 	second.send(t, map[string]any{"type": "ping"})
 	second.expect(t, "pong")
 }
+
+func TestEndToEndOnlyRefusesPlaintext(t *testing.T) {
+	n := startNode(t, backends[0].open(t), func(cc *chat.Config, _ *server.Config) { cc.E2EOnly = true })
+	alice := n.signup(t, "alice", "phone")[0]
+	bob := n.signup(t, "bob", "phone")[0]
+	direct := n.conversation(t, alice, "direct", bob.user)
+	a := n.dial(t, alice.token)
+	a.expect(t, "synced")
+	a.send(t, map[string]any{"type": "send", "id": "p1", "conversation": direct, "plaintext": base64.StdEncoding.EncodeToString([]byte("hi"))})
+	a.expect(t, "error", "plaintext_refused")
+	st, body := n.call(t, "POST", "/v1/conversations/"+direct+"/messages", alice.token, map[string]any{"id": "p2", "plaintext": []byte("hi")})
+	if st != 403 || body["code"] != "plaintext_refused" {
+		t.Fatalf("HTTP plaintext send: %d %v", st, body)
+	}
+	if st, body := n.call(t, "GET", "/v1/conversations/"+direct+"/messages", bob.token, nil); st != 200 || len(body["messages"].([]any)) != 0 {
+		t.Fatalf("bob's history after refused sends: %d %v", st, body)
+	}
+}
