@@ -77,6 +77,7 @@ type connStats struct {
 	Scenario  map[string]int64 `json:"scenario,omitempty"`
 	RSS       int64            `json:"rss_bytes"`
 	PeakRSS   int64            `json:"peak_rss_bytes"`
+	CPU       float64          `json:"cpu_seconds"`
 }
 
 // workerResult is a worker's final report.

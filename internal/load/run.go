@@ -28,6 +28,8 @@ type coordinator struct {
 	series  *json.Encoder
 	t0      time.Time
 	plan    json.RawMessage
+	points  []rssPoint // one per second of ramp and steady
+	rampCPU []float64  // each worker's CPU seconds when the ramp began
 	phase   string
 }
 
@@ -132,6 +134,9 @@ func (c *coordinator) run(ctx context.Context, exe string) error {
 	c.note(c.sum.Server.AtZero)
 	c.phase = "ramp"
 	rampStart := time.Now()
+	for _, w := range c.workers {
+		c.rampCPU = append(c.rampCPU, w.stats().CPU)
+	}
 	c.broadcast(cmdConnect)
 	rampLimit := cfg.Ramp + cfg.ConnectTimeout + cfg.DialTimeout + 5*time.Second
 	err = c.until(ctx, rampLimit, func(s connStats) bool { return s.Synced+s.Failed >= s.Wanted })
@@ -141,6 +146,12 @@ func (c *coordinator) run(ctx context.Context, exe string) error {
 	c.sum.Phases.RampSeconds = secs(time.Since(rampStart))
 	full := c.total()
 	c.sum.Conns.Connected = full.Connected
+	var rampCPU float64
+	for i, w := range c.workers {
+		c.rampCPU[i] = w.stats().CPU - c.rampCPU[i]
+		rampCPU += c.rampCPU[i]
+	}
+	c.sum.LoadGen.RampCPUPercent = round3(rampCPU / time.Since(rampStart).Seconds() * 100)
 	c.sum.Server.AtFull = c.scr.sample(ctx)
 	if full.Synced+full.Failed < full.Wanted {
 		c.sum.Notes = append(c.sum.Notes, fmt.Sprintf("ramp gave up after %s with %d sockets neither synced nor failed", rampLimit, full.Wanted-full.Synced-full.Failed))
@@ -159,13 +170,15 @@ func (c *coordinator) run(ctx context.Context, exe string) error {
 	c.sum.Server.AtEnd = c.scr.sample(ctx)
 	c.note(c.sum.Server.AtEnd)
 
-	// 5. drain: wait until the scenario's counters stop moving
+	// 5. drain: wait until the scenario says all is in (or, for one that
+	// does not say, until its counters stop moving)
 	c.phase = "drain"
 	drainStart := time.Now()
 	c.broadcast(cmdDrain)
 	if c.total().Scenario != nil {
+		dr, _ := c.sc.(drainer)
 		var last map[string]int64
-		quiet := 0
+		quiet, settled := 0, false
 		err := c.until(ctx, cfg.Drain, func(s connStats) bool {
 			if maps.Equal(s.Scenario, last) {
 				quiet++
@@ -173,10 +186,14 @@ func (c *coordinator) run(ctx context.Context, exe string) error {
 				quiet = 0
 			}
 			last = s.Scenario
-			return quiet >= 2
+			settled = quiet >= 2 && (dr == nil || dr.Drained(s.Scenario))
+			return settled
 		})
 		if err != nil {
 			return err
+		}
+		if !settled {
+			c.sum.Notes = append(c.sum.Notes, fmt.Sprintf("drain stopped after %s with work in flight (%v); loss counts include it", cfg.Drain, last))
 		}
 	}
 	c.sum.Phases.DrainSeconds = secs(time.Since(drainStart))
@@ -242,19 +259,17 @@ func (c *coordinator) until(ctx context.Context, d time.Duration, done func(conn
 			return ctx.Err()
 		case <-tick.C:
 		}
-		var smp *Sample
+		smp := c.scr.sample(ctx)
+		s = c.total()
+		if c.phase == "ramp" || c.phase == "steady" {
+			c.points = append(c.points, rssPoint{s.Connected, smp.RSS})
+		}
 		if c.series != nil {
-			v := c.scr.sample(ctx)
-			smp = &v
-			c.writeSeries(s, v)
+			c.writeSeries(s, smp)
 		}
 		if time.Since(lastLine) >= c.cfg.ProgressEvery {
 			lastLine = time.Now()
-			if smp == nil {
-				v := c.scr.sample(ctx)
-				smp = &v
-			}
-			c.progress(s, *smp)
+			c.progress(s, smp)
 		}
 	}
 }
@@ -338,7 +353,7 @@ func (c *coordinator) finish() error {
 	var reports []json.RawMessage
 	var lost []string
 	var peak int64
-	for _, w := range c.workers {
+	for i, w := range c.workers {
 		r := w.stop(30 * time.Second)
 		if r == nil {
 			lost = append(lost, fmt.Sprintf("worker %d: no result (%s %v)", w.id, w.fatal, w.err))
@@ -360,9 +375,13 @@ func (c *coordinator) finish() error {
 		hists[2].Merge(r.Connect)
 		reports = append(reports, r.Scenario)
 		peak += r.PeakRSS
-		sum.LoadGen.Workers = append(sum.LoadGen.Workers, WorkerSummary{
-			ID: w.id, Pid: w.cmd.Process.Pid, Devices: w.devices, Connected: r.Synced - r.Dropped, PeakRSS: r.PeakRSS,
-		})
+		ws := WorkerSummary{
+			ID: w.id, Pid: w.cmd.Process.Pid, Devices: w.devices, Connected: r.Synced - r.Dropped, PeakRSS: r.PeakRSS, CPU: round3(r.CPU),
+		}
+		if i < len(c.rampCPU) {
+			ws.RampCPU = round3(c.rampCPU[i])
+		}
+		sum.LoadGen.Workers = append(sum.LoadGen.Workers, ws)
 	}
 	c.workers = nil
 	sum.TCPLatency, sum.UpgradeLatency, sum.ConnectLatency = hists[0].Latency(), hists[1].Latency(), hists[2].Latency()
@@ -378,8 +397,15 @@ func (c *coordinator) finish() error {
 	sv.CPUSecondsAt0, sv.CPUSecondsAtN = sv.AtZero.CPUSeconds, sv.AtEnd.CPUSeconds
 	if sv.N > 0 && sv.RSSAt0 > 0 && sv.RSSAtN > 0 {
 		sv.BytesPerConn = round3(float64(sv.RSSAtN-sv.RSSAt0) / float64(sv.N))
+		sv.HeapBytesPerConn = round3(float64(sumNodes(sv.AtEnd, heapOf)-sumNodes(sv.AtZero, heapOf)) / float64(sv.N))
 	}
+	sv.GoroutinesAt0, sv.GoroutinesAtN = sumNodes(sv.AtZero, goroutinesOf), sumNodes(sv.AtEnd, goroutinesOf)
 	sv.CPURampSeconds = round3(sv.AtFull.CPUSeconds - sv.AtZero.CPUSeconds)
+	if d := sv.AtFull.At.Sub(sv.AtZero.At).Seconds(); d > 0 {
+		sv.CPURampPercent = round3(sv.CPURampSeconds / d * 100)
+	}
+	sv.RSSSlope = round3(slope(c.points, sum.Conns.Connected/4))
+	sum.LoadGen.CoordinatorCPU = round3(selfCPU())
 	if sum.Conns.Connected > 0 {
 		sv.CPUPerConnectMS = round3(sv.CPURampSeconds * 1000 / float64(sum.Conns.Connected))
 	}
@@ -435,5 +461,44 @@ func sourceAddrs(cfg Config, n int) []string {
 	}
 	return out
 }
+
+// rssPoint is the node RSS with so many sockets connected.
+type rssPoint struct {
+	conns int64
+	rss   int64
+}
+
+// slope fits rss = a + b·conns by least squares over the points with at
+// least from sockets, and returns b (0 if the points do not vary).
+func slope(pts []rssPoint, from int64) float64 {
+	var n, sx, sy, sxx, sxy float64
+	for _, p := range pts {
+		if p.conns < from || p.rss == 0 {
+			continue
+		}
+		x, y := float64(p.conns), float64(p.rss)
+		n++
+		sx += x
+		sy += y
+		sxx += x * x
+		sxy += x * y
+	}
+	d := n*sxx - sx*sx
+	if n < 3 || d == 0 {
+		return 0
+	}
+	return (n*sxy - sx*sy) / d
+}
+
+func sumNodes(s Sample, f func(NodeSample) int64) int64 {
+	var t int64
+	for _, n := range s.Nodes {
+		t += f(n)
+	}
+	return t
+}
+
+func heapOf(n NodeSample) int64       { return n.HeapInuse }
+func goroutinesOf(n NodeSample) int64 { return n.Goroutines }
 
 func secs(d time.Duration) float64 { return round3(d.Seconds()) }

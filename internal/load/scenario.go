@@ -61,6 +61,12 @@ type Driver interface {
 	Report() json.RawMessage
 }
 
+// drainer is a Scenario that can tell from the summed progress counters
+// that nothing is in flight any more, so the drain phase may end.
+type drainer interface {
+	Drained(progress map[string]int64) bool
+}
+
 var scenarios = map[string]Scenario{
 	"hold":   holdScenario{},
 	"fanout": fanoutScenario{},
@@ -108,3 +114,11 @@ func (holdDriver) OnFrame(*Conn, string, []byte)   {}
 func (holdDriver) Steady(context.Context, []*Conn) {}
 func (holdDriver) Progress() map[string]int64      { return nil }
 func (holdDriver) Report() json.RawMessage         { return nil }
+
+var (
+	_ Scenario = holdScenario{}
+	_ Scenario = fanoutScenario{}
+	_ drainer  = fanoutScenario{}
+	_ Driver   = holdDriver{}
+	_ Driver   = (*fanoutDriver)(nil)
+)

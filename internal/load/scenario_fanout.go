@@ -333,7 +333,15 @@ func (d *fanoutDriver) ack(conns []*Conn, buf []byte) {
 }
 
 func (d *fanoutDriver) Progress() map[string]int64 {
-	return map[string]int64{"sent": d.sent.Load(), "sent_ok": d.sentOK.Load(), "received": d.received.Load(), "dups": d.dups.Load()}
+	return map[string]int64{"sent": d.sent.Load(), "sent_ok": d.sentOK.Load(), "send_errors": d.sendErrs.Load(),
+		"received": d.received.Load(), "dups": d.dups.Load()}
+}
+
+// Drained: every send has its answer (sent or error). Deliveries of the
+// last messages may still be in flight; the caller also waits for the
+// counters to stay still for two seconds.
+func (fanoutScenario) Drained(p map[string]int64) bool {
+	return p["sent_ok"]+p["send_errors"] >= p["sent"]
 }
 
 // fanoutReport is one worker's Report.
@@ -427,6 +435,9 @@ func (fanoutScenario) Merge(rawPlan json.RawMessage, reports []json.RawMessage, 
 	f.Groups, f.GroupSize, f.SendersPerGroup = len(plan.Conversations), plan.GroupSize, plan.Senders
 	f.RatePerSender, f.PayloadBytes = plan.Rate, plan.PayloadBytes
 	f.DevicesPerGroup = plan.GroupSize * s.Params.DevicesPerUser
+	if f.SendersPerGroup <= 0 || f.SendersPerGroup > f.DevicesPerGroup {
+		f.SendersPerGroup = f.DevicesPerGroup
+	}
 	groupOK, groupMax = addInts(groupOK, make([]int64, f.Groups)), maxInts(groupMax, make([]int64, f.Groups))
 	for g, n := range plan.GroupDevices {
 		stored := max(groupMax[g], groupOK[g])

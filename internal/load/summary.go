@@ -67,15 +67,26 @@ type ConnCounts struct {
 // sockets, before the ramp; AtFull when the ramp ended; AtEnd at the end of
 // the steady phase (for hold: after holding every socket idle for --hold).
 type ServerSummary struct {
-	RSSAt0        int64   `json:"rss_bytes_at_0"`
-	RSSAtN        int64   `json:"rss_bytes_at_n"`
-	N             int64   `json:"n"`
-	BytesPerConn  float64 `json:"bytes_per_conn"` // (RSSAtN - RSSAt0) / N
-	CPUSecondsAt0 float64 `json:"cpu_seconds_at_0"`
-	CPUSecondsAtN float64 `json:"cpu_seconds_at_n"`
+	RSSAt0       int64   `json:"rss_bytes_at_0"`
+	RSSAtN       int64   `json:"rss_bytes_at_n"`
+	N            int64   `json:"n"`
+	BytesPerConn float64 `json:"bytes_per_conn"` // (RSSAtN - RSSAt0) / N
+	// RSSSlope is the least-squares slope of RSS over connected sockets,
+	// from the per-second samples of the ramp and steady phases with at
+	// least N/4 sockets: the marginal cost of one more socket, without the
+	// one-off growth of the first connections.
+	RSSSlope float64 `json:"rss_slope_bytes_per_conn"`
+	// The Go heap in use and the goroutines, the same way: what the RSS
+	// slope is made of (RSS also holds the collector's headroom).
+	HeapBytesPerConn float64 `json:"heap_inuse_bytes_per_conn"`
+	GoroutinesAt0    int64   `json:"goroutines_at_0"`
+	GoroutinesAtN    int64   `json:"goroutines_at_n"`
+	CPUSecondsAt0    float64 `json:"cpu_seconds_at_0"`
+	CPUSecondsAtN    float64 `json:"cpu_seconds_at_n"`
 	// CPU spent while the sockets connected, and during the steady phase
 	// (as a share of one core: 100 = one core busy).
 	CPURampSeconds   float64 `json:"cpu_ramp_seconds"`
+	CPURampPercent   float64 `json:"cpu_ramp_percent"`
 	CPUPerConnectMS  float64 `json:"cpu_ms_per_connect"`
 	CPUSteadySeconds float64 `json:"cpu_steady_seconds"`
 	CPUSteadyPercent float64 `json:"cpu_steady_percent"`
@@ -99,6 +110,12 @@ type LoadGenSummary struct {
 	// PeakRSSPerConn is the sum of the workers' peak RSS over the sockets
 	// they held: an upper bound of the client side's cost per socket.
 	PeakRSSPerConn float64 `json:"peak_rss_bytes_per_conn"`
+	// RampCPUPercent is the workers' CPU over the ramp as a share of one
+	// core (100 = one core busy), next to the node's: if it nears 100 per
+	// worker, the load generator, not the node, limits the ramp.
+	RampCPUPercent float64 `json:"ramp_cpu_percent"`
+	// CoordinatorCPU is the coordinator's own CPU time (logins, scrapes).
+	CoordinatorCPU float64 `json:"coordinator_cpu_seconds"`
 }
 
 // WorkerSummary is one worker process.
@@ -108,6 +125,10 @@ type WorkerSummary struct {
 	Devices   int   `json:"devices"`
 	Connected int64 `json:"connected"`
 	PeakRSS   int64 `json:"peak_rss_bytes"`
+	// CPU is the worker's user+system time over the whole run, and
+	// RampCPU over the ramp alone.
+	CPU     float64 `json:"cpu_seconds"`
+	RampCPU float64 `json:"ramp_cpu_seconds"`
 }
 
 func writeJSON(path string, v any) error {

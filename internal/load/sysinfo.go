@@ -40,6 +40,15 @@ func selfRSS() int64 {
 	return pages * int64(os.Getpagesize())
 }
 
+// selfCPU is the CPU time this process used, user plus system, in seconds.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
 // Machine describes the box a run measured on.
 type Machine struct {
 	Hostname    string `json:"hostname"`

@@ -366,6 +366,7 @@ func (w *worker) stats() *connStats {
 		Scenario:  w.driver.Progress(),
 		RSS:       rss,
 		PeakRSS:   w.peakRSS.Load(),
+		CPU:       selfCPU(),
 	}
 	s.Connected = s.Synced - s.Dropped - w.stoppedSynced.Load()
 	w.errMu.Lock()
