@@ -2,6 +2,7 @@ package load_test
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -26,7 +27,11 @@ func TestHoldAgainstRealNode(t *testing.T) {
 	bins := map[string]string{}
 	for _, name := range []string{"switchboard", "sbload"} {
 		bins[name] = filepath.Join(dir, name)
-		out, err := exec.Command("go", "build", "-o", bins[name], "github.com/switchboard-chat/switchboard/cmd/"+name).CombinedOutput()
+		args := []string{"build", "-o", bins[name]}
+		if name == "sbload" && raceEnabled {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, "github.com/switchboard-chat/switchboard/cmd/"+name)...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go build %s: %v\n%s", name, err, out)
 		}
@@ -63,6 +68,9 @@ func TestHoldAgainstRealNode(t *testing.T) {
 	}
 	if len(s.LoadGen.Workers) != 2 {
 		t.Errorf("%d workers reported, want 2", len(s.LoadGen.Workers))
+	}
+	if bytes.Contains(out, []byte("DATA RACE")) {
+		t.Error("the race detector found a race in sbload")
 	}
 	if t.Failed() {
 		t.Logf("sbload output:\n%s", out)
