@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,11 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/conversations/{conv}/messages", s.authed(s.listMessages))
 	mux.HandleFunc("POST /v1/conversations/{conv}/messages", s.authed(s.sendMessage))
 	mux.HandleFunc("GET /v1/ws", s.upgrade)
+	if s.cfg.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, s.log, sb.Errorf(sb.ENOTFOUND, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

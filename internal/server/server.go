@@ -20,6 +20,7 @@ type Config struct {
 	MaxFrame     int           // WebSocket message limit [64 KiB]
 	MaxQueued    int           // bytes queued per socket before it is dropped [1 MiB]
 	PingInterval time.Duration // WebSocket keepalive [30s]
+	Pprof        bool          // serve /debug/pprof (profiling; keep it off where the port is public)
 	Logger       *slog.Logger
 }
 
