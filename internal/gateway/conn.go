@@ -28,6 +28,9 @@ type Conn struct {
 	queued  atomic.Int64 // outbound bytes handed to nbio that the kernel has not taken yet
 	backlog atomic.Int64 // inbound bytes read but not yet handled (approximate)
 	closing atomic.Bool  // a close frame was sent or received: no more writes or messages
+
+	wmu  sync.Mutex
+	wbuf *[]byte // encoded frames waiting for the flusher; nil when there are none
 }
 
 // State is the value passed to Upgrade (the node's per-device session).
@@ -52,7 +55,35 @@ func (c *Conn) Write(frame []byte) error {
 		c.Close(CloseSlowConsumer, "slow consumer")
 		return ErrSlowConsumer
 	}
-	return c.writeFrame(opText, frame)
+	c.queued.Add(n)
+	c.wmu.Lock()
+	first := c.wbuf == nil
+	if first {
+		c.wbuf = framePool.Get().(*[]byte)
+	}
+	b := appendFrameHeader(*c.wbuf, opText, len(frame))
+	*c.wbuf = append(b, frame...)
+	c.wmu.Unlock()
+	if first {
+		c.srv.flusher.schedule(c)
+	}
+	return nil
+}
+
+// flush hands the pending frames to nbio in one write.
+func (c *Conn) flush() {
+	c.wmu.Lock()
+	pb := c.wbuf
+	c.wbuf = nil
+	c.wmu.Unlock()
+	if pb == nil {
+		return
+	}
+	_, _ = c.nbc.Write(*pb) // a failed write closes the socket; OnClose follows
+	if cap(*pb) <= maxPooledFrame {
+		*pb = (*pb)[:0]
+		framePool.Put(pb)
+	}
 }
 
 // Close starts the close handshake with code and reason (cut to 123 bytes);
@@ -98,11 +129,12 @@ var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &
 
 const maxPooledFrame = 64 << 10
 
-// writeFrame encodes one unfragmented, unmasked frame and hands it to nbio in
-// a single Write: nbio writes what the kernel takes and copies the rest to
+// writeFrame encodes one unfragmented, unmasked control frame and hands it to nbio
+// at once, after any pending data frames, in a single Write: nbio writes what the kernel takes and copies the rest to
 // the socket's queue, under the socket's lock, so frames never interleave.
 // Every frame counts as queued until nbio reports it written.
 func (c *Conn) writeFrame(op byte, payload []byte) error {
+	c.flush() // control frames go after the data frames written before them
 	c.queued.Add(int64(len(payload) + serverFrameOverhead(len(payload))))
 	pb := framePool.Get().(*[]byte)
 	b := appendFrameHeader((*pb)[:0], op, len(payload))

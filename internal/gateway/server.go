@@ -49,6 +49,11 @@ type Config struct {
 	// uploads need a larger value). Past it the connection is closed.
 	MaxBody int
 
+	// FlushDelay is how long the writer waits, once a frame is pending, to
+	// gather more frames into the same write (default 0: write as soon as
+	// the writer is free; under load frames still coalesce behind it).
+	FlushDelay time.Duration
+
 	Logger *slog.Logger // default slog.Default()
 }
 
@@ -126,6 +131,8 @@ type Server struct {
 	doneOnce sync.Once
 	sweepWG  sync.WaitGroup
 
+	flusher *flusher
+
 	nextID   atomic.Uint64
 	count    atomic.Int64
 	inflight atomic.Int64 // OnMessage calls running now
@@ -194,6 +201,7 @@ func (s *Server) Start() error {
 		return fmt.Errorf("gateway: start: %w", err)
 	}
 	s.startedAt = time.Now()
+	s.flusher = newFlusher(s.cfg.FlushDelay)
 	s.sweepWG.Add(1)
 	go s.sweepLoop()
 	return nil
@@ -472,6 +480,7 @@ wait:
 	}
 	s.doneOnce.Do(func() { close(s.done) })
 	s.sweepWG.Wait()
+	s.flusher.stop()
 	if err != nil {
 		go s.engine.Stop() // may block on a handler that never returns
 		return err
