@@ -21,9 +21,9 @@ type peer struct {
 	closed  bool
 }
 
-// deliver writes m to the peer unless it was already written (or, while
-// syncing, queues it). frame is the encoded message for this device.
-func (p *peer) deliver(m *sb.Message, frame func() []byte) {
+// deliver writes frame (m encoded for this device) unless it was already
+// written; while the peer syncs, m waits in pending instead.
+func (p *peer) deliver(m *sb.Message, frame []byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
@@ -32,7 +32,7 @@ func (p *peer) deliver(m *sb.Message, frame func() []byte) {
 		p.pending = append(p.pending, m)
 	case m.Seq > p.last[m.ConversationID]:
 		p.last[m.ConversationID] = m.Seq
-		p.conn.Write(frame())
+		p.conn.Write(frame)
 	}
 }
 
@@ -111,30 +111,35 @@ func (h *hub) get(deviceID string) *peer {
 	return h.peers[deviceID]
 }
 
-// onBus is the bus subscriber: it hands a published message to each local recipient.
-// A shared ciphertext is encoded once for every recipient.
+// onBus is the bus subscriber: it hands a published message to each local
+// recipient. A shared ciphertext is encoded once for all its recipients; a
+// per-device one is encoded into one reused buffer (Write copies it).
 func (h *hub) onBus(m *sb.Message) {
-	var shared []byte
-	buf := make([]byte, 0, 256)
+	var shared, buf []byte
+	d := delivery(m, m.Shared)
+	h.mu.RLock()
+	defer h.mu.RUnlock()
 	for deviceID, ct := range m.Ciphertexts {
-		p := h.get(deviceID)
+		p := h.peers[deviceID]
 		if p == nil {
 			continue
 		}
-		p.deliver(m, func() []byte {
-			if m.Shared != nil {
-				if shared == nil {
-					shared = appendMessage(nil, delivery(m, m.Shared))
-				}
-				return shared
+		var frame []byte
+		if m.Shared != nil {
+			if shared == nil {
+				shared = appendMessage(nil, &d)
 			}
-			buf = appendMessage(buf[:0], delivery(m, ct))
-			return buf
-		})
+			frame = shared
+		} else {
+			d.Ciphertext = ct
+			buf = appendMessage(buf[:0], &d)
+			frame = buf
+		}
+		p.deliver(m, frame)
 	}
 }
 
-func delivery(m *sb.Message, ct []byte) *sb.Delivery {
-	return &sb.Delivery{ConversationID: m.ConversationID, Seq: m.Seq, SenderUserID: m.SenderUserID,
+func delivery(m *sb.Message, ct []byte) sb.Delivery {
+	return sb.Delivery{ConversationID: m.ConversationID, Seq: m.Seq, SenderUserID: m.SenderUserID,
 		SenderDeviceID: m.SenderDeviceID, SentAt: m.SentAt, Ciphertext: ct}
 }
