@@ -1,10 +1,14 @@
 package chat
 
 import (
+	"context"
 	"crypto/ecdh"
 	"crypto/hpke"
 	"errors"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -130,4 +134,46 @@ func TestBusMessageRoundTrip(t *testing.T) {
 	if got.Seq != 7 || !got.SentAt.Equal(m.SentAt) || string(got.Ciphertexts["dev_b"]) != "\x01\x02" || got.SenderDeviceID != "dev_a" {
 		t.Fatalf("round trip changed the message: %+v", got)
 	}
+}
+
+func TestCacheKeepsNoListReadAcrossAChange(t *testing.T) {
+	st := &slowStore{release: make(chan struct{}), devices: []sb.Device{{ID: "dev_old", UserID: "usr_a"}}}
+	c := newCache(st, 10)
+	done := make(chan []sb.Device)
+	go func() {
+		ds, _ := c.activeDevices(context.Background(), []string{"usr_a"})
+		done <- ds
+	}()
+	for st.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	c.forgetDevices("usr_a") // a login lands while the read is in flight
+	st.mu.Lock()
+	st.devices = []sb.Device{{ID: "dev_old", UserID: "usr_a"}, {ID: "dev_new", UserID: "usr_a"}}
+	st.mu.Unlock()
+	close(st.release)
+	<-done
+	ds, _ := c.activeDevices(context.Background(), []string{"usr_a"})
+	if len(ds) != 2 {
+		t.Fatalf("after the change the cache answers %v: the stale list was kept", ds)
+	}
+}
+
+// slowStore is a Store whose ActiveDevices waits for release the first time.
+type slowStore struct {
+	sb.Store
+	release chan struct{}
+	calls   atomic.Int32
+	mu      sync.Mutex
+	devices []sb.Device
+}
+
+func (s *slowStore) ActiveDevices(ctx context.Context, users ...string) ([]sb.Device, error) {
+	s.mu.Lock()
+	snapshot := slices.Clone(s.devices) // what the store held when the read began
+	s.mu.Unlock()
+	if s.calls.Add(1) == 1 {
+		<-s.release
+	}
+	return snapshot, nil
 }

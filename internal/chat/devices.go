@@ -53,6 +53,7 @@ func (s *Service) RevokeDevice(ctx context.Context, id Identity, deviceID string
 	if err != nil {
 		return fmt.Errorf("revoke device: %w", err)
 	}
+	s.cache.forgetDevices(id.UserID)
 	s.publishControl(ctx, topicRevoked, Control{Revoked: deviceID})
 	s.devicesChanged(ctx, id.UserID)
 	return nil

@@ -63,7 +63,7 @@ func (s *Service) Send(ctx context.Context, id Identity, r *SendRequest) (stored
 	if err := s.validSend(r); err != nil {
 		return nil, false, err
 	}
-	conv, err := s.member(ctx, id, r.ConversationID)
+	members, err := s.member(ctx, id, r.ConversationID)
 	if err != nil {
 		return nil, false, err
 	}
@@ -72,11 +72,11 @@ func (s *Service) Send(ctx context.Context, id Identity, r *SendRequest) (stored
 		e.RetryAfter = wait
 		return nil, false, e
 	}
-	devices, err := s.store.ActiveDevices(ctx, conv.Members...)
+	devices, err := s.cache.activeDevices(ctx, members)
 	if err != nil {
 		return nil, false, fmt.Errorf("send: %w", err)
 	}
-	m := &sb.Message{ConversationID: conv.ID, SenderUserID: id.UserID, SenderDeviceID: id.DeviceID,
+	m := &sb.Message{ConversationID: r.ConversationID, SenderUserID: id.UserID, SenderDeviceID: id.DeviceID,
 		ClientID: r.ClientID, SentAt: s.now(), Ciphertexts: make(map[string][]byte, len(devices))}
 	for _, d := range devices {
 		if d.ID != id.DeviceID {

@@ -57,6 +57,7 @@ type Service struct {
 	bus     sb.Bus
 	cfg     Config
 	limiter *limiter
+	cache   *cache
 	// dummyHash is verified against when a username is unknown, so a login
 	// takes as long for a missing user as for a wrong password.
 	dummyHash string
@@ -70,6 +71,7 @@ func New(store sb.Store, bus sb.Bus, cfg Config) *Service {
 		bus:       bus,
 		cfg:       cfg,
 		limiter:   newLimiter(cfg.SendRate, cfg.SendBurst),
+		cache:     newCache(store, 100_000),
 		dummyHash: HashPassword("not a password", cfg.Argon2),
 	}
 }
@@ -135,6 +137,7 @@ func (s *Service) Login(ctx context.Context, username, password string, dev Devi
 	if err := s.store.CreateSession(ctx, sess); err != nil {
 		return nil, fmt.Errorf("create session: %w", err)
 	}
+	s.cache.forgetDevices(u.ID)
 	s.devicesChanged(ctx, u.ID)
 	return &Login{UserID: u.ID, DeviceID: d.ID, Token: token, ExpiresAt: sess.ExpiresAt}, nil
 }
@@ -207,20 +210,24 @@ func (s *Service) Conversations(ctx context.Context, id Identity) ([]sb.Conversa
 	return s.store.Conversations(ctx, id.UserID)
 }
 
-// member loads a conversation and checks the caller belongs to it.
-func (s *Service) member(ctx context.Context, id Identity, convID string) (*sb.Conversation, error) {
-	c, err := s.store.Conversation(ctx, convID)
+// member returns a conversation's members after checking the caller is one.
+func (s *Service) member(ctx context.Context, id Identity, convID string) ([]string, error) {
+	members, err := s.cache.conversation(ctx, convID)
 	if errors.Is(err, sb.ErrNotFound) {
 		return nil, sb.Errorf(sb.ENOTFOUND, "no_such_conversation", "no such conversation")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("conversation: %w", err)
 	}
-	if !c.HasMember(id.UserID) {
+	if !slices.Contains(members, id.UserID) {
 		return nil, sb.Errorf(sb.EFORBIDDEN, "not_member", "not a member of this conversation")
 	}
-	return c, nil
+	return members, nil
 }
+
+// ForgetDevices drops what this node cached of a user's devices; the node
+// calls it for every ctl.devices event, wherever the change was made.
+func (s *Service) ForgetDevices(userID string) { s.cache.forgetDevices(userID) }
 
 // Messages returns what the caller's device receives in a conversation after a seq.
 func (s *Service) Messages(ctx context.Context, id Identity, convID string, after int64, limit int) ([]sb.Delivery, error) {

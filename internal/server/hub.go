@@ -38,13 +38,15 @@ func (p *peer) deliver(m *sb.Message, frame []byte) {
 
 // hub routes messages from the bus to the local sockets of their recipient devices.
 type hub struct {
+	svc *chat.Service
+
 	mu     sync.RWMutex
 	peers  map[string]*peer              // by device id
 	byUser map[string]map[*peer]struct{} // by user id, for user-wide events
 }
 
-func newHub() *hub {
-	return &hub{peers: make(map[string]*peer), byUser: make(map[string]map[*peer]struct{})}
+func newHub(svc *chat.Service) *hub {
+	return &hub{svc: svc, peers: make(map[string]*peer), byUser: make(map[string]map[*peer]struct{})}
 }
 
 // add registers p and returns the peer it replaces (the same device's older socket), if any.
@@ -92,6 +94,9 @@ func (h *hub) ofUsers(userIDs []string) []*peer {
 // onControl acts on a control event: a revoked device's socket closes with
 // 4001 wherever it is; a changed device list is announced to the users told.
 func (h *hub) onControl(c *chat.Control) {
+	if c.DevicesChanged != "" {
+		h.svc.ForgetDevices(c.DevicesChanged)
+	}
 	if c.Revoked != "" {
 		if p := h.get(c.Revoked); p != nil {
 			p.conn.Close(CloseDeviceRevoked, "device revoked")

@@ -51,7 +51,7 @@ func New(svc *chat.Service, store sb.Store, bus sb.Bus, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, svc: svc, store: store, bus: bus, log: cfg.Logger, hub: newHub()}
+	s := &Server{cfg: cfg, svc: svc, store: store, bus: bus, log: cfg.Logger, hub: newHub(svc)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.gw = gateway.New(gateway.Config{Addr: cfg.Addr, Handler: s.routes(), MaxFrame: cfg.MaxFrame,
 		MaxQueued: cfg.MaxQueued, PingInterval: cfg.PingInterval, Logger: cfg.Logger}, s)
