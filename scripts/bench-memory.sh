@@ -9,6 +9,12 @@
 # results folder; a table is printed at the end.
 #
 #   scripts/bench-memory.sh [--steps "5000 10000 19500"] [--ramp 20s] [--hold 30s] [--results DIR]
+#                           [--store sqlite|postgres] [--node-flags "--gc-percent 50"]
+#
+# --store postgres starts a private PostgreSQL (initdb in the work folder, a
+# free loopback port, as the postgres user) and gives each step a fresh
+# database, so the node's RSS holds no database cache; sqlite (the default)
+# is the embedded store, whose page cache lives inside the node's RSS.
 #
 # The node runs with cheap password hashing (--argon2-time 1
 # --argon2-memory 64): logins are setup here, not what is measured.
@@ -18,6 +24,8 @@ cd "$(dirname "$0")/.."
 steps="5000 10000 19500"
 ramp=20s
 hold=30s
+store=sqlite
+node_flags=""
 results="${TMPDIR:-/tmp}/switchboard-bench/memory-$(date -u +%Y%m%dT%H%M%SZ)"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -25,7 +33,9 @@ while [ $# -gt 0 ]; do
     --ramp) ramp="$2"; shift 2 ;;
     --hold) hold="$2"; shift 2 ;;
     --results) results="$2"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --store) store="$2"; shift 2 ;;
+    --node-flags) node_flags="$2"; shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "bench-memory: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -41,8 +51,10 @@ stop_node() {
   fi
   node_pid=""
 }
+pgbin=""
 cleanup() {
   stop_node
+  if [ -n "$pgbin" ]; then runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -m immediate -w stop >/dev/null 2>&1 || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -56,12 +68,30 @@ go build -o "$work/sbload" ./cmd/sbload
 echo "bench-memory: NOTE the node runs with cheap password hashing (--argon2-time 1 --argon2-memory 64); logins are not what is measured"
 echo "bench-memory: machine $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), open files $(ulimit -Hn); results in $results"
 
+if [ "$store" = postgres ]; then
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin | tail -1)
+  pgport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  chmod 755 "$work"; mkdir -p "$work/pg"; chown postgres: "$work/pg"
+  runuser -u postgres -- "$pgbin/initdb" -D "$work/pg" --auth=trust -U postgres -E UTF8 >/dev/null
+  runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w \
+    -o "-p $pgport -c listen_addresses=127.0.0.1 -c unix_socket_directories=$work/pg -c max_connections=200" start >/dev/null
+  echo "bench-memory: private PostgreSQL on 127.0.0.1:$pgport (fsync on)"
+elif [ "$store" != sqlite ]; then
+  echo "bench-memory: --store is sqlite or postgres" >&2; exit 2
+fi
+
 summaries=()
 for n in $steps; do
   procs=$(( (n + 9999) / 10000 ))   # a worker holds at most ~19,900 sockets; 19500 runs on 2
   data="$work/data-$n"
   mkdir -p "$data"
-  "$work/switchboard" --addr 127.0.0.1:0 --data-dir "$data" --argon2-time 1 --argon2-memory 64 \
+  db=()
+  if [ "$store" = postgres ]; then
+    "$pgbin/psql" -q -h 127.0.0.1 -p "$pgport" -U postgres -c "CREATE DATABASE sb$n"
+    db=(--db "postgres://postgres@127.0.0.1:$pgport/sb$n")
+  fi
+  # shellcheck disable=SC2086 # node_flags is a list of flags
+  "$work/switchboard" --addr 127.0.0.1:0 --data-dir "$data" --argon2-time 1 --argon2-memory 64 "${db[@]}" $node_flags \
     >"$results/node-$n.log" 2>&1 &
   node_pid=$!
   url=""
@@ -81,6 +111,6 @@ for n in $steps; do
 done
 
 echo
-echo "memory per idle authenticated WebSocket (node: fresh SQLite, cheap argon2; bytes/conn = (RSS at N - RSS at 0) / N)"
+echo "memory per idle authenticated WebSocket (node: fresh $store store, cheap argon2, flags: ${node_flags:-none}; bytes/conn = (RSS at N - RSS at 0) / N)"
 "$work/sbload" table "${summaries[@]}" | tee "$results/table.txt"
 echo "summaries: ${summaries[*]}"

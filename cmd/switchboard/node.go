@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -185,9 +184,6 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.log = log
 	debug.SetGCPercent(m.Config.GCPercent)
-	if m.Config.Server.Pprof {
-		runtime.MemProfileRate = 256 // fine-grained heap profiles: what one socket costs is a few hundred bytes
-	}
 	store, name, err := m.openStore(ctx)
 	if err != nil {
 		return err
