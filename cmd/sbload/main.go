@@ -3,6 +3,7 @@
 //	sbload run --target http://127.0.0.1:8080 --scenario hold --conns 10000 --procs 1 \
 //	    --ramp 20s --hold 30s --out summary.json [--series series.jsonl]
 //	sbload table summary.json...   (prints the memory table of summaries)
+//	sbload broadcast-table [--json] bare.json full.json...   (the broadcast table of pairs)
 //	sbload worker   (started by `run`; not for people)
 //
 // The logic lives in internal/load; this file only reads flags.
@@ -10,6 +11,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -49,8 +51,10 @@ func NewMain() *Main {
 }
 
 const usage = `usage:
-  sbload run --target URL --scenario hold|fanout --conns N [--procs P] [--ramp 20s] [--hold 30s] [--out summary.json] [--series series.jsonl] [flags]
+  sbload run --target URL --scenario hold|fanout|broadcast --conns N [--procs P] [--ramp 20s] [--hold 30s] [--out summary.json] [--series series.jsonl] [flags]
   sbload table summary.json...   (one row per summary: conns, RSS at 0 and N, bytes per conn)
+  sbload broadcast-table [--json] bare.json full.json [bare.json full.json...]
+                    (one row per pair of broadcast summaries: bare server, then node)
   sbload worker     (started by run)
 
 run flags:
@@ -67,6 +71,17 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return load.RunWorker(m.Stdin, m.Stdout)
 	case "table":
 		return load.PrintTable(m.Stdout, args[1:])
+	case "broadcast-table":
+		if len(args) > 1 && args[1] == "--json" {
+			rows, err := load.BroadcastRows(args[2:])
+			if err != nil {
+				return err
+			}
+			enc := json.NewEncoder(m.Stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(rows)
+		}
+		return load.PrintBroadcastTable(m.Stdout, args[1:])
 	case "run":
 		if err := m.ParseFlags(args[1:]); err != nil {
 			return err
@@ -80,6 +95,10 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 			if f := sum.Fanout; f != nil {
 				fmt.Fprintf(m.Stderr, "fanout: %.0f deliveries/s, latency p50 %.1fms p95 %.1fms p99 %.1fms, delivered %d/%d, dups %d, zero loss %v\n",
 					f.DeliveriesPerSecond, f.DeliveryLatency.P50, f.DeliveryLatency.P95, f.DeliveryLatency.P99, f.Delivered, f.Expected, f.Duplicates, f.ZeroLoss)
+			}
+			if b := sum.Broadcast; b != nil {
+				fmt.Fprintf(m.Stderr, "broadcast: %.0f deliveries/s (median of %d/%d rounds, %.1fms each), latency p50 %.1fms p95 %.1fms p99 %.1fms, delivered %d/%d, dups %d, zero loss %v\n",
+					b.DeliveriesPerSecond, b.Complete, b.Rounds, b.RoundMillis, b.DeliveryLatency.P50, b.DeliveryLatency.P95, b.DeliveryLatency.P99, b.Delivered, b.Expected, b.Duplicates, b.ZeroLoss)
 			}
 		}
 		return err
@@ -100,7 +119,7 @@ func (m *Main) flagSet() *flag.FlagSet {
 		c.Metrics = append(c.Metrics, strings.Split(s, ",")...)
 		return nil
 	})
-	fs.StringVar(&c.Scenario, "scenario", "hold", "hold or fanout")
+	fs.StringVar(&c.Scenario, "scenario", "hold", "hold, fanout or broadcast")
 	fs.IntVar(&c.Conns, "conns", 0, "sockets, one per device (fanout: groups × group-size × devices-per-user)")
 	fs.IntVar(&c.Procs, "procs", 1, "worker processes (each holds at most 19,900 sockets)")
 	fs.DurationVar(&c.Ramp, "ramp", 20*time.Second, "time to open every socket")
@@ -121,8 +140,10 @@ func (m *Main) flagSet() *flag.FlagSet {
 	fs.IntVar(&c.GroupSize, "group-size", 0, "fanout: users per group")
 	fs.Float64Var(&c.SendRate, "rate", 1, "fanout: messages per second per sending device")
 	fs.IntVar(&c.Senders, "senders", 0, "fanout: sending devices per group (0 = all)")
-	fs.IntVar(&c.PayloadBytes, "payload", 200, "fanout: ciphertext bytes")
+	fs.IntVar(&c.PayloadBytes, "payload", 200, "fanout, broadcast: ciphertext bytes")
 	fs.DurationVar(&c.AckInterval, "ack-interval", time.Second, "fanout: how often devices ack what they received (0 = never)")
+	fs.IntVar(&c.Rounds, "rounds", 10, "broadcast: messages to every socket, one at a time (the steady phase ends after the last; --hold bounds it)")
+	fs.DurationVar(&c.RoundTimeout, "round-timeout", 30*time.Second, "broadcast: longest wait for one round's last delivery")
 	return fs
 }
 

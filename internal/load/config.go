@@ -13,7 +13,7 @@ import (
 type Config struct {
 	Target   string   // base URL of a node or of NGINX: http://127.0.0.1:8080
 	Metrics  []string // /metrics URLs of the nodes; default Target + "/metrics"
-	Scenario string   // hold, fanout
+	Scenario string   // hold, fanout, broadcast
 
 	Conns          int           // sockets (= devices) to connect
 	Procs          int           // worker processes
@@ -41,6 +41,10 @@ type Config struct {
 	Senders      int           // sending devices per group (0 = all)
 	PayloadBytes int           // ciphertext size
 	AckInterval  time.Duration // how often a device acks what it received (0 = never)
+
+	// broadcast (PayloadBytes too)
+	Rounds       int           // broadcasts, one at a time
+	RoundTimeout time.Duration // longest wait for one round's last delivery
 
 	Command    string // the command line, for the summary
 	Executable string // the binary to run as `<Executable> worker`; default this one

@@ -17,7 +17,7 @@
 // ramp rate, each socket bound to a loopback source address (127.0.0.2,
 // 127.0.0.3, ...) so the run is not limited by one address's ephemeral ports.
 //
-// Scenarios (hold, fanout) plug in through the Scenario interface: the
+// Scenarios (hold, fanout, broadcast) plug in through the Scenario interface: the
 // coordinator half prepares server state (conversations) and merges reports,
 // the worker half (a Driver) reacts to frames and sends at a rate.
 package load

@@ -24,18 +24,7 @@ func TestHoldAgainstRealNode(t *testing.T) {
 		t.Skip("builds and runs two binaries")
 	}
 	dir := t.TempDir()
-	bins := map[string]string{}
-	for _, name := range []string{"switchboard", "sbload"} {
-		bins[name] = filepath.Join(dir, name)
-		args := []string{"build", "-o", bins[name]}
-		if name == "sbload" && raceEnabled {
-			args = append(args, "-race")
-		}
-		out, err := exec.Command("go", append(args, "github.com/switchboard-chat/switchboard/cmd/"+name)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("go build %s: %v\n%s", name, err, out)
-		}
-	}
+	bins := buildCommands(t, dir, "switchboard", "sbload")
 
 	url := startNode(t, bins["switchboard"], filepath.Join(dir, "data"))
 
@@ -77,11 +66,38 @@ func TestHoldAgainstRealNode(t *testing.T) {
 	}
 }
 
-// startNode runs the node on a free port with a fresh data folder and cheap
-// password hashing, and stops it when the test ends.
-func startNode(t *testing.T, bin, dataDir string) string {
+// buildCommands builds cmd/<name> for each name into dir and returns the
+// binaries by name; sbload gets -race when the test runs under it.
+func buildCommands(t *testing.T, dir string, names ...string) map[string]string {
 	t.Helper()
-	cmd := exec.Command(bin, "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--argon2-time", "1", "--argon2-memory", "64")
+	bins := map[string]string{}
+	for _, name := range names {
+		bins[name] = filepath.Join(dir, name)
+		args := []string{"build", "-o", bins[name]}
+		if name == "sbload" && raceEnabled {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, "github.com/switchboard-chat/switchboard/cmd/"+name)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go build %s: %v\n%s", name, err, out)
+		}
+	}
+	return bins
+}
+
+// startNode runs the node on a free port with a fresh data folder and cheap
+// password hashing (plus extra flags), and stops it when the test ends.
+func startNode(t *testing.T, bin, dataDir string, extra ...string) string {
+	t.Helper()
+	args := []string{"--addr", "127.0.0.1:0", "--data-dir", dataDir, "--argon2-time", "1", "--argon2-memory", "64"}
+	return startServer(t, bin, append(args, extra...)...)
+}
+
+// startServer runs bin with args, waits for the url=http://... it logs on
+// stderr, and stops it (SIGTERM, then kill) when the test ends.
+func startServer(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -118,9 +134,9 @@ func startNode(t *testing.T, bin, dataDir string) string {
 	case u := <-urls:
 		return u
 	case <-exited:
-		t.Fatal("the node exited before logging its URL")
+		t.Fatalf("%s exited before logging its URL", filepath.Base(bin))
 	case <-time.After(30 * time.Second):
-		t.Fatal("the node did not log its URL within 30s")
+		t.Fatalf("%s did not log its URL within 30s", filepath.Base(bin))
 	}
 	return ""
 }

@@ -161,7 +161,11 @@ func (c *coordinator) run(ctx context.Context, exe string) error {
 	c.phase = "steady"
 	steadyStart := time.Now()
 	c.broadcast(cmdSteady)
-	if err := c.until(ctx, cfg.Hold, nil); err != nil {
+	var steadyDone func(connStats) bool
+	if f, ok := c.sc.(finisher); ok {
+		steadyDone = func(s connStats) bool { return s.Scenario != nil && f.Finished(s.Scenario) }
+	}
+	if err := c.until(ctx, cfg.Hold, steadyDone); err != nil {
 		return err
 	}
 	c.sum.Phases.SteadySeconds = secs(time.Since(steadyStart))

@@ -67,9 +67,17 @@ type drainer interface {
 	Drained(progress map[string]int64) bool
 }
 
+// finisher is a Scenario whose steady phase ends by itself (a bounded
+// number of rounds): the coordinator ends the phase once Finished says so
+// from the summed progress counters, or after --hold at the latest.
+type finisher interface {
+	Finished(progress map[string]int64) bool
+}
+
 var scenarios = map[string]Scenario{
-	"hold":   holdScenario{},
-	"fanout": fanoutScenario{},
+	"hold":      holdScenario{},
+	"fanout":    fanoutScenario{},
+	"broadcast": broadcastScenario{},
 }
 
 // Scenarios lists the scenario names.
@@ -119,6 +127,9 @@ var (
 	_ Scenario = holdScenario{}
 	_ Scenario = fanoutScenario{}
 	_ drainer  = fanoutScenario{}
+	_ Scenario = broadcastScenario{}
+	_ finisher = broadcastScenario{}
 	_ Driver   = holdDriver{}
 	_ Driver   = (*fanoutDriver)(nil)
+	_ Driver   = (*broadcastDriver)(nil)
 )

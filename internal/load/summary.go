@@ -32,8 +32,9 @@ type Summary struct {
 	Phases  Phases         `json:"phases"`
 	LoadGen LoadGenSummary `json:"load_generator"`
 
-	Fanout *FanoutSummary `json:"fanout,omitempty"`
-	Notes  []string       `json:"notes,omitempty"`
+	Fanout    *FanoutSummary    `json:"fanout,omitempty"`
+	Broadcast *BroadcastSummary `json:"broadcast,omitempty"`
+	Notes     []string          `json:"notes,omitempty"`
 }
 
 // Params are the run's settings.

@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# Broadcast efficiency: switchboard's full path (auth, store, bus) against
+# the bare ceiling of its own socket layer, in the same run, with the same
+# client.
+#
+# For each connection count N (default 5000 and 19500) it runs sbload's
+# broadcast scenario twice with the same settings: first against sbbare (a
+# minimal broadcast server on internal/gateway: tokens in memory, every send
+# written to every other socket in a plain loop), then against a fresh node
+# (fresh SQLite data folder, cheap password hashing, --max-members 100000).
+# In each, all N devices connect, then --rounds rounds run one at a time: one
+# device sends one message (a shared ciphertext) to a group of every user,
+# every other socket must receive it once; a round's rate is (N-1) / (last
+# receive - send), reported as the median over the rounds, with the latency
+# of every delivery. Summaries (JSON), logs and a table go to the results
+# folder.
+#
+#   scripts/bench-broadcast.sh [--steps "5000 19500"] [--rounds 20] [--connect-rate 250] [--payload 200]
+#                              [--pollers 1] [--results DIR] [--node-flags "..."] [--profile SECONDS]
+#
+# --connect-rate is sockets opened per second (the ramp lasts N / rate): a
+# node's connect reads the device and its backlog from the store, and every
+# device here is in one group of N/10 users, which costs ~2 ms of node CPU
+# per connect at 19,500; faster ramps time out sockets.
+#
+# --profile S also takes a CPU profile (Go pprof, S seconds, started once all
+# sockets are open, so it covers the rounds) of both servers: the node runs
+# with --pprof, sbbare too. Profiling costs a little CPU; compare rates from
+# runs without it.
+#
+# The node runs with cheap password hashing (--argon2-time 1
+# --argon2-memory 64): logins are setup here, not what is measured. Node flags
+# that limit per client address or per user and accept "off" are turned off
+# (sbload logs in and connects every device from loopback); others are
+# listed, and --node-flags adds any flag.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+steps="5000 19500"
+rounds=20
+connect_rate=250
+payload=200
+pollers=1
+node_flags=""
+profile=0
+results="${TMPDIR:-/tmp}/switchboard-bench/broadcast-$(date -u +%Y%m%dT%H%M%SZ)"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --steps) steps="$2"; shift 2 ;;
+    --rounds) rounds="$2"; shift 2 ;;
+    --connect-rate) connect_rate="$2"; shift 2 ;;
+    --payload) payload="$2"; shift 2 ;;
+    --pollers) pollers="$2"; shift 2 ;;
+    --node-flags) node_flags="$2"; shift 2 ;;
+    --profile) profile="$2"; shift 2 ;;
+    --results) results="$2"; shift 2 ;;
+    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+    *) echo "bench-broadcast: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+work=$(mktemp -d)
+srv_pid=""
+prof_pid=""
+stop_server() {
+  if [ -n "$prof_pid" ]; then
+    kill "$prof_pid" 2>/dev/null || true
+    wait "$prof_pid" 2>/dev/null || true
+    prof_pid=""
+  fi
+  if [ -n "$srv_pid" ] && kill -0 "$srv_pid" 2>/dev/null; then
+    kill -TERM "$srv_pid" 2>/dev/null || true
+    for _ in $(seq 1 150); do kill -0 "$srv_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$srv_pid" 2>/dev/null || true
+    wait "$srv_pid" 2>/dev/null || true
+  fi
+  srv_pid=""
+}
+cleanup() {
+  stop_server
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$results"
+echo "bench-broadcast: building switchboard, sbbare and sbload"
+go build -o "$work/switchboard" ./cmd/switchboard
+go build -o "$work/sbbare" ./cmd/sbbare
+go build -o "$work/sbload" ./cmd/sbload
+
+# Limits per client address or per user would refuse a load generator that
+# logs in and connects thousands of devices from loopback: turn off those
+# that take "off", and list the rest.
+limit_flags=()
+while IFS='|' read -r name help; do
+  if echo "$help" | grep -qiE '(per (client )?(address|ip)|per user|per account)'; then
+    if echo "$help" | grep -qiE '"?off"?'; then
+      limit_flags+=("--$name" off)
+    else
+      echo "bench-broadcast: WARNING node flag --$name may limit the run ($help); pass --node-flags to change it"
+    fi
+  fi
+done < <("$work/switchboard" --help 2>&1 | awk '
+  /^  -[a-z]/ { if (name != "") print name "|" help; name = $1; sub(/^-/, "", name); help = ""; next }
+  { gsub(/^[ \t]+/, ""); help = help " " $0 }
+  END { if (name != "") print name "|" help }')
+[ ${#limit_flags[@]} -gt 0 ] && echo "bench-broadcast: node limits turned off: ${limit_flags[*]}"
+
+echo "bench-broadcast: NOTE the node runs with cheap password hashing (--argon2-time 1 --argon2-memory 64); logins are not what is measured"
+echo "bench-broadcast: machine $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), open files $(ulimit -Hn); results in $results"
+
+# start_server NAME LOG BIN ARGS...: starts a server, sets srv_pid and url.
+start_server() {
+  local name=$1 log=$2 bin=$3
+  shift 3
+  "$bin" "$@" >"$log" 2>&1 &
+  srv_pid=$!
+  url=""
+  for _ in $(seq 1 100); do
+    url=$(grep -o 'url=http://[^ ]*' "$log" | head -1 | cut -d= -f2 || true)
+    [ -n "$url" ] && return 0
+    kill -0 "$srv_pid" 2>/dev/null || { echo "bench-broadcast: $name exited:"; cat "$log"; exit 1; }
+    sleep 0.1
+  done
+  echo "bench-broadcast: $name did not log its URL"; exit 1
+}
+
+# profile_when_full OUT SOCKETS_METRIC N: in the background, waits until the
+# server holds N sockets, then takes a CPU profile of $profile seconds.
+profile_when_full() {
+  local out=$1 metric=$2 n=$3 u=$url
+  (
+    for _ in $(seq 1 3000); do
+      open=$(curl -sf "$u/metrics" | awk -v m="$metric" '$1 == m {print int($2)}' || true)
+      [ -n "$open" ] && [ "$open" -ge "$n" ] && break
+      sleep 0.2
+    done
+    curl -sf -o "$out" "$u/debug/pprof/profile?seconds=$profile" || echo "bench-broadcast: no profile from $u" >&2
+  ) &
+  prof_pid=$!
+}
+
+# run_load KIND N: the broadcast scenario against $url, same settings for both.
+run_load() {
+  local kind=$1 n=$2
+  local ramp=$(( (n + connect_rate - 1) / connect_rate ))s
+  # Bounded: provisioning, the ramp, the rounds (each at most --round-timeout
+  # but normally well under a second) and the drain.
+  timeout 30m "$work/sbload" run --target "$url" --scenario broadcast --conns "$n" --procs 1 \
+    --pollers "$pollers" --ramp "$ramp" --hold 10m --rounds "$rounds" --round-timeout 30s --payload "$payload" \
+    --out "$results/$kind-$n.json" --series "$results/$kind-$n.series.jsonl" \
+    2>&1 | tee "$results/sbload-$kind-$n.log"
+}
+
+pairs=()
+for n in $steps; do
+  echo "bench-broadcast: N=$n, bare broadcast server"
+  args=(--addr 127.0.0.1:0)
+  [ "$profile" -gt 0 ] && args+=(--pprof)
+  start_server sbbare "$results/bare-$n.log" "$work/sbbare" "${args[@]}"
+  [ "$profile" -gt 0 ] && profile_when_full "$results/bare-$n.cpu.pprof" sbbare_sockets_open "$n"
+  run_load bare "$n"
+  stop_server
+
+  echo "bench-broadcast: N=$n, switchboard node (fresh SQLite)"
+  data="$work/data-$n"
+  mkdir -p "$data"
+  args=(--addr 127.0.0.1:0 --data-dir "$data" --argon2-time 1 --argon2-memory 64 --max-members 100000 "${limit_flags[@]}")
+  [ "$profile" -gt 0 ] && args+=(--pprof)
+  # shellcheck disable=SC2206 # node_flags is split on purpose
+  args+=($node_flags)
+  start_server switchboard "$results/node-$n.log" "$work/switchboard" "${args[@]}"
+  [ "$profile" -gt 0 ] && profile_when_full "$results/full-$n.cpu.pprof" switchboard_sockets_open "$n"
+  run_load full "$n"
+  stop_server
+  rm -rf "$data"
+  pairs+=("$results/bare-$n.json" "$results/full-$n.json")
+done
+
+echo
+echo "broadcast: one frame to every socket, bare socket layer (sbbare) vs the full node; median over $rounds rounds, deliveries/s = (N-1) / (last receive - send)"
+"$work/sbload" broadcast-table "${pairs[@]}" | tee "$results/table.txt"
+"$work/sbload" broadcast-table --json "${pairs[@]}" >"$results/broadcast.json"
+if [ "$profile" -gt 0 ]; then
+  for p in "$results"/*.cpu.pprof; do
+    [ -s "$p" ] && go tool pprof -top -nodecount 40 "$p" >"${p%.pprof}.top.txt" 2>/dev/null || true
+  done
+  echo "profiles: $results/*.cpu.pprof (top: *.cpu.top.txt)"
+fi
+echo "summaries: ${pairs[*]}; table: $results/table.txt; JSON: $results/broadcast.json"
