@@ -1,0 +1,58 @@
+package server
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"testing"
+	"time"
+
+	sb "github.com/switchboard-chat/switchboard"
+)
+
+func TestAppendMessageIsTheProtocolsFrame(t *testing.T) {
+	d := &sb.Delivery{ConversationID: "cnv_a", Seq: 42, SenderUserID: "usr_a", SenderDeviceID: "dev_a",
+		SentAt: time.UnixMilli(1700000000120).UTC(), Ciphertext: []byte{0, 1, 2, 250}}
+	var got map[string]any
+	if err := json.Unmarshal(appendMessage(nil, d), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"type": "message", "conversation": "cnv_a", "seq": float64(42),
+		"sender": map[string]any{"user_id": "usr_a", "device_id": "dev_a"},
+		"ts": "2023-11-14T22:13:20.120Z", "ciphertext": base64.StdEncoding.EncodeToString(d.Ciphertext)}
+	gb, _ := json.Marshal(got)
+	wb, _ := json.Marshal(want)
+	if string(gb) != string(wb) {
+		t.Fatalf("frame %s\nwant  %s", gb, wb)
+	}
+	if q := appendString(nil, "a\"b<"); string(q) != `"a\"b\u003c"` {
+		t.Fatalf("appendString escaped to %s", q)
+	}
+}
+
+// BenchmarkAppendMessage encodes one message frame with a 200-byte ciphertext: the per-delivery encode.
+func BenchmarkAppendMessage(b *testing.B) {
+	d := &sb.Delivery{ConversationID: "cnv_abcdefghijklmnopqrstuvwxyz", Seq: 123456, SenderUserID: "usr_abcdefghijklmnopqrstuvwxyz",
+		SenderDeviceID: "dev_abcdefghijklmnopqrstuvwxyz", SentAt: time.Now(), Ciphertext: make([]byte, 200)}
+	buf := make([]byte, 0, 512)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = appendMessage(buf[:0], d)
+	}
+	b.SetBytes(int64(len(buf)))
+}
+
+// BenchmarkDecodeSendFrame decodes one send frame with 3 per-device 200-byte ciphertexts, as OnMessage does.
+func BenchmarkDecodeSendFrame(b *testing.B) {
+	ct := base64.StdEncoding.EncodeToString(make([]byte, 200))
+	raw, _ := json.Marshal(map[string]any{"type": "send", "id": "m-123", "conversation": "cnv_abcdefghijklmnopqrstuvwxyz",
+		"ciphertexts": map[string]string{"dev_1": ct, "dev_2": ct, "dev_3": ct}})
+	b.ReportAllocs()
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		var head frameHead
+		var f inFrame
+		if json.Unmarshal(raw, &head) != nil || json.Unmarshal(raw, &f) != nil {
+			b.Fatal("decode failed")
+		}
+	}
+}
