@@ -105,25 +105,6 @@ func TestMatchDevices(t *testing.T) {
 	}
 }
 
-func TestLimiter(t *testing.T) {
-	l := newLimiter(10, 3)
-	now := time.Unix(1000, 0)
-	for i := range 3 {
-		if w := l.take("d", now); w != 0 {
-			t.Fatalf("take %d within burst waited %v", i, w)
-		}
-	}
-	if w := l.take("d", now); w != 100*time.Millisecond {
-		t.Fatalf("take past burst: wait %v, want 100ms", w)
-	}
-	if w := l.take("other", now); w != 0 {
-		t.Fatal("another key shares the bucket")
-	}
-	if w := l.take("d", now.Add(100*time.Millisecond)); w != 0 {
-		t.Fatalf("a token did not come back after 1/rate: wait %v", w)
-	}
-}
-
 func TestBusMessageRoundTrip(t *testing.T) {
 	m := &sb.Message{ConversationID: "cnv_a", Seq: 7, SenderUserID: "usr_a", SenderDeviceID: "dev_a",
 		SentAt: time.UnixMilli(1700000000123).UTC(), Ciphertexts: map[string][]byte{"dev_b": {1, 2}, "dev_c": {3}}}

@@ -67,10 +67,8 @@ func (s *Service) Send(ctx context.Context, id Identity, r *SendRequest) (stored
 	if err != nil {
 		return nil, false, err
 	}
-	if wait := s.limiter.take(id.DeviceID, s.cfg.Now()); wait > 0 {
-		e := sb.Errorf(sb.ERATELIMIT, "rate_limited", "too many sends; retry in %s", wait.Round(time.Millisecond))
-		e.RetryAfter = wait
-		return nil, false, e
+	if err := s.sendAllowed(ctx, id, r.ConversationID); err != nil {
+		return nil, false, err
 	}
 	devices, err := s.cache.activeDevices(ctx, members)
 	if err != nil {

@@ -20,6 +20,8 @@ type Config struct {
 	SendRate      float64       // sends per second per device [50]
 	SendBurst     int           // sends a device may burst [100]
 	E2EOnly       bool          // refuse server-assisted (plaintext) sends with plaintext_refused
+	Limits        Limits        // abuse limits [DefaultLimits]
+	Limiter       Limiter       // where the limits count [an in-process MemoryLimiter]
 	Logger        *slog.Logger
 	Now           func() time.Time
 }
@@ -49,6 +51,10 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	c.Limits.setDefaults()
+	if c.Limiter == nil {
+		c.Limiter = NewMemoryLimiter(c.Now)
+	}
 }
 
 // Service is the application: every operation a client can ask for.
@@ -56,7 +62,7 @@ type Service struct {
 	store   sb.Store
 	bus     sb.Bus
 	cfg     Config
-	limiter *limiter
+	limiter Limiter
 	cache   *cache
 	// dummyHash is verified against when a username is unknown, so a login
 	// takes as long for a missing user as for a wrong password.
@@ -70,7 +76,7 @@ func New(store sb.Store, bus sb.Bus, cfg Config) *Service {
 		store:     store,
 		bus:       bus,
 		cfg:       cfg,
-		limiter:   newLimiter(cfg.SendRate, cfg.SendBurst),
+		limiter:   cfg.Limiter,
 		cache:     newCache(store, 100_000),
 		dummyHash: HashPassword("not a password", cfg.Argon2),
 	}
@@ -80,6 +86,8 @@ func New(store sb.Store, bus sb.Bus, cfg Config) *Service {
 type Identity struct {
 	UserID   string
 	DeviceID string
+	// ExpiresAt is when the token that authenticated it expires (zero: never checked).
+	ExpiresAt time.Time
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Millisecond) }
@@ -115,6 +123,13 @@ func (s *Service) Login(ctx context.Context, username, password string, dev Devi
 	if err := dev.Validate(); err != nil {
 		return nil, err
 	}
+	// Only a well-formed username gets a bucket (another cannot exist), so
+	// junk names cannot grow the limiter.
+	if validUsername(username) == nil {
+		if err := s.Allow(ctx, LimitLoginAccount, username, 1); err != nil {
+			return nil, err
+		}
+	}
 	u, err := s.store.UserByName(ctx, username)
 	if errors.Is(err, sb.ErrNotFound) {
 		VerifyPassword(password, s.dummyHash)
@@ -125,6 +140,9 @@ func (s *Service) Login(ctx context.Context, username, password string, dev Devi
 	}
 	if ok, err := VerifyPassword(password, u.PasswordHash); err != nil || !ok {
 		return nil, errBadCredentials
+	}
+	if err := s.deviceRoom(ctx, u.ID); err != nil {
+		return nil, err
 	}
 	now := s.now()
 	d := &sb.Device{ID: NewID("dev"), UserID: u.ID, Name: dev.Name, KEM: dev.KEM,
@@ -159,7 +177,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Identity, err
 	if dev.RevokedAt != nil || !s.cfg.Now().Before(sess.ExpiresAt) {
 		return Identity{}, errUnauthorized
 	}
-	return Identity{UserID: sess.UserID, DeviceID: sess.DeviceID}, nil
+	return Identity{UserID: sess.UserID, DeviceID: sess.DeviceID, ExpiresAt: sess.ExpiresAt}, nil
 }
 
 // Devices lists a user's active devices.
