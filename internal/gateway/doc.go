@@ -34,6 +34,18 @@
 //   - Outbound frames are encoded by the gateway into pooled buffers and
 //     handed to nbio in one Write each: no allocation per frame (nbio's
 //     WriteMessage allocates twice), and frames never interleave.
+//   - Every read has a deadline. Before an upgrade, nbio's read deadline
+//     (Config.RequestTimeout, default 30s) bounds the wait for a whole
+//     request, head and body, from the accept or the previous response, and
+//     so also the idle time of a kept-alive connection; a request over
+//     Config.MaxBody closes the connection before it is buffered. After the
+//     upgrade the deadline is cleared and the sweeper takes over: a socket
+//     silent for PingInterval is pinged, one silent for 2×PingInterval is
+//     closed with 4009; a socket that was sent a close frame is dropped 5s
+//     later whatever its peer does.
+//   - The Origin of an upgrade is checked by Config.CheckOrigin, which the
+//     node sets to its allow-list. nbio's default (used only when it is nil)
+//     would allow any request whose Origin host equals its Host header.
 //   - Workarounds for nbio v1.6.8 defects, each next to its code: an accept
 //     loop that backs off on EMFILE instead of spinning (listener.go); HEAD
 //     responses without a body and chunked responses that do not corrupt

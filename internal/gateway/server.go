@@ -49,6 +49,16 @@ type Config struct {
 	// uploads need a larger value). Past it the connection is closed.
 	MaxBody int
 
+	// RequestTimeout bounds every read before a socket is upgraded: a new
+	// connection, and a kept-alive one after each response, must deliver a
+	// whole request (headers and body) within it or be closed (default 30s).
+	// Upgraded sockets are watched by PingInterval instead.
+	RequestTimeout time.Duration
+	// CheckOrigin decides whether an upgrade request's Origin may open a
+	// socket (false: 403 before the upgrade). Nil keeps nbio's check, which
+	// allows a request without Origin or whose Origin host equals its Host.
+	CheckOrigin func(r *http.Request) bool
+
 	// FlushDelay is how long the writer waits, once a frame is pending, to
 	// gather more frames into the same write (default 0: write as soon as
 	// the writer is free; under load frames still coalesce behind it).
@@ -62,6 +72,7 @@ const (
 	defaultMaxQueued    = 1 << 20
 	defaultPingInterval = 30 * time.Second
 	defaultMaxBody      = 16 << 20
+	defaultRequestTime  = 30 * time.Second
 
 	// closeTimeout is how long a socket that was sent a close frame may take
 	// to answer before its TCP connection is dropped.
@@ -93,6 +104,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxBody <= 0 {
 		c.MaxBody = defaultMaxBody
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = defaultRequestTime
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -181,6 +195,8 @@ func (s *Server) Start() error {
 
 		ReadLimit:       readLimit,
 		MaxHTTPBodySize: s.cfg.MaxBody,
+		// nbio's read deadline for a connection waiting for (the rest of) a request.
+		KeepaliveTime: s.cfg.RequestTimeout,
 		// Payload buffers go back to the pool as soon as OnMessage returns.
 		ReleaseWebsocketPayload: true,
 		// Only nbio's own WriteMessage uses this, to fragment; the gateway
@@ -217,6 +233,7 @@ func (s *Server) newUpgrader(engine *nbhttp.Engine) *websocket.Upgrader {
 	// liveness for all sockets.
 	u.KeepaliveTime = 0
 	u.MessageLengthLimit = s.cfg.MaxFrame
+	u.CheckOrigin = s.cfg.CheckOrigin
 	u.ReleasePayload = true
 	u.OnMessage(s.onMessage)
 	u.OnClose(s.onClose)
