@@ -172,7 +172,8 @@ func (c *Conn) Synced() <-chan struct{} { return c.synced }
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
 // Err is nil while the Conn runs. Afterwards it is ErrClosed after Close, a
-// *CloseError for a socket closed with 4001 (device revoked), 4002 (replaced) or 1008, or an
+// *CloseError for a socket closed with 4001 (device revoked), 4002 (replaced), 4003 (session
+// expired) or 1008, or an
 // *Error for a reconnect refused by the server (e.g. 401 once the token
 // expired).
 func (c *Conn) Err() error {

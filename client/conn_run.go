@@ -26,7 +26,7 @@ func (c *Conn) run(ws *websocket.Conn) {
 		var ce websocket.CloseError
 		errors.As(err, &ce)
 		switch code := int(websocket.CloseStatus(err)); code {
-		case CloseDeviceRevoked, CloseReplaced, ClosePolicyViolation:
+		case CloseDeviceRevoked, CloseReplaced, CloseSessionExpired, ClosePolicyViolation:
 			c.end(&CloseError{Code: code, Reason: ce.Reason})
 			return
 		case CloseTooBig:

@@ -28,8 +28,9 @@
 //     so seqs may skip. To carry this across process restarts, pass what the
 //     application already holds in [ConnOptions].Delivered.
 //   - Automatic reconnect. When the socket drops for any reason except
-//     [Conn.Close], close code 4001 (device revoked), 4002 (replaced) or 1008 (policy), or an
-//     upgrade refused with a 4xx status such as 401, the Conn dials again
+//     [Conn.Close], close code 4001 (device revoked), 4002 (replaced), 4003
+//     (session expired) or 1008 (policy), or an upgrade refused with a 4xx
+//     status such as 401 (but not 408 or 429), the Conn dials again
 //     with exponential backoff and jitter ([ConnOptions].MinBackoff to
 //     MaxBackoff), and the replay fills the gap. Otherwise the Conn ends:
 //     [Conn.Done] is closed, [Conn.Err] says why (a [*CloseError] with the

@@ -29,6 +29,8 @@ const (
 	CodeDevicesMismatch     = "devices_mismatch"
 	CodeTooLarge            = "too_large"
 	CodeRateLimited         = "rate_limited"
+	CodeTooManyDevices      = "too_many_devices"
+	CodeOriginNotAllowed    = "origin_not_allowed"
 	CodeUnavailable         = "unavailable"
 	CodeBadFrame            = "bad_frame"
 	CodeUnknownType         = "unknown_type"
@@ -50,7 +52,8 @@ type Error struct {
 
 	// ID is the id of the send the error answers, if any.
 	ID string
-	// RetryAfter is the server's Retry-After (rate_limited), or 0.
+	// RetryAfter is the server's Retry-After header or an error frame's
+	// retry_after_ms (rate_limited), or 0.
 	RetryAfter time.Duration
 }
 
@@ -90,6 +93,7 @@ const (
 	CloseTooBig          = 1009 // a frame over the server's limit
 	CloseDeviceRevoked   = 4001 // the SDK does not reconnect with this token
 	CloseReplaced        = 4002 // another connection of this device took over; the SDK does not reconnect
+	CloseSessionExpired  = 4003 // the token expired while the socket was open: log in again; the SDK does not reconnect
 	CloseSlowConsumer    = 4008 // the SDK reconnects and resyncs
 )
 

@@ -43,6 +43,7 @@ type serverFrame struct {
 	Message    string   `json:"message"`
 	Missing    []string `json:"missing"`
 	Extra      []string `json:"extra"`
+	RetryAfter int64    `json:"retry_after_ms"` // rate_limited
 }
 
 func (f *serverFrame) message() Message {
@@ -61,5 +62,6 @@ func (f *serverFrame) sent() Sent {
 }
 
 func (f *serverFrame) err() *Error {
-	return &Error{Code: f.Code, Detail: f.Message, Missing: f.Missing, Extra: f.Extra, ID: f.ID}
+	return &Error{Code: f.Code, Detail: f.Message, Missing: f.Missing, Extra: f.Extra, ID: f.ID,
+		RetryAfter: time.Duration(f.RetryAfter) * time.Millisecond}
 }

@@ -51,10 +51,11 @@ type Main struct {
 func NewMain() *Main {
 	return &Main{Stderr: os.Stderr, Config: Config{
 		DataDir: "data", GCPercent: 100, LogLevel: "info", LogFormat: "text", ShutdownTimeout: 10 * time.Second,
-		Server:    server.Config{Addr: "127.0.0.1:8080", MaxBody: 1 << 20, MaxFrame: 64 << 10, MaxQueued: 1 << 20, PingInterval: 30 * time.Second},
+		Server: server.Config{Addr: "127.0.0.1:8080", MaxBody: 1 << 20, MaxFrame: 64 << 10, MaxQueued: 1 << 20, PingInterval: 30 * time.Second,
+			TrustedProxies: loopback, LimitExempt: loopback, RequestTimeout: 30 * time.Second},
 		Retention: chat.RetentionConfig{Period: 30 * 24 * time.Hour, Interval: time.Minute, Batch: 500},
 		Chat: chat.Config{Argon2: chat.DefaultArgon2, SessionTTL: 30 * 24 * time.Hour, MaxMembers: 1000,
-			SendRate: 50, SendBurst: 100},
+			SendRate: 50, SendBurst: 100, Limits: chat.DefaultLimits},
 	}}
 }
 
@@ -81,6 +82,24 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.IntVar(&c.Chat.SendBurst, "send-burst", c.Chat.SendBurst, "sends a device may burst above the rate")
 	fs.Func("argon2-time", fmt.Sprintf("argon2id passes for new password hashes (default %d)", c.Chat.Argon2.Time), uintFlag(&c.Chat.Argon2.Time))
 	fs.Func("argon2-memory", fmt.Sprintf("argon2id memory in KiB for new password hashes (default %d)", c.Chat.Argon2.MemoryKiB), uintFlag(&c.Chat.Argon2.MemoryKiB))
+	// Abuse limits and the edge's security settings (docs/security.md). For a
+	// count, 0 is unlimited; a rate is N/PERIOD (20/1m, 32MiB/1m) or 0 for unlimited.
+	fs.Var(rateFlag{&c.Chat.Limits.LoginPerAccount}, "login-rate-account", "login attempts per username (N/PERIOD, 0 = unlimited)")
+	fs.Var(rateFlag{&c.Chat.Limits.LoginPerIP}, "login-rate-ip", "login attempts per client address (N/PERIOD, 0 = unlimited)")
+	fs.Var(rateFlag{&c.Chat.Limits.SignupPerIP}, "signup-rate-ip", "accounts created per client address (N/PERIOD, 0 = unlimited)")
+	fs.Var(rateFlag{&c.Chat.Limits.SendPerConversation}, "send-rate-conversation", "sends into one conversation from all its members (N/PERIOD, 0 = unlimited)")
+	fs.Var(rateFlag{&c.Chat.Limits.FramesPerSocket}, "frame-rate", "client frames per socket (N/PERIOD, 0 = unlimited)")
+	fs.Var(rateFlag{&c.Chat.Limits.BytesPerDevice}, "device-bytes", "bytes a device sends in frames and request bodies (N/PERIOD, 0 = unlimited)")
+	fs.IntVar(&c.Chat.Limits.ConnsPerIP, "max-conns-per-ip", c.Chat.Limits.ConnsPerIP, "open sockets per client address (0 = unlimited)")
+	fs.IntVar(&c.Chat.Limits.ConnsPerUser, "max-conns-per-user", c.Chat.Limits.ConnsPerUser, "devices of one user connected at once (0 = unlimited)")
+	fs.IntVar(&c.Chat.Limits.DevicesPerUser, "max-devices", c.Chat.Limits.DevicesPerUser, "active devices per user; a login past it gets too_many_devices (0 = unlimited)")
+	fs.Var(prefixesFlag{&c.Server.LimitExempt}, "limit-exempt", "client addresses or CIDRs no per-address limit applies to (comma-separated; empty = none)")
+	fs.Var(prefixesFlag{&c.Server.TrustedProxies}, "trusted-proxies", "proxy addresses or CIDRs whose X-Forwarded-For / X-Real-IP name the client (comma-separated; empty = none)")
+	fs.Func("allowed-origins", "browser origins (scheme://host[:port], comma-separated; * = any) allowed to call the API and open sockets; requests without Origin are always allowed", func(v string) error {
+		c.Server.AllowedOrigins = splitList(v)
+		return nil
+	})
+	fs.DurationVar(&c.Server.RequestTimeout, "request-timeout", c.Server.RequestTimeout, "time to receive a whole HTTP request (headers and body), and to keep an idle HTTP connection")
 	fs.BoolVar(&c.Chat.E2EOnly, "e2e-only", c.Chat.E2EOnly, "refuse server-assisted sends (plaintext) with plaintext_refused: clients must encrypt")
 	fs.DurationVar(&c.Retention.Period, "retention", c.Retention.Period, "delete stored ciphertexts older than this")
 	fs.BoolVar(&c.Retention.OnAck, "purge-acked", c.Retention.OnAck, "also delete a device's ciphertext as soon as that device acked it")
@@ -108,6 +127,15 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	// 0 on the command line is unlimited; in chat.Config, 0 is the default.
+	for _, n := range []*int{&c.Chat.Limits.ConnsPerIP, &c.Chat.Limits.ConnsPerUser, &c.Chat.Limits.DevicesPerUser} {
+		if *n == 0 {
+			*n = -1
+		}
+	}
+	if c.Chat.SendRate == 0 || c.Chat.SendBurst == 0 {
+		c.Chat.SendRate, c.Chat.SendBurst = -1, -1
 	}
 	return nil
 }

@@ -41,6 +41,8 @@ type errorFrame struct {
 	Message string   `json:"message"`
 	Missing []string `json:"missing,omitempty"`
 	Extra   []string `json:"extra,omitempty"`
+	// RetryAfterMS is set for rate_limited: milliseconds until a retry can succeed.
+	RetryAfterMS int64 `json:"retry_after_ms,omitempty"`
 }
 
 var (

@@ -12,28 +12,62 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/chat"
 )
 
+// access says who may call a route. TestAuthorizationMatrix (authz_test.go)
+// checks every route of routeTable against the answers documented for it.
+type access int
+
+const (
+	public        access = iota // anyone; a token, if any, is ignored
+	authenticated               // a valid token of an active device (Authorization: Bearer)
+	socket                      // the WebSocket upgrade: authenticates itself (header or ?token=)
+	operator                    // only with --pprof; no token: keep such a port private
+)
+
+// route is one HTTP endpoint: h serves public, socket and operator routes, a authenticated ones.
+type route struct {
+	pattern string
+	access  access
+	h       http.HandlerFunc
+	a       authedHandler
+}
+
+// routeTable is every HTTP endpoint of the node, in one place: the
+// authorization matrix has a row per pattern and fails on a route without one.
+func (s *Server) routeTable() []route {
+	rs := []route{
+		{pattern: "GET /healthz", h: s.healthz},
+		{pattern: "GET /readyz", h: s.readyz},
+		{pattern: "GET /metrics", h: s.metricsHandler().ServeHTTP},
+		{pattern: "POST /v1/accounts", h: s.createAccount},
+		{pattern: "POST /v1/sessions", h: s.createSession},
+		{pattern: "GET /v1/users/{user}/devices", access: authenticated, a: s.listDevices},
+		{pattern: "DELETE /v1/devices/{device}", access: authenticated, a: s.revokeDevice},
+		{pattern: "POST /v1/conversations", access: authenticated, a: s.createConversation},
+		{pattern: "GET /v1/conversations", access: authenticated, a: s.listConversations},
+		{pattern: "GET /v1/conversations/{conv}/messages", access: authenticated, a: s.listMessages},
+		{pattern: "POST /v1/conversations/{conv}/messages", access: authenticated, a: s.sendMessage},
+		{pattern: "GET /v1/ws", access: socket, h: s.upgrade},
+	}
+	if s.cfg.Pprof {
+		rs = append(rs,
+			route{pattern: "GET /debug/pprof/", access: operator, h: pprof.Index},
+			route{pattern: "GET /debug/pprof/profile", access: operator, h: pprof.Profile},
+			route{pattern: "GET /debug/pprof/trace", access: operator, h: pprof.Trace})
+	}
+	return append(rs, route{pattern: "/", h: func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, s.log, sb.Errorf(sb.ENOTFOUND, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))
+	}})
+}
+
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", s.metricsHandler())
-	mux.HandleFunc("POST /v1/accounts", s.createAccount)
-	mux.HandleFunc("POST /v1/sessions", s.createSession)
-	mux.HandleFunc("GET /v1/users/{user}/devices", s.authed(s.listDevices))
-	mux.HandleFunc("DELETE /v1/devices/{device}", s.authed(s.revokeDevice))
-	mux.HandleFunc("POST /v1/conversations", s.authed(s.createConversation))
-	mux.HandleFunc("GET /v1/conversations", s.authed(s.listConversations))
-	mux.HandleFunc("GET /v1/conversations/{conv}/messages", s.authed(s.listMessages))
-	mux.HandleFunc("POST /v1/conversations/{conv}/messages", s.authed(s.sendMessage))
-	mux.HandleFunc("GET /v1/ws", s.upgrade)
-	if s.cfg.Pprof {
-		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	for _, rt := range s.routeTable() {
+		if rt.access == authenticated {
+			mux.HandleFunc(rt.pattern, s.authed(rt.a))
+		} else {
+			mux.HandleFunc(rt.pattern, rt.h)
+		}
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, s.log, sb.Errorf(sb.ENOTFOUND, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))
-	})
 	return mux
 }
 
@@ -56,6 +90,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) {
+	if err := s.limitAddress(r, chat.LimitSignupIP); err != nil {
+		writeProblem(w, s.log, err)
+		return
+	}
 	var req struct {
 		Username string `json:"username"`
 		Password string `json:"password"`
@@ -86,6 +124,10 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 		Username string     `json:"username"`
 		Password string     `json:"password"`
 		Device   deviceJSON `json:"device"`
+	}
+	if err := s.limitAddress(r, chat.LimitLoginIP); err != nil {
+		writeProblem(w, s.log, err)
+		return
 	}
 	if err := decode(w, r, s.cfg.MaxBody, &req); err != nil {
 		writeProblem(w, s.log, err)
@@ -123,6 +165,10 @@ func (s *Server) authed(h authedHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, err := s.svc.Authenticate(r.Context(), bearer(r, false))
 		if err != nil {
+			writeProblem(w, s.log, err)
+			return
+		}
+		if err := s.chargeBody(r, id); err != nil {
 			writeProblem(w, s.log, err)
 			return
 		}

@@ -13,6 +13,7 @@ import (
 type peer struct {
 	id   chat.Identity
 	conn *gateway.Conn
+	lim  socketLimits // abuse limits of this socket (security.go)
 
 	mu      sync.Mutex
 	syncing bool             // backlog replay in progress: live messages wait in pending

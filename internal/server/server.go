@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -22,6 +23,12 @@ type Config struct {
 	PingInterval time.Duration // WebSocket keepalive [30s]
 	Pprof        bool          // serve /debug/pprof (profiling; keep it off where the port is public)
 	Logger       *slog.Logger
+
+	// The edge's security settings (security.go, docs/security.md).
+	AllowedOrigins []string       // browser origins allowed to call the API and open sockets ("*": any) [none]
+	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For names the client [loopback]; empty, not nil: none
+	LimitExempt    []netip.Prefix // client addresses no per-address limit applies to [loopback]; empty, not nil: none
+	RequestTimeout time.Duration  // to receive a whole HTTP request, and idle keep-alive [30s]
 }
 
 // Server is one node's HTTP API and WebSocket gateway.
@@ -33,6 +40,7 @@ type Server struct {
 	log   *slog.Logger
 	gw    *gateway.Server
 	hub   *hub
+	edge  *edge
 
 	ctx      context.Context // cancelled at shutdown: stops syncs and in-flight work
 	cancel   context.CancelFunc
@@ -51,10 +59,11 @@ func New(svc *chat.Service, store sb.Store, bus sb.Bus, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, svc: svc, store: store, bus: bus, log: cfg.Logger, hub: newHub(svc)}
+	s := &Server{cfg: cfg, svc: svc, store: store, bus: bus, log: cfg.Logger, hub: newHub(svc), edge: newEdge(cfg, svc.Limits())}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.gw = gateway.New(gateway.Config{Addr: cfg.Addr, Handler: s.routes(), MaxFrame: cfg.MaxFrame,
-		MaxQueued: cfg.MaxQueued, PingInterval: cfg.PingInterval, Logger: cfg.Logger}, s)
+	s.gw = gateway.New(gateway.Config{Addr: cfg.Addr, Handler: s.secure(s.routes()), MaxFrame: cfg.MaxFrame,
+		MaxQueued: cfg.MaxQueued, PingInterval: cfg.PingInterval, Logger: cfg.Logger,
+		MaxBody: gatewayMaxBody(cfg.MaxBody), RequestTimeout: cfg.RequestTimeout, CheckOrigin: s.edge.originOK}, s)
 	return s
 }
 
@@ -88,6 +97,7 @@ func (s *Server) Start() error {
 		s.unsubBus()
 		return fmt.Errorf("listen %s: %w", s.cfg.Addr, err)
 	}
+	s.syncs.Go(s.closeExpiredSessions)
 	return nil
 }
 

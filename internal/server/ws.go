@@ -13,8 +13,9 @@ import (
 
 // Close codes of our own (docs/protocol.md keeps the table).
 const (
-	CloseDeviceRevoked = 4001
-	CloseReplaced      = 4002
+	CloseDeviceRevoked  = 4001
+	CloseReplaced       = 4002
+	CloseSessionExpired = 4003 // the token expired while the socket was open: log in again
 )
 
 var _ gateway.Handler = (*Server)(nil)
@@ -26,7 +27,13 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, s.log, err)
 		return
 	}
-	if _, err := s.gw.Upgrade(w, r, &peer{id: id}); err != nil {
+	p := &peer{id: id}
+	if err := s.holdConn(r, p); err != nil {
+		writeProblem(w, s.log, err)
+		return
+	}
+	if _, err := s.gw.Upgrade(w, r, p); err != nil {
+		s.releaseConn(p)
 		s.log.Debug("upgrade failed", "err", err)
 	}
 }
@@ -83,11 +90,15 @@ func (s *Server) OnClose(c *gateway.Conn) {
 	p.closed, p.pending = true, nil
 	p.mu.Unlock()
 	s.hub.remove(p)
+	s.releaseConn(p)
 }
 
 // OnMessage handles one client frame. Calls for one socket are serial.
 func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 	p := c.State().(*peer)
+	if !s.admitFrame(c, p, data) {
+		return
+	}
 	var head frameHead
 	if err := json.Unmarshal(data, &head); err != nil {
 		s.writeError(c, "", sb.Errorf(sb.EINVALID, "bad_frame", "a frame is one JSON object with a string type"))
@@ -134,6 +145,7 @@ func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 
 func (s *Server) writeError(c *gateway.Conn, id string, err error) {
 	e := asError(s.log, err)
-	b, _ := json.Marshal(errorFrame{Type: "error", ID: id, Code: e.Code, Message: e.Message, Missing: e.Missing, Extra: e.Extra})
+	b, _ := json.Marshal(errorFrame{Type: "error", ID: id, Code: e.Code, Message: e.Message, Missing: e.Missing, Extra: e.Extra,
+		RetryAfterMS: retryAfterMS(e.RetryAfter)})
 	c.Write(b)
 }
