@@ -18,7 +18,7 @@ func TestAppendMessageIsTheProtocolsFrame(t *testing.T) {
 	}
 	want := map[string]any{"type": "message", "conversation": "cnv_a", "seq": float64(42),
 		"sender": map[string]any{"user_id": "usr_a", "device_id": "dev_a"},
-		"ts": "2023-11-14T22:13:20.120Z", "ciphertext": base64.StdEncoding.EncodeToString(d.Ciphertext)}
+		"ts":     "2023-11-14T22:13:20.120Z", "ciphertext": base64.StdEncoding.EncodeToString(d.Ciphertext)}
 	gb, _ := json.Marshal(got)
 	wb, _ := json.Marshal(want)
 	if string(gb) != string(wb) {
