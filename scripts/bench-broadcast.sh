@@ -21,7 +21,7 @@
 # --connect-rate is sockets opened per second (the ramp lasts N / rate): a
 # node's connect reads the device and its backlog from the store, and every
 # device here is in one group of N/10 users, which costs ~2 ms of node CPU
-# per connect at 19,500; faster ramps time out sockets.
+# per connect at 19,500; at 250/s some sockets timed out (30 s) there.
 #
 # --profile S also takes a CPU profile (Go pprof, S seconds, started once all
 # sockets are open, so it covers the rounds) of both servers: the node runs
@@ -38,7 +38,7 @@ cd "$(dirname "$0")/.."
 
 steps="5000 19500"
 rounds=20
-connect_rate=250
+connect_rate=150
 payload=200
 pollers=1
 node_flags=""
@@ -64,6 +64,8 @@ srv_pid=""
 prof_pid=""
 stop_server() {
   if [ -n "$prof_pid" ]; then
+    # let a profile that started finish (it may outlast short rounds)
+    for _ in $(seq 1 $(( (profile + 10) * 10 ))); do kill -0 "$prof_pid" 2>/dev/null || break; sleep 0.1; done
     kill "$prof_pid" 2>/dev/null || true
     wait "$prof_pid" 2>/dev/null || true
     prof_pid=""
@@ -105,7 +107,7 @@ done < <("$work/switchboard" --help 2>&1 | awk '
   /^  -[a-z]/ { if (name != "") print name "|" help; name = $1; sub(/^-/, "", name); help = ""; next }
   { gsub(/^[ \t]+/, ""); help = help " " $0 }
   END { if (name != "") print name "|" help }')
-[ ${#limit_flags[@]} -gt 0 ] && echo "bench-broadcast: node limits turned off: ${limit_flags[*]}"
+if [ ${#limit_flags[@]} -gt 0 ]; then echo "bench-broadcast: node limits turned off: ${limit_flags[*]}"; fi
 
 echo "bench-broadcast: NOTE the node runs with cheap password hashing (--argon2-time 1 --argon2-memory 64); logins are not what is measured"
 echo "bench-broadcast: machine $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), open files $(ulimit -Hn); results in $results"
@@ -127,13 +129,14 @@ start_server() {
 }
 
 # profile_when_full OUT SOCKETS_METRIC N: in the background, waits until the
-# server holds N sockets, then takes a CPU profile of $profile seconds.
+# server holds 99 % of N sockets (the rounds start when the ramp is over),
+# then takes a CPU profile of $profile seconds.
 profile_when_full() {
   local out=$1 metric=$2 n=$3 u=$url
   (
     for _ in $(seq 1 3000); do
       open=$(curl -sf "$u/metrics" | awk -v m="$metric" '$1 == m {print int($2)}' || true)
-      [ -n "$open" ] && [ "$open" -ge "$n" ] && break
+      [ -n "$open" ] && [ "$open" -ge $(( n * 99 / 100 )) ] && break
       sleep 0.2
     done
     curl -sf -o "$out" "$u/debug/pprof/profile?seconds=$profile" || echo "bench-broadcast: no profile from $u" >&2
@@ -157,9 +160,9 @@ pairs=()
 for n in $steps; do
   echo "bench-broadcast: N=$n, bare broadcast server"
   args=(--addr 127.0.0.1:0)
-  [ "$profile" -gt 0 ] && args+=(--pprof)
+  if [ "$profile" -gt 0 ]; then args+=(--pprof); fi
   start_server sbbare "$results/bare-$n.log" "$work/sbbare" "${args[@]}"
-  [ "$profile" -gt 0 ] && profile_when_full "$results/bare-$n.cpu.pprof" sbbare_sockets_open "$n"
+  if [ "$profile" -gt 0 ]; then profile_when_full "$results/bare-$n.cpu.pprof" sbbare_sockets_open "$n"; fi
   run_load bare "$n"
   stop_server
 
@@ -167,11 +170,11 @@ for n in $steps; do
   data="$work/data-$n"
   mkdir -p "$data"
   args=(--addr 127.0.0.1:0 --data-dir "$data" --argon2-time 1 --argon2-memory 64 --max-members 100000 "${limit_flags[@]}")
-  [ "$profile" -gt 0 ] && args+=(--pprof)
+  if [ "$profile" -gt 0 ]; then args+=(--pprof); fi
   # shellcheck disable=SC2206 # node_flags is split on purpose
   args+=($node_flags)
   start_server switchboard "$results/node-$n.log" "$work/switchboard" "${args[@]}"
-  [ "$profile" -gt 0 ] && profile_when_full "$results/full-$n.cpu.pprof" switchboard_sockets_open "$n"
+  if [ "$profile" -gt 0 ]; then profile_when_full "$results/full-$n.cpu.pprof" switchboard_sockets_open "$n"; fi
   run_load full "$n"
   stop_server
   rm -rf "$data"
