@@ -29,10 +29,11 @@
 # runs without it.
 #
 # The node runs with cheap password hashing (--argon2-time 1
-# --argon2-memory 64): logins are setup here, not what is measured. Node flags
-# that limit per client address or per user and accept "off" are turned off
-# (sbload logs in and connects every device from loopback); others are
-# listed, and --node-flags adds any flag.
+# --argon2-memory 64): logins are setup here, not what is measured. Node
+# limits per client address or per user (logins, signups, sockets, devices)
+# are turned off: sbload logs in and connects every device from loopback.
+# Other limits (per socket, device, conversation) are listed and kept; the
+# scenario stays far below them. --node-flags adds any flag.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -93,15 +94,18 @@ go build -o "$work/sbload" ./cmd/sbload
 
 # Limits per client address or per user would refuse a load generator that
 # logs in and connects thousands of devices from loopback: turn off those
-# that take "off", and list the rest.
+# (a limit flag says "0 = unlimited" or "off" in its help), and list the
+# other limits, which stay at their defaults.
 limit_flags=()
 while IFS='|' read -r name help; do
-  if echo "$help" | grep -qiE '(per (client )?(address|ip)|per user|per account)'; then
-    if echo "$help" | grep -qiE '"?off"?'; then
-      limit_flags+=("--$name" off)
-    else
-      echo "bench-broadcast: WARNING node flag --$name may limit the run ($help); pass --node-flags to change it"
-    fi
+  if echo "$help" | grep -qE '0 = unlimited'; then off=0
+  elif echo "$help" | grep -qE '"off"'; then off=off
+  else continue
+  fi
+  if echo "$help" | grep -qiE 'per (client )?(address|ip)|per user|per username|per account|of one user'; then
+    limit_flags+=("--$name" "$off")
+  else
+    echo "bench-broadcast: node limit --$name stays at its default:$help"
   fi
 done < <("$work/switchboard" --help 2>&1 | awk '
   /^  -[a-z]/ { if (name != "") print name "|" help; name = $1; sub(/^-/, "", name); help = ""; next }
