@@ -195,19 +195,39 @@ func FuzzWebSocketWire(f *testing.F) {
 	defer watch.CloseNow()
 	host := strings.TrimPrefix(n.url, "http://")
 	i := 0
-	f.Fuzz(func(t *testing.T, wire []byte) {
+	upgrade := func(t *testing.T) (net.Conn, error) {
 		conn, err := net.DialTimeout("tcp", host, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer conn.Close()
 		conn.SetDeadline(time.Now().Add(5 * time.Second))
 		fmt.Fprintf(conn, "GET /v1/ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n", host, n.other)
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-			t.Fatalf("upgrade: %v %v", resp, err)
+		if err == nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("upgrade: %v", resp)
 		}
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		return conn, nil
+	}
+	f.Fuzz(func(t *testing.T, wire []byte) {
+		conn, err := upgrade(t)
+		if err != nil {
+			// nbio v1.6.8 defect, not this input's doing: when a socket is
+			// closed off the poller goroutine (a write to a peer that reset)
+			// while the poller holds an error event for its fd, and the
+			// kernel gives that fd number to the next accepted connection,
+			// the stale event closes the new connection (EOF before the
+			// 101). The client sees a dropped connection and dials again;
+			// so does this test, once.
+			if conn, err = upgrade(t); err != nil {
+				t.Fatalf("upgrade, twice: %v", err)
+			}
+		}
+		defer conn.Close()
 		conn.Write(wire)
 		i++
 		roundTrip(t, watch, fmt.Sprintf("wire-%d", i))
