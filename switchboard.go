@@ -109,8 +109,11 @@ type Store interface {
 	UserByName(ctx context.Context, username string) (*User, error)
 	UserExists(ctx context.Context, userID string) (bool, error)
 
-	// CreateDevice stores d (ID, UserID and CreatedAt set by the caller).
-	CreateDevice(ctx context.Context, d *Device) error
+	// CreateDevice stores d (ID, UserID and CreatedAt set by the caller) and,
+	// unless s is nil, its first session, in one transaction: either both are
+	// stored or neither, so a login never leaves a device without a token.
+	// s must be for d (s.DeviceID == d.ID, s.UserID == d.UserID).
+	CreateDevice(ctx context.Context, d *Device, s *Session) error
 	Device(ctx context.Context, deviceID string) (*Device, error)
 	// ActiveDevices returns the non-revoked devices of the given users,
 	// ordered by user id then created_at then device id.
@@ -119,6 +122,7 @@ type Store interface {
 	// ErrNotFound when no such active device of that user exists.
 	RevokeDevice(ctx context.Context, userID, deviceID string, at time.Time) error
 
+	// CreateSession stores another session of an existing device.
 	CreateSession(ctx context.Context, s *Session) error
 	// SessionByTokenHash returns the session and its device (which may be revoked).
 	SessionByTokenHash(ctx context.Context, hash []byte) (*Session, *Device, error)

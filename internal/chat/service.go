@@ -147,13 +147,11 @@ func (s *Service) Login(ctx context.Context, username, password string, dev Devi
 	now := s.now()
 	d := &sb.Device{ID: NewID("dev"), UserID: u.ID, Name: dev.Name, KEM: dev.KEM,
 		PublicKey: dev.PublicKey, SigningKey: dev.SigningKey, CreatedAt: now}
-	if err := s.store.CreateDevice(ctx, d); err != nil {
-		return nil, fmt.Errorf("create device: %w", err)
-	}
 	token, hash := NewToken()
 	sess := &sb.Session{TokenHash: hash, UserID: u.ID, DeviceID: d.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL)}
-	if err := s.store.CreateSession(ctx, sess); err != nil {
-		return nil, fmt.Errorf("create session: %w", err)
+	// One transaction: a failure cannot leave an active device without a token.
+	if err := s.store.CreateDevice(ctx, d, sess); err != nil {
+		return nil, fmt.Errorf("create device: %w", err)
 	}
 	s.cache.forgetDevices(u.ID)
 	s.devicesChanged(ctx, u.ID)

@@ -46,12 +46,28 @@ func (s *Store) UserExists(ctx context.Context, userID string) (bool, error) {
 	return ok, nil
 }
 
-// CreateDevice stores d.
-func (s *Store) CreateDevice(ctx context.Context, d *switchboard.Device) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO devices
+// CreateDevice stores d and, unless sess is nil, its first session, in one
+// transaction: both statements travel in one round trip.
+func (s *Store) CreateDevice(ctx context.Context, d *switchboard.Device, sess *switchboard.Session) error {
+	if sess != nil && (sess.DeviceID != d.ID || sess.UserID != d.UserID) {
+		return fmt.Errorf("postgres: create device %s: session is for device %s of user %s, not this device of %s",
+			d.ID, sess.DeviceID, sess.UserID, d.UserID)
+	}
+	const insertDevice = `INSERT INTO devices
 		(id, user_id, name, kem, public_key, signing_key, created_at, revoked_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		d.ID, d.UserID, d.Name, d.KEM, orEmpty(d.PublicKey), orEmpty(d.SigningKey), d.CreatedAt, d.RevokedAt)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+	args := []any{d.ID, d.UserID, d.Name, d.KEM, orEmpty(d.PublicKey), orEmpty(d.SigningKey), d.CreatedAt, d.RevokedAt}
+	var err error
+	if sess == nil {
+		_, err = s.pool.Exec(ctx, insertDevice, args...)
+	} else {
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			b := &pgx.Batch{}
+			b.Queue(insertDevice, args...)
+			queueSession(b, sess)
+			return tx.SendBatch(ctx, b).Close()
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("postgres: create device %s: %w", d.ID, err)
 	}
@@ -131,15 +147,20 @@ func (s *Store) RevokeDevice(ctx context.Context, userID, deviceID string, at ti
 	return nil
 }
 
-// CreateSession stores sess.
+// CreateSession stores another session of an existing device.
 func (s *Store) CreateSession(ctx context.Context, sess *switchboard.Session) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO sessions (token_hash, user_id, device_id, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5)`,
-		sess.TokenHash, sess.UserID, sess.DeviceID, sess.CreatedAt, sess.ExpiresAt)
-	if err != nil {
+	b := &pgx.Batch{}
+	queueSession(b, sess)
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("postgres: create session for device %s: %w", sess.DeviceID, err)
 	}
 	return nil
+}
+
+func queueSession(b *pgx.Batch, sess *switchboard.Session) {
+	b.Queue(`INSERT INTO sessions (token_hash, user_id, device_id, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5)`,
+		sess.TokenHash, sess.UserID, sess.DeviceID, sess.CreatedAt, sess.ExpiresAt)
 }
 
 // SessionByTokenHash returns the session and its device, which may be

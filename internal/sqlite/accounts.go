@@ -52,18 +52,36 @@ func (s *Store) UserExists(ctx context.Context, userID string) (bool, error) {
 	return ok, nil
 }
 
-// CreateDevice stores d.
-func (s *Store) CreateDevice(ctx context.Context, d *switchboard.Device) error {
+// CreateDevice stores d and, unless sess is nil, its first session, in one
+// transaction.
+func (s *Store) CreateDevice(ctx context.Context, d *switchboard.Device, sess *switchboard.Session) error {
+	if err := sessionOf(d, sess); err != nil {
+		return fmt.Errorf("sqlite: create device %s: %w", d.ID, err)
+	}
 	var revoked sql.NullInt64
 	if d.RevokedAt != nil {
 		revoked = sql.NullInt64{Int64: micros(*d.RevokedAt), Valid: true}
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO devices
-		(id, user_id, name, kem, public_key, signing_key, created_at, revoked_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		d.ID, d.UserID, d.Name, d.KEM, orEmpty(d.PublicKey), orEmpty(d.SigningKey), micros(d.CreatedAt), revoked)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO devices
+			(id, user_id, name, kem, public_key, signing_key, created_at, revoked_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			d.ID, d.UserID, d.Name, d.KEM, orEmpty(d.PublicKey), orEmpty(d.SigningKey), micros(d.CreatedAt), revoked)
+		if err != nil || sess == nil {
+			return err
+		}
+		return insertSession(ctx, tx, sess)
+	})
 	if err != nil {
 		return fmt.Errorf("sqlite: create device %s: %w", d.ID, err)
+	}
+	return nil
+}
+
+// sessionOf checks that sess, if any, belongs to d.
+func sessionOf(d *switchboard.Device, sess *switchboard.Session) error {
+	if sess != nil && (sess.DeviceID != d.ID || sess.UserID != d.UserID) {
+		return fmt.Errorf("session is for device %s of user %s, not this device of %s", sess.DeviceID, sess.UserID, d.UserID)
 	}
 	return nil
 }
@@ -152,13 +170,22 @@ func (s *Store) RevokeDevice(ctx context.Context, userID, deviceID string, at ti
 	return nil
 }
 
-// CreateSession stores sess.
+// CreateSession stores another session of an existing device.
 func (s *Store) CreateSession(ctx context.Context, sess *switchboard.Session) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO sessions (token_hash, user_id, device_id, created_at, expires_at)
+	if err := insertSession(ctx, s.w, sess); err != nil {
+		return fmt.Errorf("sqlite: create session for device %s: %w", sess.DeviceID, err)
+	}
+	return nil
+}
+
+func insertSession(ctx context.Context, db interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, sess *switchboard.Session) error {
+	_, err := db.ExecContext(ctx, `INSERT INTO sessions (token_hash, user_id, device_id, created_at, expires_at)
 		VALUES (?, ?, ?, ?, ?)`,
 		sess.TokenHash, sess.UserID, sess.DeviceID, micros(sess.CreatedAt), micros(sess.ExpiresAt))
 	if err != nil {
-		return fmt.Errorf("sqlite: create session for device %s: %w", sess.DeviceID, err)
+		return fmt.Errorf("session: %w", err)
 	}
 	return nil
 }

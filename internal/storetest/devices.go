@@ -19,6 +19,55 @@ func deviceTests() []storeTest {
 			wantDevice(t, got, want)
 		}},
 
+		{"CreateDevice with a session stores both: the token finds the new device", func(t *testing.T, s switchboard.Store) {
+			createUser(t, s, "u-alice", "alice")
+			d := newDevice("u-alice", "d-a1", at(3))
+			sess := newSession(d, "login")
+			if err := s.CreateDevice(ctx, d, sess); err != nil {
+				t.Fatalf("CreateDevice: %v", err)
+			}
+			got, dev, err := s.SessionByTokenHash(ctx, tokenHash("login"))
+			if err != nil {
+				t.Fatalf("SessionByTokenHash: %v", err)
+			}
+			if got.DeviceID != d.ID || got.UserID != d.UserID {
+				t.Errorf("session = %+v, want one of %s", got, d.ID)
+			}
+			wantTime(t, "session.ExpiresAt", got.ExpiresAt, sess.ExpiresAt)
+			wantDevice(t, dev, d)
+		}},
+
+		{"CreateDevice whose session cannot be stored stores no device either", func(t *testing.T, s switchboard.Store) {
+			w := newWorld(t, s)
+			createSession(t, s, w.a1, "taken")
+			d := newDevice(w.alice.ID, "d-a3", at(3))
+			// The token hash is the sessions' key: a second one fails the insert.
+			if err := s.CreateDevice(ctx, d, newSession(d, "taken")); err == nil {
+				t.Fatal("CreateDevice with a taken token hash succeeded")
+			}
+			_, err := s.Device(ctx, d.ID)
+			wantNotFound(t, "Device of the failed login", err)
+			got, err := s.ActiveDevices(ctx, w.alice.ID)
+			if err != nil {
+				t.Fatalf("ActiveDevices: %v", err)
+			}
+			if ids, want := deviceIDs(got), "[d-a1 d-a2]"; ids != want {
+				t.Fatalf("ActiveDevices = %s, want %s: no device without a token", ids, want)
+			}
+		}},
+
+		{"CreateDevice with another device's session is refused and stores nothing", func(t *testing.T, s switchboard.Store) {
+			w := newWorld(t, s)
+			d := newDevice(w.alice.ID, "d-a3", at(3))
+			if err := s.CreateDevice(ctx, d, newSession(w.a1, "other")); err == nil {
+				t.Fatal("CreateDevice with a session of d-a1 succeeded")
+			}
+			_, err := s.Device(ctx, d.ID)
+			wantNotFound(t, "Device(d-a3)", err)
+			_, _, err = s.SessionByTokenHash(ctx, tokenHash("other"))
+			wantNotFound(t, "SessionByTokenHash(other)", err)
+		}},
+
 		{"Device of an unknown id returns ErrNotFound", func(t *testing.T, s switchboard.Store) {
 			_, err := s.Device(ctx, "d-nope")
 			wantNotFound(t, "Device(d-nope)", err)

@@ -19,7 +19,7 @@ func at(n int) time.Time {
 	return t0.Add(time.Duration(n) * (time.Second + time.Millisecond))
 }
 
-func createUser(t *testing.T, s switchboard.Store, id, username string) *switchboard.User {
+func createUser(t testing.TB, s switchboard.Store, id, username string) *switchboard.User {
 	t.Helper()
 	u := &switchboard.User{ID: id, Username: username, PasswordHash: "$argon2id$" + id, CreatedAt: at(0)}
 	if err := s.CreateUser(ctx, u); err != nil {
@@ -28,19 +28,23 @@ func createUser(t *testing.T, s switchboard.Store, id, username string) *switchb
 	return u
 }
 
-func createDevice(t *testing.T, s switchboard.Store, userID, id string, created time.Time) *switchboard.Device {
-	t.Helper()
-	d := &switchboard.Device{
+func newDevice(userID, id string, created time.Time) *switchboard.Device {
+	return &switchboard.Device{
 		ID: id, UserID: userID, Name: "device " + id, KEM: "x25519",
 		PublicKey: []byte("pk-" + id), SigningKey: []byte("sk-" + id), CreatedAt: created,
 	}
-	if err := s.CreateDevice(ctx, d); err != nil {
+}
+
+func createDevice(t testing.TB, s switchboard.Store, userID, id string, created time.Time) *switchboard.Device {
+	t.Helper()
+	d := newDevice(userID, id, created)
+	if err := s.CreateDevice(ctx, d, nil); err != nil {
 		t.Fatalf("CreateDevice(%s): %v", id, err)
 	}
 	return d
 }
 
-func createConversation(t *testing.T, s switchboard.Store, id, createdBy string, members ...string) *switchboard.Conversation {
+func createConversation(t testing.TB, s switchboard.Store, id, createdBy string, members ...string) *switchboard.Conversation {
 	t.Helper()
 	kind := switchboard.KindGroup
 	if len(members) == 2 {

@@ -14,12 +14,16 @@ func tokenHash(token string) []byte {
 	return h[:]
 }
 
-func createSession(t *testing.T, s switchboard.Store, d *switchboard.Device, token string) *switchboard.Session {
-	t.Helper()
-	sess := &switchboard.Session{
+func newSession(d *switchboard.Device, token string) *switchboard.Session {
+	return &switchboard.Session{
 		TokenHash: tokenHash(token), UserID: d.UserID, DeviceID: d.ID,
 		CreatedAt: at(4), ExpiresAt: at(4).Add(30*24*time.Hour + 7*time.Millisecond),
 	}
+}
+
+func createSession(t *testing.T, s switchboard.Store, d *switchboard.Device, token string) *switchboard.Session {
+	t.Helper()
+	sess := newSession(d, token)
 	if err := s.CreateSession(ctx, sess); err != nil {
 		t.Fatalf("CreateSession(%s): %v", token, err)
 	}
