@@ -34,7 +34,16 @@
 # are turned off: sbload logs in and connects every device from loopback.
 # Other limits (per socket, device, conversation) are listed and kept; the
 # scenario stays far below them. --node-flags adds any flag.
+#
+# Both servers run with --request-timeout 1h: nbio v1.6.8 arms the read
+# deadline of a new connection after handing it to the poller, so when the
+# upgrade wins that race the deadline outlives it and the socket is closed
+# --request-timeout (default 30s) after it connected, in the middle of the
+# rounds. The timeout only bounds HTTP reads before an upgrade.
 set -euo pipefail
+# Background jobs get their own process group: a stop (Ctrl-C, TERM) ends a
+# run in progress, with its workers, at once.
+set -m
 cd "$(dirname "$0")/.."
 
 steps="5000 19500"
@@ -63,6 +72,14 @@ done
 work=$(mktemp -d)
 srv_pid=""
 prof_pid=""
+load_pid=""
+stop_load() {
+  if [ -n "$load_pid" ]; then
+    kill -TERM -- "-$load_pid" 2>/dev/null || true
+    wait "$load_pid" 2>/dev/null || true
+    load_pid=""
+  fi
+}
 stop_server() {
   if [ -n "$prof_pid" ]; then
     # let a profile that started finish (it may outlast short rounds)
@@ -80,6 +97,8 @@ stop_server() {
   srv_pid=""
 }
 cleanup() {
+  trap '' INT TERM # a second signal must not cut the cleanup short
+  stop_load
   stop_server
   rm -rf "$work"
 }
@@ -154,16 +173,20 @@ run_load() {
   local ramp=$(( (n + connect_rate - 1) / connect_rate ))s
   # Bounded: provisioning, the ramp, the rounds (each at most --round-timeout
   # but normally well under a second) and the drain.
-  timeout 30m "$work/sbload" run --target "$url" --scenario broadcast --conns "$n" --procs 1 \
-    --pollers "$pollers" --ramp "$ramp" --hold 10m --rounds "$rounds" --round-timeout 30s --payload "$payload" \
+  # In the background and waited for, so a signal reaches the trap at once.
+  (timeout --foreground 30m "$work/sbload" run --target "$url" --scenario broadcast --conns "$n" --procs 1 \
+    --pollers "$pollers" --ramp "$ramp" --hold 10m --rounds "$rounds" --round-timeout 10s --payload "$payload" \
     --out "$results/$kind-$n.json" --series "$results/$kind-$n.series.jsonl" \
-    2>&1 | tee "$results/sbload-$kind-$n.log"
+    2>&1 | tee "$results/sbload-$kind-$n.log") &
+  load_pid=$!
+  wait "$load_pid"
+  load_pid=""
 }
 
 pairs=()
 for n in $steps; do
   echo "bench-broadcast: N=$n, bare broadcast server"
-  args=(--addr 127.0.0.1:0)
+  args=(--addr 127.0.0.1:0 --request-timeout 1h)
   if [ "$profile" -gt 0 ]; then args+=(--pprof); fi
   start_server sbbare "$results/bare-$n.log" "$work/sbbare" "${args[@]}"
   if [ "$profile" -gt 0 ]; then profile_when_full "$results/bare-$n.cpu.pprof" sbbare_sockets_open "$n"; fi
@@ -173,7 +196,7 @@ for n in $steps; do
   echo "bench-broadcast: N=$n, switchboard node (fresh SQLite)"
   data="$work/data-$n"
   mkdir -p "$data"
-  args=(--addr 127.0.0.1:0 --data-dir "$data" --argon2-time 1 --argon2-memory 64 --max-members 100000 "${limit_flags[@]}")
+  args=(--addr 127.0.0.1:0 --request-timeout 1h --data-dir "$data" --argon2-time 1 --argon2-memory 64 --max-members 100000 "${limit_flags[@]}")
   if [ "$profile" -gt 0 ]; then args+=(--pprof); fi
   # shellcheck disable=SC2206 # node_flags is split on purpose
   args+=($node_flags)

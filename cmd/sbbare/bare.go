@@ -63,7 +63,7 @@ var _ gateway.Handler = (*bare)(nil)
 func newBare(cfg Config, log *slog.Logger) *bare {
 	b := &bare{cfg: cfg, log: log, accounts: map[string]account{}, tokens: map[string]identity{}}
 	b.gw = gateway.New(gateway.Config{Addr: cfg.Addr, Handler: b.routes(), MaxFrame: cfg.MaxFrame,
-		MaxQueued: cfg.MaxQueued, PingInterval: cfg.PingInterval, Logger: log}, b)
+		MaxQueued: cfg.MaxQueued, PingInterval: cfg.PingInterval, RequestTimeout: cfg.RequestTimeout, Logger: log}, b)
 	return b
 }
 

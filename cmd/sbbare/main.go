@@ -61,6 +61,7 @@ type Config struct {
 	MaxFrame        int
 	MaxQueued       int
 	PingInterval    time.Duration
+	RequestTimeout  time.Duration
 	GCPercent       int
 	Pprof           bool
 	LogLevel        string
@@ -80,7 +81,7 @@ type Main struct {
 func NewMain() *Main {
 	return &Main{Stderr: os.Stderr, Config: Config{
 		Addr: "127.0.0.1:8090", MaxFrame: 64 << 10, MaxQueued: 1 << 20, PingInterval: 30 * time.Second,
-		GCPercent: 100, LogLevel: "info", ShutdownTimeout: 10 * time.Second,
+		RequestTimeout: 30 * time.Second, GCPercent: 100, LogLevel: "info", ShutdownTimeout: 10 * time.Second,
 	}}
 }
 
@@ -93,6 +94,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.IntVar(&c.MaxFrame, "max-frame", c.MaxFrame, "WebSocket message limit in bytes")
 	fs.IntVar(&c.MaxQueued, "max-queued", c.MaxQueued, "bytes queued for one socket before it is dropped as a slow consumer")
 	fs.DurationVar(&c.PingInterval, "ping-interval", c.PingInterval, "WebSocket keepalive ping interval")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", c.RequestTimeout, "time to receive a whole HTTP request (and the upgrade request), as a node's --request-timeout")
 	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "garbage collector target (Go's GOGC)")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go profiles under /debug/pprof")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")

@@ -115,7 +115,7 @@ type broadcastDriver struct {
 
 	delivery, commit                                       Histogram
 	sent, sentOK, sendErrs, received, dups, ownEcho, other atomic.Int64
-	roundsDone, timeouts, finished                         atomic.Int64
+	roundsDone, timeouts, gaveUp, finished                 atomic.Int64
 }
 
 // broadcastRound is one round's state; the atomics are shared between the
@@ -231,12 +231,13 @@ func (d *broadcastDriver) Steady(ctx context.Context, conns []*Conn) {
 	if d.sender < 0 {
 		return
 	}
-	var expect int64
+	var receivers []*Conn
 	for i, c := range conns {
 		if i != d.sender && c.Synced() {
-			expect++
+			receivers = append(receivers, c)
 		}
 	}
+	expect := int64(len(receivers))
 	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	payload := make([]byte, d.plan.PayloadBytes)
 	for i := broadcastHeader; i < len(payload); i++ {
@@ -267,18 +268,8 @@ func (d *broadcastDriver) Steady(ctx context.Context, conns []*Conn) {
 			return
 		}
 		d.sent.Add(1)
-		if expect > 0 {
-			timer := time.NewTimer(d.plan.RoundTimeout)
-			select {
-			case <-rd.done:
-				rd.complete.Store(true)
-			case <-timer.C:
-				d.timeouts.Add(1)
-			case <-ctx.Done():
-				timer.Stop()
-				return
-			}
-			timer.Stop()
+		if expect > 0 && !d.wait(ctx, rd, receivers) {
+			return
 		}
 		d.roundsDone.Add(1)
 		select {
@@ -289,10 +280,44 @@ func (d *broadcastDriver) Steady(ctx context.Context, conns []*Conn) {
 	}
 }
 
+// wait waits for the round's last delivery. It gives up after RoundTimeout,
+// or as soon as every delivery still missing is for a socket that closed
+// (it is lost; waiting longer would only delay the next round). It returns
+// false when ctx ended.
+func (d *broadcastDriver) wait(ctx context.Context, rd *broadcastRound, receivers []*Conn) bool {
+	timer := time.NewTimer(d.plan.RoundTimeout)
+	defer timer.Stop()
+	check := time.NewTicker(50 * time.Millisecond)
+	defer check.Stop()
+	for {
+		select {
+		case <-rd.done:
+			rd.complete.Store(true)
+			return true
+		case <-timer.C:
+			d.timeouts.Add(1)
+			return true
+		case <-check.C:
+			var gone int64
+			for _, c := range receivers {
+				if !c.Synced() {
+					gone++
+				}
+			}
+			if gone > 0 && rd.received.Load()+gone >= rd.expected.Load() {
+				d.gaveUp.Add(1)
+				return true
+			}
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
 func (d *broadcastDriver) Progress() map[string]int64 {
 	return map[string]int64{"rounds": int64(d.plan.Rounds), "rounds_done": d.roundsDone.Load(), "finished": d.finished.Load(),
 		"sent": d.sent.Load(), "sent_ok": d.sentOK.Load(), "send_errors": d.sendErrs.Load(),
-		"received": d.received.Load(), "dups": d.dups.Load(), "timeouts": d.timeouts.Load()}
+		"received": d.received.Load(), "dups": d.dups.Load(), "timeouts": d.timeouts.Load(), "rounds_short": d.gaveUp.Load()}
 }
 
 // Finished: the sender has run every round (or given up).
@@ -305,6 +330,7 @@ type broadcastReport struct {
 	Complete                                     []bool
 	Sent, SentOK, SendErrors, Delivered          int64
 	Duplicates, OwnEcho, Unexpected, Timeouts    int64
+	ShortRounds                                  int64
 	Delivery, Commit                             HistogramData
 }
 
@@ -312,7 +338,8 @@ func (d *broadcastDriver) Report() json.RawMessage {
 	r := broadcastReport{
 		Sent: d.sent.Load(), SentOK: d.sentOK.Load(), SendErrors: d.sendErrs.Load(), Delivered: d.received.Load(),
 		Duplicates: d.dups.Load(), OwnEcho: d.ownEcho.Load(), Unexpected: d.other.Load(), Timeouts: d.timeouts.Load(),
-		Delivery: d.delivery.Data(), Commit: d.commit.Data(),
+		ShortRounds: d.gaveUp.Load(),
+		Delivery:    d.delivery.Data(), Commit: d.commit.Data(),
 	}
 	for i := range d.rounds {
 		rd := &d.rounds[i]
@@ -350,7 +377,10 @@ type BroadcastSummary struct {
 	OwnEcho    int64 `json:"own_echo"`
 	Unexpected int64 `json:"unexpected_frames"`
 	Timeouts   int64 `json:"round_timeouts"`
-	ZeroLoss   bool  `json:"zero_loss"`
+	// ShortRounds ended early: every delivery still missing was for a
+	// socket that had closed.
+	ShortRounds int64 `json:"rounds_cut_short"`
+	ZeroLoss    bool  `json:"zero_loss"`
 
 	DeliveriesPerSecond    float64 `json:"deliveries_per_second"` // median over complete rounds
 	DeliveriesPerSecondMin float64 `json:"deliveries_per_second_min"`
@@ -397,6 +427,7 @@ func (broadcastScenario) Merge(rawPlan json.RawMessage, reports []json.RawMessag
 		b.OwnEcho += r.OwnEcho
 		b.Unexpected += r.Unexpected
 		b.Timeouts += r.Timeouts
+		b.ShortRounds += r.ShortRounds
 		delivery.Merge(r.Delivery)
 		commit.Merge(r.Commit)
 		for i := range min(plan.Rounds, len(r.Expected)) {
