@@ -134,9 +134,14 @@ type Store interface {
 	// ordered by id.
 	Conversations(ctx context.Context, userID string) ([]Conversation, error)
 
-	// AppendMessage assigns m.Seq (head seq + 1) and stores m with its ciphertexts in one
-	// transaction, unless m.SenderDeviceID already sent m.ClientID: then it returns the
+	// AppendMessage assigns m.Seq (head seq + 1) and stores m with its ciphertexts
+	// atomically, unless m.SenderDeviceID already sent m.ClientID: then it returns the
 	// stored message (its Seq and SentAt) and duplicate=true and stores nothing.
+	// It returns only once m is committed (durable as the store is configured).
+	// Concurrent calls may share one transaction (group commit): each still
+	// gets its own result, and one call's failure (an unknown conversation)
+	// is its own. A ctx that ends while m waits for a commit withdraws it
+	// (nothing is stored); once its commit has begun, the call waits for it.
 	AppendMessage(ctx context.Context, m *Message) (stored *Message, duplicate bool, err error)
 	// Messages returns what deviceID receives in the conversation with seq > afterSeq,
 	// ascending, at most limit.

@@ -16,17 +16,33 @@ var errRaced = errors.New("client id stored by a concurrent append")
 
 // AppendMessage assigns m.Seq and, when zero, m.SentAt, stores m with one
 // row per recipient device and moves the conversation's head seq, all in
-// one transaction. A client id the sender device already used returns the
-// stored message (without its ciphertexts) and duplicate=true. An empty
-// ClientID is never deduplicated.
+// one transaction, which it may share with concurrent calls (see append.go).
+// A client id the sender device already used returns the stored message
+// (without its ciphertexts) and duplicate=true. An empty ClientID is never
+// deduplicated.
 func (s *Store) AppendMessage(ctx context.Context, m *switchboard.Message) (*switchboard.Message, bool, error) {
-	sentAt := m.SentAt.UTC().Truncate(time.Microsecond)
+	in := appendIn{m: m, sentAt: m.SentAt.UTC().Truncate(time.Microsecond)}
 	if m.SentAt.IsZero() {
-		sentAt = time.Now().UTC().Truncate(time.Millisecond)
+		in.sentAt = time.Now().UTC().Truncate(time.Millisecond)
 	}
+	out, err := s.lane(m.ConversationID).Do(ctx, in)
+	switch {
+	case err != nil:
+		return nil, false, fmt.Errorf("postgres: append message to %s: %w", m.ConversationID, err)
+	case out.dup != nil:
+		return out.dup, true, nil
+	}
+	m.Seq, m.SentAt = out.seq, in.sentAt
+	return m, false, nil
+}
+
+// appendAlone appends one message in its own transaction: the path of a
+// batch that failed because of one of its messages.
+func (s *Store) appendAlone(ctx context.Context, in appendIn) (appendOut, error) {
+	m := in.m
 	// Retries are the common duplicates: answer them without a transaction.
 	if dup, err := s.duplicate(ctx, m); err != nil || dup != nil {
-		return dup, dup != nil, err
+		return appendOut{dup: dup}, err
 	}
 
 	var seq int64
@@ -42,51 +58,61 @@ func (s *Store) AppendMessage(ctx context.Context, m *switchboard.Message) (*swi
 			(conversation_id, seq, sender_user_id, sender_device_id, client_id, sent_at, shared_ciphertext)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)
 			ON CONFLICT (sender_device_id, client_id) DO NOTHING`,
-			m.ConversationID, seq, m.SenderUserID, m.SenderDeviceID, nullString(m.ClientID), sentAt, m.Shared)
+			m.ConversationID, seq, m.SenderUserID, m.SenderDeviceID, nullString(m.ClientID), in.sentAt, m.Shared)
 		if err != nil {
 			return err
 		}
 		if tag.RowsAffected() == 0 {
 			return errRaced
 		}
-		return insertCiphertexts(ctx, tx, m.ConversationID, seq, m.Ciphertexts)
+		var rows ciphertextRows
+		rows.add(m.ConversationID, seq, m.Ciphertexts)
+		if rows.len() == 0 {
+			return nil
+		}
+		_, err = tx.Exec(ctx, insertCiphertexts, rows.args()...)
+		return err
 	})
 	if errors.Is(err, errRaced) {
 		dup, err := s.duplicate(ctx, m)
 		if err == nil && dup == nil {
 			err = errors.New("the message that won the race is gone")
 		}
-		return dup, err == nil, err
+		return appendOut{dup: dup}, err
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("postgres: append message to %s: %w", m.ConversationID, err)
+		return appendOut{}, err
 	}
-	m.Seq, m.SentAt = seq, sentAt
-	return m, false, nil
+	return appendOut{seq: seq}, nil
 }
 
-// insertCiphertexts writes one row per recipient in a single statement,
-// whatever the size of the group: the ids and ciphertexts travel as two
-// arrays and unnest turns them back into rows. That is one round trip like
-// CopyFrom, without the extra ones CopyFrom spends describing the table.
-func insertCiphertexts(ctx context.Context, tx pgx.Tx, convID string, seq int64, cts map[string][]byte) error {
-	if len(cts) == 0 {
-		return nil
-	}
-	devices := make([]string, 0, len(cts))
-	texts := make([][]byte, 0, len(cts)) // a nil entry becomes NULL: "use the shared one"
-	for d, ct := range cts {
-		devices = append(devices, d)
-		texts = append(texts, ct)
-	}
-	_, err := tx.Exec(ctx, `INSERT INTO message_ciphertexts (conversation_id, seq, device_id, ciphertext)
-		SELECT $1, $2, d, ct FROM unnest($3::text[], $4::bytea[]) AS r (d, ct)`,
-		convID, seq, devices, texts)
-	if err != nil {
-		return fmt.Errorf("ciphertexts: %w", err)
-	}
-	return nil
+// insertCiphertexts writes the rows of any number of messages in one
+// statement: the columns travel as arrays and unnest turns them back into
+// rows. That is one round trip like CopyFrom, without the extra ones
+// CopyFrom spends describing the table, and it can share a pipeline.
+const insertCiphertexts = `INSERT INTO message_ciphertexts (conversation_id, seq, device_id, ciphertext)
+	SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bytea[])`
+
+// ciphertextRows are the columns of message_ciphertexts rows to insert.
+type ciphertextRows struct {
+	convs   []string
+	seqs    []int64
+	devices []string
+	texts   [][]byte // a nil entry becomes NULL: "use the shared one"
 }
+
+func (r *ciphertextRows) add(convID string, seq int64, cts map[string][]byte) {
+	for d, ct := range cts {
+		r.convs = append(r.convs, convID)
+		r.seqs = append(r.seqs, seq)
+		r.devices = append(r.devices, d)
+		r.texts = append(r.texts, ct)
+	}
+}
+
+func (r *ciphertextRows) len() int { return len(r.devices) }
+
+func (r *ciphertextRows) args() []any { return []any{r.convs, r.seqs, r.devices, r.texts} }
 
 // duplicate returns the message m.SenderDeviceID already stored under
 // m.ClientID, or nil.
@@ -102,7 +128,7 @@ func (s *Store) duplicate(ctx context.Context, m *switchboard.Message) (*switchb
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: append message to %s: look for a duplicate: %w", m.ConversationID, err)
+		return nil, fmt.Errorf("look for a duplicate: %w", err)
 	}
 	d.SentAt = d.SentAt.UTC()
 	return &d, nil

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -14,7 +15,7 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
-func open(t *testing.T, url string) *postgres.Store {
+func open(t testing.TB, url string) *postgres.Store {
 	t.Helper()
 	s, err := postgres.Open(context.Background(), url)
 	if err != nil {
@@ -24,7 +25,7 @@ func open(t *testing.T, url string) *postgres.Store {
 	return s
 }
 
-func migrate(t *testing.T, s *postgres.Store) {
+func migrate(t testing.TB, s *postgres.Store) {
 	t.Helper()
 	if err := s.Migrate(context.Background()); err != nil {
 		t.Fatalf("Migrate: %v", err)
@@ -76,4 +77,35 @@ func TestMigrate(t *testing.T) {
 			t.Fatalf("CreateUser after concurrent migrations: %v", err)
 		}
 	})
+}
+
+// BenchmarkAppendMessage measures sends on the test server, which runs
+// with fsync off unless SWITCHBOARD_TEST_PG_FSYNC=1 (internal/testenv):
+//
+//	go test -run '^$' -bench 'AppendMessage$' -benchtime 5s ./internal/postgres
+//	SWITCHBOARD_TEST_PG_FSYNC=1 go test -run '^$' -bench 'AppendMessage$' -benchtime 5s ./internal/postgres
+func BenchmarkAppendMessage(b *testing.B) {
+	storetest.BenchmarkAppendMessage(b, func(b *testing.B) switchboard.Store {
+		s := open(b, testenv.Postgres(b))
+		migrate(b, s)
+		return s
+	})
+}
+
+// BenchmarkAppendMessageLanes compares numbers of append lanes, each
+// committing its own batches (Open uses a constant, lanes).
+func BenchmarkAppendMessageLanes(b *testing.B) {
+	for _, n := range []int{1, 2} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			storetest.BenchmarkAppendMessage(b, func(b *testing.B) switchboard.Store {
+				s, err := postgres.OpenLanes(context.Background(), testenv.Postgres(b), n)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { s.Close() })
+				migrate(b, s)
+				return s
+			})
+		})
+	}
 }

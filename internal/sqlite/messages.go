@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -12,76 +11,24 @@ import (
 
 // AppendMessage assigns m.Seq and, when zero, m.SentAt, stores m with one
 // row per recipient device and moves the conversation's head seq, all in
-// one transaction. A client id the sender device already used returns the
-// stored message (without its ciphertexts) and duplicate=true. An empty
-// ClientID is never deduplicated.
+// one transaction, which it may share with concurrent calls (see append.go).
+// A client id the sender device already used returns the stored message
+// (without its ciphertexts) and duplicate=true. An empty ClientID is never
+// deduplicated.
 func (s *Store) AppendMessage(ctx context.Context, m *switchboard.Message) (*switchboard.Message, bool, error) {
-	sentAt := m.SentAt.UTC().Truncate(time.Microsecond)
+	in := appendIn{m: m, sentAt: m.SentAt.UTC().Truncate(time.Microsecond)}
 	if m.SentAt.IsZero() {
-		sentAt = time.Now().UTC().Truncate(time.Millisecond)
+		in.sentAt = time.Now().UTC().Truncate(time.Millisecond)
 	}
-	var seq int64
-	var dup *switchboard.Message
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		// Writes are serialized, so looking first cannot race with another append.
-		var err error
-		if dup, err = duplicate(ctx, tx, m); err != nil || dup != nil {
-			return err
-		}
-		err = tx.QueryRowContext(ctx, `UPDATE conversations SET head_seq = head_seq + 1 WHERE id = ? RETURNING head_seq`,
-			m.ConversationID).Scan(&seq)
-		if err != nil {
-			return notFound(err)
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO messages
-			(conversation_id, seq, sender_user_id, sender_device_id, client_id, sent_at, shared_ciphertext)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			m.ConversationID, seq, m.SenderUserID, m.SenderDeviceID, nullString(m.ClientID), micros(sentAt), m.Shared)
-		if err != nil {
-			return err
-		}
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO message_ciphertexts (conversation_id, seq, device_id, ciphertext)
-			VALUES (?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for deviceID, ct := range m.Ciphertexts {
-			if _, err := stmt.ExecContext(ctx, m.ConversationID, seq, deviceID, ct); err != nil {
-				return fmt.Errorf("ciphertext for %s: %w", deviceID, err)
-			}
-		}
-		return nil
-	})
+	out, err := s.appends.Do(ctx, in)
 	switch {
 	case err != nil:
 		return nil, false, fmt.Errorf("sqlite: append message to %s: %w", m.ConversationID, err)
-	case dup != nil:
-		return dup, true, nil
+	case out.dup != nil:
+		return out.dup, true, nil
 	}
-	m.Seq, m.SentAt = seq, sentAt
+	m.Seq, m.SentAt = out.seq, in.sentAt
 	return m, false, nil
-}
-
-// duplicate returns the message m.SenderDeviceID already stored under
-// m.ClientID, or nil.
-func duplicate(ctx context.Context, tx *sql.Tx, m *switchboard.Message) (*switchboard.Message, error) {
-	if m.ClientID == "" {
-		return nil, nil
-	}
-	d := switchboard.Message{SenderDeviceID: m.SenderDeviceID, ClientID: m.ClientID}
-	var sentAt int64
-	err := tx.QueryRowContext(ctx, `SELECT conversation_id, seq, sender_user_id, sent_at, shared_ciphertext
-		FROM messages WHERE sender_device_id = ? AND client_id = ?`, m.SenderDeviceID, m.ClientID).
-		Scan(&d.ConversationID, &d.Seq, &d.SenderUserID, &sentAt, &d.Shared)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("look for a duplicate: %w", err)
-	}
-	d.SentAt = fromMicros(sentAt)
-	return &d, nil
 }
 
 // nullString stores "" as NULL, which the UNIQUE (sender_device_id, client_id)

@@ -6,6 +6,18 @@
 // All writes go through one connection: SQLite has one writer at a time
 // anyway, and queuing writers in Go is cheaper and fairer than letting
 // them collide on SQLITE_BUSY.
+//
+// Appends are group-committed (append.go): the sends that arrive while a
+// transaction commits share the next one, so a busy node pays one fsync
+// per batch instead of one per message.
+//
+// Durability: the writer runs with synchronous=FULL, so a commit (and the
+// send acknowledged after it) survives a power loss or an OS crash, not
+// only a crash of the process. WAL with synchronous=NORMAL would skip the
+// fsync at each commit and lose the last acknowledged sends on power loss,
+// which clients would never retry (they had their ack). Group commit
+// already spreads the fsync over a batch, which leaves NORMAL little to
+// gain under load (docs/benchmarks.md), so it is not offered.
 package sqlite
 
 import (
@@ -20,6 +32,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard"
+	"github.com/switchboard-chat/switchboard/internal/groupcommit"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -28,8 +41,10 @@ var _ switchboard.Store = (*Store)(nil)
 // Store is a switchboard.Store in one SQLite file. It is safe for
 // concurrent use.
 type Store struct {
-	w *sql.DB // the single writer connection; every transaction is BEGIN IMMEDIATE
-	r *sql.DB // readers
+	w       *sql.DB                                 // the single writer connection; every transaction is BEGIN IMMEDIATE
+	r       *sql.DB                                 // readers
+	appends *groupcommit.Queue[appendIn, appendOut] // AppendMessage's batches
+	stmts   appendStmts                             // the committer's
 }
 
 // Connection settings. busy_timeout still matters with one writer: another
@@ -44,6 +59,11 @@ const (
 // ":memory:" opens a private in-memory database, for tests. Call Migrate
 // before use.
 func Open(path string) (*Store, error) {
+	return open(path, "FULL")
+}
+
+// open is Open with the writer's PRAGMA synchronous (benchmarks compare).
+func open(path, synchronous string) (*Store, error) {
 	if path == "" || strings.ContainsRune(path, '?') {
 		// The driver reads everything after '?' as connection parameters.
 		return nil, fmt.Errorf("sqlite: open %q: want a file path without '?'", path)
@@ -55,7 +75,7 @@ func Open(path string) (*Store, error) {
 		}
 	}
 
-	w, err := sql.Open("sqlite", path+"?"+writerParams)
+	w, err := sql.Open("sqlite", path+"?"+writerParams+"&_synchronous="+synchronous)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -70,7 +90,7 @@ func Open(path string) (*Store, error) {
 	}
 	if memory {
 		// Another connection would see another, empty database.
-		return &Store{w: w, r: w}, nil
+		return newStore(w, w), nil
 	}
 
 	r, err := sql.Open("sqlite", path+"?"+readerParams)
@@ -81,11 +101,20 @@ func Open(path string) (*Store, error) {
 	readers := max(4, runtime.GOMAXPROCS(0))
 	r.SetMaxOpenConns(readers)
 	r.SetMaxIdleConns(readers)
-	return &Store{w: w, r: r}, nil
+	return newStore(w, r), nil
 }
 
-// Close closes the database.
+func newStore(w, r *sql.DB) *Store {
+	s := &Store{w: w, r: r}
+	s.appends = newAppendQueue(s)
+	return s
+}
+
+// Close waits for the appends already queued to be committed, refusing new
+// ones, and closes the database.
 func (s *Store) Close() error {
+	s.appends.Close()
+	s.stmts.close()
 	if s.r == s.w {
 		return s.w.Close()
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/storetest"
 )
 
-func open(t *testing.T, path string) *sqlite.Store {
+func open(t testing.TB, path string) *sqlite.Store {
 	t.Helper()
 	s, err := sqlite.Open(path)
 	if err != nil {
@@ -84,4 +84,37 @@ func TestOpen(t *testing.T) {
 			t.Fatal("Open succeeded")
 		}
 	})
+}
+
+// BenchmarkAppendMessage measures durable sends on a database file
+// (synchronous=FULL: each commit is fsynced):
+//
+//	go test -run '^$' -bench 'AppendMessage$' -benchtime 5s ./internal/sqlite
+func BenchmarkAppendMessage(b *testing.B) {
+	storetest.BenchmarkAppendMessage(b, func(b *testing.B) switchboard.Store {
+		return open(b, filepath.Join(b.TempDir(), "switchboard.db"))
+	})
+}
+
+// BenchmarkAppendMessageSync measures the same with the writer's
+// synchronous=NORMAL (commits not fsynced: the last ones are lost on power
+// loss) and OFF, to show what FULL costs with group commit:
+//
+//	go test -run '^$' -bench AppendMessageSync -benchtime 5s ./internal/sqlite
+func BenchmarkAppendMessageSync(b *testing.B) {
+	for _, mode := range []string{"NORMAL", "OFF"} {
+		b.Run(mode, func(b *testing.B) {
+			storetest.BenchmarkAppendMessage(b, func(b *testing.B) switchboard.Store {
+				s, err := sqlite.OpenSynchronous(filepath.Join(b.TempDir(), "switchboard.db"), mode)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { s.Close() })
+				if err := s.Migrate(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				return s
+			})
+		})
+	}
 }

@@ -113,6 +113,27 @@ func messageTests() []storeTest {
 			wantDeliveries(t, messages(t, s, w.c1.ID, w.conv.ID, 0, 10), nil)
 		}},
 
+		{"a message to 300 recipient devices reaches each, shared or per device", func(t *testing.T, s switchboard.Store) {
+			w := newWorld(t, s)
+			var devices []string
+			for i := range 300 {
+				devices = append(devices, createDevice(t, s, w.bob.ID, fmt.Sprintf("d-b%03d", i), at(3)).ID)
+			}
+			shared := &switchboard.Message{ConversationID: w.conv.ID, SenderUserID: w.alice.ID, SenderDeviceID: w.a1.ID,
+				ClientID: "shared", Shared: []byte("for all"), Ciphertexts: make(map[string][]byte)}
+			perDevice := &switchboard.Message{ConversationID: w.conv.ID, SenderUserID: w.alice.ID, SenderDeviceID: w.a1.ID,
+				ClientID: "own", Ciphertexts: make(map[string][]byte)}
+			for _, d := range devices {
+				shared.Ciphertexts[d] = nil
+				perDevice.Ciphertexts[d] = []byte("for " + d)
+			}
+			appendMessage(t, s, shared)
+			appendMessage(t, s, perDevice)
+			for _, d := range devices {
+				wantDeliveries(t, messages(t, s, d, w.conv.ID, 0, 10), map[int64]string{1: "for all", 2: "for " + d})
+			}
+		}},
+
 		{"Messages pages by afterSeq and limit", func(t *testing.T, s switchboard.Store) {
 			w := newWorld(t, s)
 			for i := 1; i <= 5; i++ {

@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) switchboard.Store) {
 		{"messages", messageTests()},
 		{"idempotency", idempotencyTests()},
 		{"concurrency", concurrencyTests()},
+		{"batching", batchingTests()},
 		{"cursors", cursorTests()},
 		{"retention", retentionTests()},
 		{"ping", []storeTest{{"Ping succeeds on an open store", func(t *testing.T, s switchboard.Store) {

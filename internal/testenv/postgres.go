@@ -18,7 +18,13 @@ import (
 const (
 	envPostgresURL  = "SWITCHBOARD_TEST_POSTGRES"
 	envSkipPostgres = "SWITCHBOARD_SKIP_POSTGRES"
+	envPostgresSync = "SWITCHBOARD_TEST_PG_FSYNC"
 )
+
+// durablePostgres reports whether the private server must be as durable as
+// a production one (fsync, synchronous_commit and full_page_writes on, the
+// defaults), for benchmarks of commits acknowledged after fsync.
+func durablePostgres() bool { return os.Getenv(envPostgresSync) == "1" }
 
 var (
 	pgMu     sync.Mutex

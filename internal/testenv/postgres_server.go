@@ -19,7 +19,8 @@ import (
 )
 
 // postgresServer is a throwaway PostgreSQL cluster in a temp folder,
-// listening on 127.0.0.1 only, with trust auth and no fsync.
+// listening on 127.0.0.1 only, with trust auth and no fsync (unless
+// SWITCHBOARD_TEST_PG_FSYNC=1).
 type postgresServer struct {
 	bin    string // folder of initdb, postgres, pg_ctl
 	dir    string // everything: data, socket, log
@@ -81,11 +82,15 @@ func (s *postgresServer) run(ctx context.Context, port int) error {
 	}
 	defer logFile.Close() // the child has its own copy
 
-	cmd := s.command(context.Background(), "postgres", "-D", s.data, "-p", strconv.Itoa(port),
+	args := []string{"-D", s.data, "-p", strconv.Itoa(port),
 		"-c", "listen_addresses=127.0.0.1",
-		"-c", "unix_socket_directories="+s.dir,
-		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-		"-c", "max_connections=200")
+		"-c", "unix_socket_directories=" + s.dir,
+		"-c", "max_connections=200"}
+	if !durablePostgres() {
+		// Tests throw the data away: no need to wait for the disk.
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	cmd := s.command(context.Background(), "postgres", args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: s.quitSignal()}
 	started := make(chan error, 1)

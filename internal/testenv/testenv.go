@@ -11,6 +11,11 @@
 //
 //	SWITCHBOARD_TEST_POSTGRES=postgres://...  use this server instead of starting one
 //	SWITCHBOARD_SKIP_POSTGRES=1               skip the tests that need PostgreSQL
+//	SWITCHBOARD_TEST_PG_FSYNC=1               start the private server durable: fsync,
+//	                                          synchronous_commit and full_page_writes on
+//	                                          (by default off, for speed), for benchmarks
+//	                                          of durable commits; no effect on a server
+//	                                          named by SWITCHBOARD_TEST_POSTGRES
 //
 // Without SWITCHBOARD_SKIP_POSTGRES a test that needs PostgreSQL fails when it
 // cannot have it: a silently skipped integration test looks like a passing one.

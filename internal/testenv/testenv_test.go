@@ -48,6 +48,25 @@ func TestPostgres(t *testing.T) {
 		}
 	})
 
+	t.Run("the private server fsyncs only when SWITCHBOARD_TEST_PG_FSYNC=1", func(t *testing.T) {
+		if os.Getenv(envPostgresURL) != "" {
+			t.Skipf("%s names a server this package did not configure", envPostgresURL)
+		}
+		conn := connect(t, Postgres(t))
+		var fsync, syncCommit string
+		err := conn.QueryRow(ctx, "SELECT current_setting('fsync'), current_setting('synchronous_commit')").Scan(&fsync, &syncCommit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "off"
+		if durablePostgres() {
+			want = "on"
+		}
+		if fsync != want || syncCommit != want {
+			t.Fatalf("fsync = %s, synchronous_commit = %s; want both %s", fsync, syncCommit, want)
+		}
+	})
+
 	t.Run("the server listens on loopback only and is not the machine's own", func(t *testing.T) {
 		conn := connect(t, Postgres(t))
 		var addr, port string
