@@ -266,6 +266,8 @@ func (s *Service) Ack(ctx context.Context, id Identity, convID string, seq int64
 
 // Backlog returns, per conversation of the caller, what the device has not acked.
 // It calls fn for each page in seq order per conversation; fn's error stops it.
+// Callers subscribe to live messages first: one committed after Backlog read
+// a conversation's head comes only live (and one may come both ways).
 func (s *Service) Backlog(ctx context.Context, id Identity, fn func(convID string, page []sb.Delivery) error) (map[string]int64, error) {
 	convs, err := s.store.Conversations(ctx, id.UserID)
 	if err != nil {
@@ -278,7 +280,11 @@ func (s *Service) Backlog(ctx context.Context, id Identity, fn func(convID strin
 	last := make(map[string]int64, len(convs))
 	for _, c := range convs {
 		after := cursors[c.ID]
-		for {
+		// A device that acked everything up to the head (most of them, on
+		// a reconnect) has nothing to read: no query. A message committed
+		// after Conversations read the head comes live: callers subscribe
+		// to live messages before they call Backlog.
+		for after < c.HeadSeq {
 			page, err := s.store.Messages(ctx, id.DeviceID, c.ID, after, 500)
 			if err != nil {
 				return nil, err
