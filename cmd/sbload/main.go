@@ -141,6 +141,7 @@ func (m *Main) flagSet() *flag.FlagSet {
 	fs.Float64Var(&c.SendRate, "rate", 1, "fanout: messages per second per sending device")
 	fs.IntVar(&c.Senders, "senders", 0, "fanout: sending devices per group (0 = all)")
 	fs.IntVar(&c.PayloadBytes, "payload", 200, "fanout, broadcast: ciphertext bytes")
+	fs.BoolVar(&c.Pairwise, "pairwise", false, "fanout: send one ciphertext per recipient device (the pairwise shape) instead of one shared")
 	fs.DurationVar(&c.AckInterval, "ack-interval", time.Second, "fanout: how often devices ack what they received (0 = never)")
 	fs.IntVar(&c.Rounds, "rounds", 10, "broadcast: messages to every socket, one at a time (the steady phase ends after the last; --hold bounds it)")
 	fs.DurationVar(&c.RoundTimeout, "round-timeout", 30*time.Second, "broadcast: longest wait for one round's last delivery")

@@ -41,6 +41,7 @@ type Config struct {
 	Senders      int           // sending devices per group (0 = all)
 	PayloadBytes int           // ciphertext size
 	AckInterval  time.Duration // how often a device acks what it received (0 = never)
+	Pairwise     bool          // one ciphertext per recipient device instead of one shared
 
 	// broadcast (PayloadBytes too)
 	Rounds       int           // broadcasts, one at a time

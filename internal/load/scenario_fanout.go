@@ -19,8 +19,10 @@ import (
 
 // fanoutScenario: G groups of M users (DevicesPerUser devices each). In the
 // steady phase every sending device sends SendRate messages a second to its
-// group as one shared ciphertext (the sender-key shape); every other device
-// of the group must receive each message exactly once. The ciphertext starts
+// group as one shared ciphertext (the sender-key shape), or with Pairwise
+// one ciphertext per recipient device (the same bytes for each: the node
+// cannot tell, and stores and forwards each copy); every other device of
+// the group must receive each message exactly once. The ciphertext starts
 // with the send time, so the receiver measures send-to-receive latency.
 type fanoutScenario struct{}
 
@@ -34,6 +36,8 @@ type fanoutPlan struct {
 	Rate          float64       `json:"rate"`          // messages per second per sender
 	PayloadBytes  int           `json:"payload_bytes"`
 	AckInterval   time.Duration `json:"ack_interval"`
+	// GroupDeviceIDs lists each group's device ids, with Pairwise only.
+	GroupDeviceIDs [][]string `json:"group_device_ids,omitempty"`
 }
 
 func (fanoutScenario) Check(cfg *Config) error {
@@ -63,6 +67,9 @@ func (fanoutScenario) Plan(ctx context.Context, env *PlanEnv) (json.RawMessage, 
 		Conversations: make([]string, cfg.Groups), GroupDevices: make([]int, cfg.Groups), GroupFirst: make([]int, cfg.Groups),
 		GroupSize: cfg.GroupSize, Senders: cfg.Senders, Rate: cfg.SendRate, PayloadBytes: cfg.PayloadBytes, AckInterval: cfg.AckInterval,
 	}
+	if cfg.Pairwise {
+		p.GroupDeviceIDs = make([][]string, cfg.Groups)
+	}
 	owner := make([]*Device, cfg.Groups)
 	for i := range p.GroupFirst {
 		p.GroupFirst[i] = -1
@@ -74,6 +81,9 @@ func (fanoutScenario) Plan(ctx context.Context, env *PlanEnv) (json.RawMessage, 
 			p.GroupFirst[g], owner[g] = d.Index, d
 		}
 		p.GroupDevices[g]++
+		if cfg.Pairwise {
+			p.GroupDeviceIDs[g] = append(p.GroupDeviceIDs[g], d.DeviceID)
+		}
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -295,9 +305,14 @@ func (d *fanoutDriver) Steady(ctx context.Context, conns []*Conn) {
 				frame = strconv.AppendInt(frame, ts, 36)
 				frame = append(frame, `","conversation":"`...)
 				frame = append(frame, d.plan.Conversations[d.group[i]]...)
-				frame = append(frame, `","ciphertext":"`...)
-				frame = base64.StdEncoding.AppendEncode(frame, payload)
-				frame = append(frame, `"}`...)
+				if d.plan.GroupDeviceIDs == nil {
+					frame = append(frame, `","ciphertext":"`...)
+					frame = base64.StdEncoding.AppendEncode(frame, payload)
+					frame = append(frame, `"}`...)
+				} else {
+					frame = d.appendPairwise(append(frame, `","ciphertexts":{`...), i, payload)
+					frame = append(frame, `}}`...)
+				}
 				if c.SendText(frame) != nil {
 					d.sendErrs.Add(1)
 					continue
@@ -310,6 +325,27 @@ func (d *fanoutDriver) Steady(ctx context.Context, conns []*Conn) {
 			}
 		}
 	}
+}
+
+// appendPairwise appends the ciphertexts object's members: payload for
+// every device of local device i's group but i itself.
+func (d *fanoutDriver) appendPairwise(frame []byte, i int, payload []byte) []byte {
+	first := true
+	for _, id := range d.plan.GroupDeviceIDs[d.group[i]] {
+		if id == d.devs[i].DeviceID {
+			continue
+		}
+		if !first {
+			frame = append(frame, ',')
+		}
+		first = false
+		frame = append(frame, '"')
+		frame = append(frame, id...)
+		frame = append(frame, `":"`...)
+		frame = base64.StdEncoding.AppendEncode(frame, payload)
+		frame = append(frame, '"')
+	}
+	return frame
 }
 
 // ack tells the server, per device, the highest seq below which nothing is
@@ -406,7 +442,10 @@ func (fanoutScenario) Merge(rawPlan json.RawMessage, reports []json.RawMessage, 
 	if err := json.Unmarshal(rawPlan, &plan); err != nil {
 		return err
 	}
-	f := &FanoutSummary{Payload: "random bytes of the given size behind a 16-byte timing header; not HPKE-sealed"}
+	f := &FanoutSummary{Payload: "one shared ciphertext: random bytes of the given size behind a 16-byte timing header; not HPKE-sealed"}
+	if plan.GroupDeviceIDs != nil {
+		f.Payload = "pairwise: one ciphertext per recipient device, each the same random bytes of the given size behind a 16-byte timing header; not HPKE-sealed"
+	}
 	var delivery, commit HistogramData
 	var groupOK, groupMax []int64
 	var first, last int64
