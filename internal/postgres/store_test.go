@@ -109,3 +109,15 @@ func BenchmarkAppendMessageLanes(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAppendShared measures shared-ciphertext sends in a 500-device
+// group, with fsync on as in production:
+//
+//	SWITCHBOARD_TEST_PG_FSYNC=1 go test -run '^$' -bench AppendShared -benchtime 5s ./internal/postgres
+func BenchmarkAppendShared(b *testing.B) {
+	storetest.BenchmarkAppendShared(b, func(b *testing.B) switchboard.Store {
+		s := open(b, testenv.Postgres(b))
+		migrate(b, s)
+		return s
+	})
+}

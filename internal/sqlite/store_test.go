@@ -118,3 +118,13 @@ func BenchmarkAppendMessageSync(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAppendShared measures durable shared-ciphertext sends in a
+// 500-device group:
+//
+//	go test -run '^$' -bench AppendShared -benchtime 5s ./internal/sqlite
+func BenchmarkAppendShared(b *testing.B) {
+	storetest.BenchmarkAppendShared(b, func(b *testing.B) switchboard.Store {
+		return open(b, filepath.Join(b.TempDir(), "switchboard.db"))
+	})
+}

@@ -120,3 +120,91 @@ func (f *benchFixture) report(b *testing.B) {
 		}
 	}
 }
+
+// benchGroupDevices is the size of the group of BenchmarkAppendShared.
+const benchGroupDevices = 500
+
+// BenchmarkAppendShared measures AppendMessage of shared ciphertexts (one
+// ciphertext for every recipient) in one group of benchGroupDevices
+// devices (100 users of 5). The group's devices take turns sending, each
+// to the others, as chat.Send addresses a message: the recipient set
+// changes with the sender, the group does not. Sub-benchmarks and metrics
+// are those of BenchmarkAppendMessage.
+func BenchmarkAppendShared(b *testing.B, open func(b *testing.B) switchboard.Store) {
+	b.Run("sequential", func(b *testing.B) {
+		f := newGroupFixture(b, open(b))
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			f.send(b)
+		}
+		f.report(b)
+	})
+	b.Run("parallel-64", func(b *testing.B) {
+		f := newGroupFixture(b, open(b))
+		b.SetParallelism((64 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				f.send(b)
+			}
+		})
+		f.report(b)
+	})
+}
+
+type groupFixture struct {
+	s       switchboard.Store
+	users   []string // of each device
+	devices []string
+	shared  []byte
+	next    atomic.Int64
+	stats   groupcommit.Stats
+}
+
+func newGroupFixture(b *testing.B, s switchboard.Store) *groupFixture {
+	b.Helper()
+	f := &groupFixture{s: s, shared: make([]byte, benchCiphertext)}
+	rand.Read(f.shared)
+	var members []string
+	for u := range benchGroupDevices / 5 {
+		user := createUser(b, s, fmt.Sprintf("u-%03d", u), fmt.Sprintf("user%03d", u)).ID
+		members = append(members, user)
+		for d := range 5 {
+			f.devices = append(f.devices, createDevice(b, s, user, fmt.Sprintf("d-%03d-%d", u, d), at(1)).ID)
+			f.users = append(f.users, user)
+		}
+	}
+	createConversation(b, s, "group", members[0], members...)
+	if st, ok := s.(interface{ AppendStats() groupcommit.Stats }); ok {
+		f.stats = st.AppendStats()
+	}
+	return f
+}
+
+// send appends one new shared message from the next device to the others.
+func (f *groupFixture) send(b *testing.B) {
+	n := f.next.Add(1)
+	from := int(n % int64(len(f.devices)))
+	m := &switchboard.Message{
+		ConversationID: "group", SenderUserID: f.users[from], SenderDeviceID: f.devices[from],
+		ClientID: fmt.Sprintf("bench-%d", n), Shared: f.shared,
+		Ciphertexts: make(map[string][]byte, len(f.devices)-1),
+	}
+	for i, d := range f.devices {
+		if i != from {
+			m.Ciphertexts[d] = nil
+		}
+	}
+	if _, dup, err := f.s.AppendMessage(ctx, m); err != nil || dup {
+		b.Errorf("AppendMessage: dup %v, err %v", dup, err)
+	}
+}
+
+func (f *groupFixture) report(b *testing.B) {
+	if st, ok := f.s.(interface{ AppendStats() groupcommit.Stats }); ok {
+		now := st.AppendStats()
+		if batches := now.Batches - f.stats.Batches; batches > 0 {
+			b.ReportMetric(float64(now.Jobs-f.stats.Jobs)/float64(batches), "msgs/batch")
+		}
+	}
+}
