@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"hash/maphash"
@@ -18,14 +19,19 @@ import (
 // batch's size:
 //
 //  1. BEGIN; lock the batch's conversations in id order, reading their head
-//     seqs; read the client ids of the batch already stored.
-//  2. Set the new head seqs; insert every message, then every ciphertext
-//     row, each kind with one statement over arrays; COMMIT.
+//     seqs and current recipient epochs; read the client ids of the batch
+//     already stored.
+//  2. Set the new head seqs and epochs; insert every new epoch and its
+//     recipients, every message, then every ciphertext row, each kind with
+//     one statement over arrays; COMMIT.
 //
 // Between the two, Go decides each message's fate: a duplicate of a stored
 // message, a duplicate of an earlier message of the same batch, an unknown
 // conversation (that caller alone gets ErrNotFound), or new, with the next
-// seq of its conversation in batch order. Locking in id order keeps two
+// seq of its conversation in batch order; and for a new shared message,
+// whether its recipient set starts an epoch (epochs.go): the batch's
+// shared messages to one conversation with one set share an epoch, and a
+// change of set mid-batch starts another. Locking in id order keeps two
 // nodes' batches from deadlocking on each other's conversations (two lanes
 // never share one). Two batches that insert the same client ids in
 // opposite orders can still deadlock on the unique index: the server
@@ -43,6 +49,10 @@ import (
 type appendIn struct {
 	m      *switchboard.Message
 	sentAt time.Time // m.SentAt, or now, in UTC
+	// A shared message's epoch set and its hash (recipientSet), worked
+	// out before it queues; nil for a message with per-device ciphertexts.
+	set     []string
+	setHash []byte
 }
 
 // appendOut is its result: the new message's seq, or the message already
@@ -75,7 +85,7 @@ func newAppendQueue(s *Store) *groupcommit.Queue[appendIn, appendOut] {
 	return groupcommit.New(groupcommit.Config[appendIn]{
 		MaxBatch:  maxBatch,
 		MaxWeight: maxBatchRows,
-		Weight:    func(in appendIn) int { return 1 + len(in.m.Ciphertexts) },
+		Weight:    weight,
 	}, s.commitAppends)
 }
 
@@ -138,8 +148,8 @@ func blame(err error) bool {
 const (
 	// FOR NO KEY UPDATE is what UPDATE would take: it does not block the
 	// foreign key checks of acks and members that reference the row.
-	lockConversations = `SELECT id, head_seq FROM conversations WHERE id = ANY ($1)
-		ORDER BY id FOR NO KEY UPDATE`
+	lockConversations = `SELECT id, head_seq, shared_set_hash, shared_from_seq
+		FROM conversations WHERE id = ANY ($1) ORDER BY id FOR NO KEY UPDATE`
 	// One probe of the unique index per client id. LIMIT 1 (the key is
 	// unique anyway) keeps the subquery from being flattened into a join
 	// that the planner, guessing at the size of the arrays, may run as a
@@ -151,8 +161,10 @@ const (
 			WHERE m.sender_device_id = k.device_id AND m.client_id = k.client_id LIMIT 1) m`
 	// id = ANY: the conversations to update are found through the primary
 	// key, whatever join the planner picks.
-	setHeads = `UPDATE conversations c SET head_seq = v.head_seq
-		FROM unnest($1::text[], $2::bigint[]) AS v (id, head_seq) WHERE c.id = ANY ($1) AND c.id = v.id`
+	setHeads = `UPDATE conversations c
+		SET head_seq = v.head_seq, shared_set_hash = v.set_hash, shared_from_seq = v.from_seq
+		FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bigint[]) AS v (id, head_seq, set_hash, from_seq)
+		WHERE c.id = ANY ($1) AND c.id = v.id`
 	insertMessages = `INSERT INTO messages
 		(conversation_id, seq, sender_user_id, sender_device_id, client_id, sent_at, shared_ciphertext)
 		SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
@@ -161,6 +173,14 @@ const (
 
 // clientKey identifies a message for idempotency.
 type clientKey struct{ device, client string }
+
+// convHead is a conversation's state as a batch moves it: its head seq and
+// current epoch (the hash of its set, nil before the first, and from_seq).
+type convHead struct {
+	seq     int64
+	setHash []byte
+	from    int64
+}
 
 // appendBatch stores the batch in one transaction and, once it is
 // committed, sets every job's result. On error it sets none.
@@ -191,18 +211,20 @@ func (s *Store) appendBatch(ctx context.Context, batch []*appendJob) (err error)
 			devices, clientIDs = append(devices, m.SenderDeviceID), append(clientIDs, m.ClientID)
 		}
 	}
-	heads := make(map[string]int64, len(convs))
+	heads := make(map[string]*convHead, len(convs))
 	stored := make(map[clientKey]*switchboard.Message)
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue(lockConversations, convs).Query(func(rows pgx.Rows) error {
-		var id string
-		var head int64
-		_, err := pgx.ForEachRow(rows, []any{&id, &head}, func() error {
-			heads[id] = head
-			return nil
-		})
-		return err
+		for rows.Next() {
+			var id string
+			var h convHead
+			if err := rows.Scan(&id, &h.seq, &h.setHash, &h.from); err != nil {
+				return err
+			}
+			heads[id] = &h
+		}
+		return rows.Err()
 	})
 	if len(devices) > 0 {
 		b.Queue(storedClientIDs, devices, clientIDs).Query(func(rows pgx.Rows) error {
@@ -230,6 +252,7 @@ func (s *Store) appendBatch(ctx context.Context, batch []*appendJob) (err error)
 	var later []int                  // the others
 	var msgs messageRows
 	var rows ciphertextRows
+	var epochs epochRows
 	bumped := make(map[string]bool)
 	for i, j := range batch {
 		m := j.In.m
@@ -245,17 +268,24 @@ func (s *Store) appendBatch(ctx context.Context, batch []*appendJob) (err error)
 			}
 			first[k] = i
 		}
-		head, ok := heads[m.ConversationID]
+		h, ok := heads[m.ConversationID]
 		if !ok {
 			errs[i] = switchboard.ErrNotFound
 			continue
 		}
-		head++
-		heads[m.ConversationID] = head
+		h.seq++
 		bumped[m.ConversationID] = true
-		outs[i].seq = head
-		msgs.add(m, head, j.In.sentAt)
-		rows.add(m.ConversationID, head, m.Ciphertexts)
+		outs[i].seq = h.seq
+		msgs.add(m, h.seq, j.In.sentAt)
+		if j.In.set == nil {
+			rows.add(m.ConversationID, h.seq, m.Ciphertexts)
+			continue
+		}
+		if !bytes.Equal(h.setHash, j.In.setHash) {
+			h.setHash, h.from = j.In.setHash, h.seq
+			epochs.add(m.ConversationID, h.seq, j.In.set)
+		}
+		rows.addSelf(m, h.seq)
 	}
 	for _, i := range later {
 		m := batch[i].In.m
@@ -269,11 +299,18 @@ func (s *Store) appendBatch(ctx context.Context, batch []*appendJob) (err error)
 	b = &pgx.Batch{}
 	if msgs.len() > 0 {
 		var ids []string
-		var newHeads []int64
+		var newHeads, froms []int64
+		var hashes [][]byte
 		for id := range bumped {
-			ids, newHeads = append(ids, id), append(newHeads, heads[id])
+			h := heads[id]
+			ids, newHeads = append(ids, id), append(newHeads, h.seq)
+			hashes, froms = append(hashes, h.setHash), append(froms, h.from)
 		}
-		b.Queue(setHeads, ids, newHeads)
+		b.Queue(setHeads, ids, newHeads, hashes, froms)
+		if epochs.len() > 0 {
+			b.Queue(insertEpochs, epochs.epochArgs()...)
+			b.Queue(insertRecipients, epochs.recipientArgs()...)
+		}
 		b.Queue(insertMessages, msgs.args()...)
 		if rows.len() > 0 {
 			b.Queue(insertCiphertexts, rows.args()...)

@@ -14,9 +14,12 @@ import (
 // undoing the head seq bump.
 var errRaced = errors.New("client id stored by a concurrent append")
 
-// AppendMessage assigns m.Seq and, when zero, m.SentAt, stores m with one
-// row per recipient device and moves the conversation's head seq, all in
-// one transaction, which it may share with concurrent calls (see append.go).
+// AppendMessage assigns m.Seq and, when zero, m.SentAt, stores m and moves
+// the conversation's head seq, all in one transaction, which it may share
+// with concurrent calls (see append.go). A message with per-device
+// ciphertexts has a row per recipient device; a shared one has none, only
+// a new recipient epoch when its set is not the conversation's current one
+// (epochs.go).
 // A client id the sender device already used returns the stored message
 // (without its ciphertexts) and duplicate=true. An empty ClientID is never
 // deduplicated.
@@ -24,6 +27,10 @@ func (s *Store) AppendMessage(ctx context.Context, m *switchboard.Message) (*swi
 	in := appendIn{m: m, sentAt: m.SentAt.UTC().Truncate(time.Microsecond)}
 	if m.SentAt.IsZero() {
 		in.sentAt = time.Now().UTC().Truncate(time.Millisecond)
+	}
+	if m.Shared != nil {
+		// Here, not in the committer, which holds the conversations' locks.
+		in.set, in.setHash = recipientSet(m)
 	}
 	out, err := s.lane(m.ConversationID).Do(ctx, in)
 	switch {
@@ -47,8 +54,8 @@ func (s *Store) appendAlone(ctx context.Context, in appendIn) (appendOut, error)
 
 	var seq int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `UPDATE conversations SET head_seq = head_seq + 1 WHERE id = $1 RETURNING head_seq`,
-			m.ConversationID).Scan(&seq)
+		var newEpoch bool
+		err := tx.QueryRow(ctx, bumpAlone, m.ConversationID, in.setHash).Scan(&seq, &newEpoch)
 		if err != nil {
 			return notFound(err)
 		}
@@ -66,7 +73,21 @@ func (s *Store) appendAlone(ctx context.Context, in appendIn) (appendOut, error)
 			return errRaced
 		}
 		var rows ciphertextRows
-		rows.add(m.ConversationID, seq, m.Ciphertexts)
+		if in.set == nil {
+			rows.add(m.ConversationID, seq, m.Ciphertexts)
+		} else {
+			rows.addSelf(m, seq)
+		}
+		if newEpoch {
+			var epochs epochRows
+			epochs.add(m.ConversationID, seq, in.set)
+			if _, err := tx.Exec(ctx, insertEpochs, epochs.epochArgs()...); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, insertRecipients, epochs.recipientArgs()...); err != nil {
+				return err
+			}
+		}
 		if rows.len() == 0 {
 			return nil
 		}
@@ -85,6 +106,16 @@ func (s *Store) appendAlone(ctx context.Context, in appendIn) (appendOut, error)
 	}
 	return appendOut{seq: seq}, nil
 }
+
+// bumpAlone moves a conversation's head seq for one message and, for a
+// shared message ($2, the hash of its set) whose set is not the current
+// one, starts an epoch at its seq. It returns the seq and whether the
+// epoch is new. (SET reads the row as it was; RETURNING, as it is.)
+const bumpAlone = `UPDATE conversations SET head_seq = head_seq + 1,
+	shared_from_seq = CASE WHEN $2::bytea IS NOT NULL AND shared_set_hash IS DISTINCT FROM $2::bytea
+		THEN head_seq + 1 ELSE shared_from_seq END,
+	shared_set_hash = COALESCE($2::bytea, shared_set_hash)
+	WHERE id = $1 RETURNING head_seq, shared_from_seq = head_seq`
 
 // insertCiphertexts writes the rows of any number of messages in one
 // statement: the columns travel as arrays and unnest turns them back into
@@ -107,6 +138,17 @@ func (r *ciphertextRows) add(convID string, seq int64, cts map[string][]byte) {
 		r.seqs = append(r.seqs, seq)
 		r.devices = append(r.devices, d)
 		r.texts = append(r.texts, ct)
+	}
+}
+
+// addSelf adds the row of a shared message's sender when it is also one of
+// its recipients, whom no epoch serves (epochs.go).
+func (r *ciphertextRows) addSelf(m *switchboard.Message, seq int64) {
+	if _, ok := m.Ciphertexts[m.SenderDeviceID]; ok {
+		r.convs = append(r.convs, m.ConversationID)
+		r.seqs = append(r.seqs, seq)
+		r.devices = append(r.devices, m.SenderDeviceID)
+		r.texts = append(r.texts, nil)
 	}
 }
 
@@ -143,18 +185,48 @@ func nullString(s string) *string {
 	return &s
 }
 
+// messagesQuery is the union of what the device has rows for (per-device
+// ciphertexts) and the shared messages of the epochs it is in, each side
+// at most $4 rows in seq order, so the merge reads at most 2*$4 rows.
+//
+// The shared side starts from the device's range of shared_recipients in
+// the conversation, from the epoch that holds seq $3+1 on: each row is an
+// epoch, whose end is the next epoch's from_seq (one probe of the epochs'
+// key), and the epoch's messages are one range of the messages' key. So
+// the epochs the device is not in, and the messages of theirs, are never
+// read. LATERAL with ORDER BY and LIMIT keeps it a loop over the epochs,
+// each read in key order until enough rows.
+const messagesQuery = `WITH e AS (
+		SELECT r.from_seq, COALESCE((SELECT n.from_seq FROM shared_epochs n
+				WHERE n.conversation_id = $2 AND n.from_seq > r.from_seq ORDER BY n.from_seq LIMIT 1),
+			9223372036854775807) AS to_seq
+		FROM shared_recipients r
+		WHERE r.device_id = $1 AND r.conversation_id = $2
+			AND r.from_seq >= COALESCE((SELECT max(n.from_seq) FROM shared_epochs n
+				WHERE n.conversation_id = $2 AND n.from_seq <= $3 + 1), 0)
+	)
+	(SELECT m.seq, m.sender_user_id, m.sender_device_id, m.sent_at, COALESCE(c.ciphertext, m.shared_ciphertext)
+		FROM message_ciphertexts c
+		JOIN messages m ON m.conversation_id = c.conversation_id AND m.seq = c.seq
+		WHERE c.device_id = $1 AND c.conversation_id = $2 AND c.seq > $3
+		ORDER BY c.seq LIMIT $4)
+	UNION ALL
+	(SELECT m.seq, m.sender_user_id, m.sender_device_id, m.sent_at, m.shared_ciphertext
+		FROM e CROSS JOIN LATERAL (
+			SELECT * FROM messages m
+			WHERE m.conversation_id = $2 AND m.seq > $3 AND m.seq >= e.from_seq AND m.seq < e.to_seq
+				AND m.shared_ciphertext IS NOT NULL AND m.sender_device_id <> $1
+			ORDER BY m.seq LIMIT $4) m
+		ORDER BY m.seq LIMIT $4)
+	ORDER BY 1 LIMIT $4`
+
 // Messages returns what deviceID receives in the conversation after
 // afterSeq, ascending, at most limit (none when limit <= 0).
 func (s *Store) Messages(ctx context.Context, deviceID, conversationID string, afterSeq int64, limit int) ([]switchboard.Delivery, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT m.seq, m.sender_user_id, m.sender_device_id, m.sent_at,
-		COALESCE(c.ciphertext, m.shared_ciphertext)
-		FROM message_ciphertexts c
-		JOIN messages m ON m.conversation_id = c.conversation_id AND m.seq = c.seq
-		WHERE c.device_id = $1 AND c.conversation_id = $2 AND c.seq > $3
-		ORDER BY c.seq LIMIT $4`, deviceID, conversationID, afterSeq, limit)
+	rows, err := s.pool.Query(ctx, messagesQuery, deviceID, conversationID, afterSeq, limit)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: messages of %s for %s: %w", conversationID, deviceID, err)
 	}

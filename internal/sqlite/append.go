@@ -19,7 +19,10 @@ import (
 // Inside it the messages are appended one after the other exactly as alone
 // (look for the client id, bump the head seq, insert), so a duplicate of a
 // message earlier in the same batch is found like any other, and an unknown
-// conversation fails that message alone, having written nothing.
+// conversation fails that message alone, having written nothing. The bump
+// also decides whether a shared message starts a recipient epoch
+// (epochs.go), so the batch's shared messages to one conversation with one
+// set share an epoch, and a change of set mid-batch starts another.
 //
 // Any other error (a foreign key, the disk) rolls the batch back, and its
 // messages are appended one by one, each in its own transaction, so that
@@ -29,6 +32,10 @@ import (
 type appendIn struct {
 	m      *switchboard.Message
 	sentAt time.Time // m.SentAt, or now, in UTC
+	// A shared message's epoch set and its hash (recipientSet), worked
+	// out before it queues; nil for a message with per-device ciphertexts.
+	set     []string
+	setHash []byte
 }
 
 // appendOut is its result: the new message's seq, or the message already
@@ -51,7 +58,7 @@ func newAppendQueue(s *Store) *groupcommit.Queue[appendIn, appendOut] {
 	return groupcommit.New(groupcommit.Config[appendIn]{
 		MaxBatch:  maxBatch,
 		MaxWeight: maxBatchRows,
-		Weight:    func(in appendIn) int { return 1 + len(in.m.Ciphertexts) },
+		Weight:    weight,
 	}, s.commitAppends)
 }
 
@@ -119,14 +126,23 @@ const ciphertextChunk = 128
 const (
 	lookupQuery = `SELECT conversation_id, seq, sender_user_id, sent_at, shared_ciphertext
 		FROM messages WHERE sender_device_id = ? AND client_id = ?`
-	bumpQuery  = `UPDATE conversations SET head_seq = head_seq + 1 WHERE id = ? RETURNING head_seq`
+	// For a shared message (?2, the hash of its set) whose set is not the
+	// current one, the bump also starts an epoch at its seq; it returns
+	// the seq and whether the epoch is new. (SET reads the row as it was;
+	// RETURNING, as it is.)
+	bumpQuery = `UPDATE conversations SET head_seq = head_seq + 1,
+		shared_from_seq = CASE WHEN ?2 IS NOT NULL AND shared_set_hash IS NOT ?2
+			THEN head_seq + 1 ELSE shared_from_seq END,
+		shared_set_hash = coalesce(?2, shared_set_hash)
+		WHERE id = ?1 RETURNING head_seq, shared_from_seq = head_seq`
 	storeQuery = `INSERT INTO messages
 		(conversation_id, seq, sender_user_id, sender_device_id, client_id, sent_at, shared_ciphertext)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`
-	// The rows of a shared ciphertext differ only by device: one statement
-	// whatever the group's size, the ids as one JSON array.
-	sharedRowsQuery = `INSERT INTO message_ciphertexts (conversation_id, seq, device_id, ciphertext)
-		SELECT ?, ?, value, NULL FROM json_each(?)`
+	epochQuery = `INSERT INTO shared_epochs (conversation_id, from_seq) VALUES (?, ?)`
+	// An epoch's rows differ only by device: one statement whatever the
+	// group's size, the ids as one JSON array.
+	recipientsQuery = `INSERT INTO shared_recipients (conversation_id, from_seq, device_id)
+		SELECT ?, ?, value FROM json_each(?)`
 )
 
 // insertCiphertextsQuery inserts n rows.
@@ -139,8 +155,8 @@ func insertCiphertextsQuery(n int) string {
 // connection: compiling them each time was a good part of the cost of a
 // small batch. Only the committer uses them, so they need no lock.
 type appendStmts struct {
-	lookup, bump, store, sharedRows *sql.Stmt
-	ciphertexts                     map[int]*sql.Stmt // by rows
+	lookup, bump, store, epoch, recipients *sql.Stmt
+	ciphertexts                            map[int]*sql.Stmt // by rows
 }
 
 // prepare prepares what the batch needs and is not yet prepared.
@@ -148,7 +164,8 @@ func (st *appendStmts) prepare(ctx context.Context, db *sql.DB, batch []*appendJ
 	for _, p := range []struct {
 		stmt  **sql.Stmt
 		query string
-	}{{&st.lookup, lookupQuery}, {&st.bump, bumpQuery}, {&st.store, storeQuery}, {&st.sharedRows, sharedRowsQuery}} {
+	}{{&st.lookup, lookupQuery}, {&st.bump, bumpQuery}, {&st.store, storeQuery},
+		{&st.epoch, epochQuery}, {&st.recipients, recipientsQuery}} {
 		if *p.stmt == nil {
 			stmt, err := db.PrepareContext(ctx, p.query)
 			if err != nil {
@@ -161,10 +178,10 @@ func (st *appendStmts) prepare(ctx context.Context, db *sql.DB, batch []*appendJ
 		st.ciphertexts = make(map[int]*sql.Stmt)
 	}
 	for _, j := range batch {
-		if shared(j.In.m) {
-			continue
-		}
 		n := len(j.In.m.Ciphertexts)
+		if j.In.set != nil {
+			n = len(selfRow(j.In.m)) // the sender's row, if any (epochs.go)
+		}
 		for _, rows := range []int{min(n, ciphertextChunk), n % ciphertextChunk} {
 			if rows == 0 || st.ciphertexts[rows] != nil {
 				continue
@@ -180,7 +197,7 @@ func (st *appendStmts) prepare(ctx context.Context, db *sql.DB, batch []*appendJ
 }
 
 func (st *appendStmts) close() {
-	for _, stmt := range []*sql.Stmt{st.lookup, st.bump, st.store, st.sharedRows} {
+	for _, stmt := range []*sql.Stmt{st.lookup, st.bump, st.store, st.epoch, st.recipients} {
 		if stmt != nil {
 			stmt.Close()
 		}
@@ -194,18 +211,18 @@ func (st *appendStmts) close() {
 func (st *appendStmts) in(ctx context.Context, tx *sql.Tx) *appender {
 	a := &appender{tx: tx, stmts: st, ciphertexts: make(map[int]*sql.Stmt)}
 	a.lookup, a.bump, a.store = a.use(ctx, st.lookup), a.use(ctx, st.bump), a.use(ctx, st.store)
-	a.sharedRows = a.use(ctx, st.sharedRows)
+	a.epoch, a.recipients = a.use(ctx, st.epoch), a.use(ctx, st.recipients)
 	return a
 }
 
 // appender appends messages in one transaction, through its handles on
 // the prepared statements.
 type appender struct {
-	tx                              *sql.Tx
-	stmts                           *appendStmts
-	lookup, bump, store, sharedRows *sql.Stmt
-	ciphertexts                     map[int]*sql.Stmt
-	used                            []*sql.Stmt
+	tx                                     *sql.Tx
+	stmts                                  *appendStmts
+	lookup, bump, store, epoch, recipients *sql.Stmt
+	ciphertexts                            map[int]*sql.Stmt
+	used                                   []*sql.Stmt
 }
 
 // use returns the transaction's handle on stmt, which reuses what stmt
@@ -232,7 +249,13 @@ func (a *appender) append(ctx context.Context, in appendIn) (appendOut, error) {
 		return appendOut{dup: dup}, err
 	}
 	var seq int64
-	if err := a.bump.QueryRowContext(ctx, m.ConversationID).Scan(&seq); err != nil {
+	var newEpoch bool
+	// A nil hash must be NULL, not an empty blob.
+	var hash any
+	if in.setHash != nil {
+		hash = in.setHash
+	}
+	if err := a.bump.QueryRowContext(ctx, m.ConversationID, hash).Scan(&seq, &newEpoch); err != nil {
 		return appendOut{}, notFound(err)
 	}
 	_, err := a.store.ExecContext(ctx, m.ConversationID, seq, m.SenderUserID, m.SenderDeviceID,
@@ -240,12 +263,16 @@ func (a *appender) append(ctx context.Context, in appendIn) (appendOut, error) {
 	if err != nil {
 		return appendOut{}, err
 	}
-	if shared(m) {
-		err = a.insertShared(ctx, m.ConversationID, seq, m.Ciphertexts)
-	} else {
-		err = a.insertCiphertexts(ctx, m.ConversationID, seq, m.Ciphertexts)
+	if newEpoch {
+		if err := a.startEpoch(ctx, m.ConversationID, seq, in.set); err != nil {
+			return appendOut{}, fmt.Errorf("recipient epoch: %w", err)
+		}
 	}
-	if err != nil {
+	cts := m.Ciphertexts
+	if in.set != nil {
+		cts = selfRow(m)
+	}
+	if err := a.insertCiphertexts(ctx, m.ConversationID, seq, cts); err != nil {
 		return appendOut{}, fmt.Errorf("ciphertexts: %w", err)
 	}
 	return appendOut{seq: seq}, nil
@@ -271,29 +298,27 @@ func (a *appender) duplicate(ctx context.Context, m *switchboard.Message) (*swit
 	return &d, nil
 }
 
-// shared reports whether every recipient of m reads m.Shared: its rows
-// carry no ciphertext of their own.
-func shared(m *switchboard.Message) bool {
-	for _, ct := range m.Ciphertexts {
-		if ct != nil {
-			return false
-		}
+// selfRow returns the row of a shared message's sender when it is also one
+// of its recipients, whom no epoch serves (epochs.go): a nil ciphertext,
+// stored NULL, "read the shared one".
+func selfRow(m *switchboard.Message) map[string][]byte {
+	if _, ok := m.Ciphertexts[m.SenderDeviceID]; ok {
+		return map[string][]byte{m.SenderDeviceID: nil}
 	}
-	return len(m.Ciphertexts) > 0
+	return nil
 }
 
-// insertShared writes the rows of a shared ciphertext (NULL: "read the
-// message's") with one statement.
-func (a *appender) insertShared(ctx context.Context, convID string, seq int64, cts map[string][]byte) error {
-	devices := make([]string, 0, len(cts))
-	for d := range cts {
-		devices = append(devices, d)
+// startEpoch writes an epoch and its devices' rows, with one statement
+// for the devices.
+func (a *appender) startEpoch(ctx context.Context, convID string, from int64, devices []string) error {
+	if _, err := a.epoch.ExecContext(ctx, convID, from); err != nil {
+		return err
 	}
 	ids, err := json.Marshal(devices)
 	if err != nil {
 		return err
 	}
-	_, err = a.sharedRows.ExecContext(ctx, convID, seq, string(ids))
+	_, err = a.recipients.ExecContext(ctx, convID, from, string(ids))
 	return err
 }
 

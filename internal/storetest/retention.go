@@ -141,16 +141,13 @@ func retentionTests() []storeTest {
 
 		{"PurgeAcked deletes a message with its last row and counts both", func(t *testing.T, s switchboard.Store) {
 			w := newWorld(t, s)
-			appendMessage(t, s, &switchboard.Message{
-				ConversationID: w.conv.ID, SenderUserID: w.alice.ID, SenderDeviceID: w.a1.ID, ClientID: "m1",
-				SentAt: at(10), Shared: []byte("for all"),
-				Ciphertexts: map[string][]byte{w.a2.ID: nil, w.b1.ID: nil},
-			})
+			m1 := w.perDevice("m1")
+			appendMessage(t, s, m1)
 			ack(t, s, w.b1.ID, w.conv.ID, 1)
 			if n := purgeAcked(t, s, 100); n != 1 {
 				t.Fatalf("PurgeAcked after b1's ack = %d, want 1 (b1's row; a2 still needs m1)", n)
 			}
-			wantDeliveries(t, messages(t, s, w.a2.ID, w.conv.ID, 0, 10), map[int64]string{1: "for all"})
+			wantDeliveries(t, messages(t, s, w.a2.ID, w.conv.ID, 0, 10), map[int64]string{1: "m1 for d-a2"})
 			wantDeliveries(t, messages(t, s, w.b1.ID, w.conv.ID, 0, 10), nil)
 
 			ack(t, s, w.a2.ID, w.conv.ID, 1)
