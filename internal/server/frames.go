@@ -10,6 +10,8 @@ import (
 )
 
 // inFrame is any client frame; which fields matter depends on Type.
+// decodeClientFrame (framedecode.go) decodes it by hand on the socket: a new
+// field needs a case there too (TestDecodeClientFrameKnowsEveryField).
 type inFrame struct {
 	Type         string            `json:"type"`
 	ID           string            `json:"id"`

@@ -41,17 +41,37 @@ func BenchmarkAppendMessage(b *testing.B) {
 	b.SetBytes(int64(len(buf)))
 }
 
-// BenchmarkDecodeSendFrame decodes one send frame with 3 per-device 200-byte ciphertexts, as OnMessage does.
-func BenchmarkDecodeSendFrame(b *testing.B) {
+// sendFrame3x200 is a send frame with 3 per-device 200-byte ciphertexts.
+func sendFrame3x200() []byte {
 	ct := base64.StdEncoding.EncodeToString(make([]byte, 200))
 	raw, _ := json.Marshal(map[string]any{"type": "send", "id": "m-123", "conversation": "cnv_abcdefghijklmnopqrstuvwxyz",
 		"ciphertexts": map[string]string{"dev_1": ct, "dev_2": ct, "dev_3": ct}})
+	return raw
+}
+
+// BenchmarkDecodeSendFrame decodes one send frame with 3 per-device 200-byte
+// ciphertexts with decodeClientFrame, the hand decoder for the socket's frames.
+func BenchmarkDecodeSendFrame(b *testing.B) {
+	raw := sendFrame3x200()
 	b.ReportAllocs()
 	b.SetBytes(int64(len(raw)))
 	for b.Loop() {
 		var head frameHead
 		var f inFrame
-		if json.Unmarshal(raw, &head) != nil || json.Unmarshal(raw, &f) != nil {
+		if headErr, err := decodeClientFrame(raw, &head, &f); headErr != nil || err != nil {
+			b.Fatal("decode failed")
+		}
+	}
+}
+
+// BenchmarkDecodeSendFrameEncodingJSON is the same decode with encoding/json
+// (referenceDecode: the head, then the frame), which decodeClientFrame replaces.
+func BenchmarkDecodeSendFrameEncodingJSON(b *testing.B) {
+	raw := sendFrame3x200()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if _, _, headErr, err := referenceDecode(raw); headErr != nil || err != nil {
 			b.Fatal("decode failed")
 		}
 	}
