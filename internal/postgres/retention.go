@@ -159,6 +159,15 @@ func purgeAckedCiphertexts(ctx context.Context, tx pgx.Tx, limit int) (messageKe
 	return keys, n, err
 }
 
+// liveDevices are the devices of epoch e that are not revoked, with their
+// cursor in its conversation (a missing cursor is 0), read through the
+// epoch's index (conversation_id, from_seq) and one probe each of the keys
+// of devices and cursors. The subqueries of purgeAckedShared add to it.
+const liveDevices = `FROM shared_recipients r
+	JOIN devices d ON d.id = r.device_id AND d.revoked_at IS NULL
+	LEFT JOIN cursors k ON k.device_id = r.device_id AND k.conversation_id = r.conversation_id
+	WHERE r.conversation_id = e.conversation_id AND r.from_seq = e.from_seq`
+
 // purgeAckedShared deletes up to limit shared messages that every recipient
 // has acked, and returns their keys. A shared message may go once every
 // device of its epoch but its sender has a cursor at or past its seq in the
@@ -174,26 +183,22 @@ func purgeAckedCiphertexts(ctx context.Context, tx pgx.Tx, limit int) (messageKe
 // from_seq to the lower of c2 and the next epoch's from_seq, lowest first up
 // to the limit. So a call reads every epoch's device list (as the search
 // for rows reads every cursor), and of the messages only those it can
-// delete, and those in (c1, c2] sent by others than d1.
+// delete, and those in (c1, c2] sent by others than d1. (Checked with
+// EXPLAIN ANALYZE on 80 epochs of 500 devices over 800,000 messages.)
 func purgeAckedShared(ctx context.Context, tx pgx.Tx, limit int) (messageKeys, error) {
-	rows, err := tx.Query(ctx, `WITH live AS (
-			SELECT r.conversation_id, r.from_seq, r.device_id, COALESCE(k.acked_seq, 0) AS acked
-			FROM shared_recipients r
-			JOIN devices d ON d.id = r.device_id AND d.revoked_at IS NULL
-			LEFT JOIN cursors k ON k.device_id = r.device_id AND k.conversation_id = r.conversation_id
-		), e AS (
+	// No CTE of the devices: referenced twice, it would be materialized
+	// whole and scanned once per epoch.
+	rows, err := tx.Query(ctx, `WITH e AS (
 			SELECT e.conversation_id, e.from_seq, l.device_id AS d1,
 				COALESCE(l.acked, 9223372036854775807) AS c1,
-				COALESCE((SELECT min(o.acked) FROM live o
-					WHERE o.conversation_id = e.conversation_id AND o.from_seq = e.from_seq
-						AND o.device_id <> l.device_id), 9223372036854775807) AS c2,
+				COALESCE((SELECT min(COALESCE(k.acked_seq, 0)) `+liveDevices+`
+					AND r.device_id <> l.device_id), 9223372036854775807) AS c2,
 				COALESCE((SELECT min(n.from_seq) FROM shared_epochs n
 					WHERE n.conversation_id = e.conversation_id AND n.from_seq > e.from_seq),
 					9223372036854775807) AS to_seq
 			FROM shared_epochs e
-			LEFT JOIN LATERAL (SELECT o.device_id, o.acked FROM live o
-				WHERE o.conversation_id = e.conversation_id AND o.from_seq = e.from_seq
-				ORDER BY o.acked LIMIT 1) l ON true
+			LEFT JOIN LATERAL (SELECT r.device_id, COALESCE(k.acked_seq, 0) AS acked `+liveDevices+`
+				ORDER BY 2 LIMIT 1) l ON true
 		)
 		DELETE FROM messages WHERE ctid IN (
 			SELECT m.ctid FROM e CROSS JOIN LATERAL (

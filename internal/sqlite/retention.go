@@ -154,9 +154,11 @@ const liveDevices = `FROM shared_recipients r
 // c2 and the next epoch's from_seq, lowest first up to the limit. So a call
 // reads every epoch's device list (as the search for rows reads every
 // cursor), and of the messages only those it can delete, and those in
-// (c1, c2] sent by others than d1.
+// (c1, c2] sent by others than d1. The bounds are MATERIALIZED: inlined,
+// SQLite computes them again for every message it reads, and cannot use
+// them to bound the range.
 func purgeAckedShared(ctx context.Context, tx *sql.Tx, limit int) (messageKeys, error) {
-	rows, err := tx.QueryContext(ctx, `WITH low AS (
+	rows, err := tx.QueryContext(ctx, `WITH low AS MATERIALIZED (
 			SELECT e.conversation_id, e.from_seq,
 				(SELECT r.device_id `+liveDevices+` ORDER BY coalesce(k.acked_seq, 0) LIMIT 1) AS d1,
 				coalesce((SELECT min(coalesce(k.acked_seq, 0)) `+liveDevices+`), 9223372036854775807) AS c1,
@@ -164,7 +166,7 @@ func purgeAckedShared(ctx context.Context, tx *sql.Tx, limit int) (messageKeys, 
 					WHERE n.conversation_id = e.conversation_id AND n.from_seq > e.from_seq),
 					9223372036854775807) AS to_seq
 			FROM shared_epochs e
-		), bounds AS (
+		), bounds AS MATERIALIZED (
 			SELECT e.*, coalesce((SELECT min(coalesce(k.acked_seq, 0)) `+liveDevices+`
 				AND r.device_id <> e.d1), 9223372036854775807) AS c2
 			FROM low e
