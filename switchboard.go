@@ -137,6 +137,10 @@ type Store interface {
 	// AppendMessage assigns m.Seq (head seq + 1) and stores m with its ciphertexts
 	// atomically, unless m.SenderDeviceID already sent m.ClientID: then it returns the
 	// stored message (its Seq and SentAt) and duplicate=true and stores nothing.
+	// Its recipients are exactly the keys of m.Ciphertexts. A shared ciphertext is
+	// stored once; the stores keep the recipient set once per change of set in the
+	// conversation, not per message, so a send to the same devices as the one before
+	// costs no row per device.
 	// It returns only once m is committed (durable as the store is configured).
 	// Concurrent calls may share one transaction (group commit): each still
 	// gets its own result, and one call's failure (an unknown conversation)
@@ -144,7 +148,8 @@ type Store interface {
 	// (nothing is stored); once its commit has begun, the call waits for it.
 	AppendMessage(ctx context.Context, m *Message) (stored *Message, duplicate bool, err error)
 	// Messages returns what deviceID receives in the conversation with seq > afterSeq,
-	// ascending, at most limit.
+	// ascending, at most limit: each message whose recipients included deviceID, with
+	// its own ciphertext or the shared one.
 	Messages(ctx context.Context, deviceID, conversationID string, afterSeq int64, limit int) ([]Delivery, error)
 	// Ack moves the device's cursor in the conversation up to seq (never down).
 	Ack(ctx context.Context, deviceID, conversationID string, seq int64) error
@@ -162,9 +167,12 @@ type Store interface {
 	// PurgeAcked deletes up to limit per-device ciphertext rows whose seq is at
 	// or below that device's cursor in the conversation (the device has them),
 	// and returns how many it deleted. Messages left without any ciphertext row
-	// are deleted too (they count in the total), so one call deletes at most
-	// 2*limit rows; their client ids are forgotten as with PurgeBefore. A
-	// limit <= 0 deletes nothing.
+	// are deleted too (they count in the total). A message with a shared
+	// ciphertext has no row per device: it is deleted (and counted once) when
+	// each of its recipients has a cursor at or past its seq or is revoked;
+	// rows and shared messages together are at most limit, so one call deletes
+	// at most 2*limit rows. Client ids of deleted messages are forgotten as with
+	// PurgeBefore. A limit <= 0 deletes nothing.
 	PurgeAcked(ctx context.Context, limit int) (int, error)
 
 	// Ping checks the store is reachable.
