@@ -34,12 +34,6 @@
 # are turned off: sbload logs in and connects every device from loopback.
 # Other limits (per socket, device, conversation) are listed and kept; the
 # scenario stays far below them. --node-flags adds any flag.
-#
-# Both servers run with --request-timeout 1h: nbio v1.6.8 arms the read
-# deadline of a new connection after handing it to the poller, so when the
-# upgrade wins that race the deadline outlives it and the socket is closed
-# --request-timeout (default 30s) after it connected, in the middle of the
-# rounds. The timeout only bounds HTTP reads before an upgrade.
 set -euo pipefail
 # Background jobs get their own process group: a stop (Ctrl-C, TERM) ends a
 # run in progress, with its workers, at once.
@@ -186,7 +180,7 @@ run_load() {
 pairs=()
 for n in $steps; do
   echo "bench-broadcast: N=$n, bare broadcast server"
-  args=(--addr 127.0.0.1:0 --request-timeout 1h)
+  args=(--addr 127.0.0.1:0)
   if [ "$profile" -gt 0 ]; then args+=(--pprof); fi
   start_server sbbare "$results/bare-$n.log" "$work/sbbare" "${args[@]}"
   if [ "$profile" -gt 0 ]; then profile_when_full "$results/bare-$n.cpu.pprof" sbbare_sockets_open "$n"; fi
@@ -196,7 +190,7 @@ for n in $steps; do
   echo "bench-broadcast: N=$n, switchboard node (fresh SQLite)"
   data="$work/data-$n"
   mkdir -p "$data"
-  args=(--addr 127.0.0.1:0 --request-timeout 1h --data-dir "$data" --argon2-time 1 --argon2-memory 64 --max-members 100000 "${limit_flags[@]}")
+  args=(--addr 127.0.0.1:0 --data-dir "$data" --argon2-time 1 --argon2-memory 64 --max-members 100000 "${limit_flags[@]}")
   if [ "$profile" -gt 0 ]; then args+=(--pprof); fi
   # shellcheck disable=SC2206 # node_flags is split on purpose
   args+=($node_flags)

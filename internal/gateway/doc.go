@@ -50,8 +50,11 @@
 //     loop that backs off on EMFILE instead of spinning (listener.go); HEAD
 //     responses without a body and chunked responses that do not corrupt
 //     nbio's buffer pool (http.go); no engine stop right after start, which
-//     can hang (server.go); a race-build-only edge for nbio's accept→poller
-//     handoff, which the race detector cannot see (race.go).
+//     can hang (server.go); a socket upgraded before nbio's accept goroutine
+//     arms its request deadline gets that deadline cleared once the handoff
+//     is over, instead of being closed RequestTimeout later (handoff.go); a
+//     race-build-only edge for nbio's accept→poller handoff, which the race
+//     detector cannot see (race.go).
 //
 // Close codes are listed in close.go.
 package gateway

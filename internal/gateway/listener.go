@@ -17,9 +17,13 @@ import (
 //     listener early would make nbio's loop spin on "use of closed network
 //     connection", so after stopAccepting Accept parks until the engine closes
 //     the listener (by then nbio's loop sees its shutdown flag and exits).
+//
+// It also tells the handoff tracker when the accept goroutine is done with
+// the connection it returned last (handoff.go).
 type listener struct {
 	net.Listener
-	log *slog.Logger
+	log     *slog.Logger
+	handoff *handoff
 
 	stopOnce  sync.Once
 	stop      chan struct{} // closed by stopAccepting
@@ -27,16 +31,18 @@ type listener struct {
 	closed    chan struct{} // closed by Close (the engine stopping)
 }
 
-func newListener(ln net.Listener, log *slog.Logger) *listener {
+func newListener(ln net.Listener, log *slog.Logger, h *handoff) *listener {
 	return &listener{
 		Listener: ln,
 		log:      log,
+		handoff:  h,
 		stop:     make(chan struct{}),
 		closed:   make(chan struct{}),
 	}
 }
 
 func (l *listener) Accept() (net.Conn, error) {
+	l.handoff.finished()
 	var delay time.Duration
 	for {
 		c, err := l.Listener.Accept()

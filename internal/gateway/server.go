@@ -137,6 +137,7 @@ type Server struct {
 	engine    *nbhttp.Engine
 	upgrader  *websocket.Upgrader
 	ln        *listener
+	handoff   handoff
 	started   atomic.Bool
 	startedAt time.Time
 
@@ -182,7 +183,7 @@ func (s *Server) Start() error {
 		s.started.Store(false)
 		return fmt.Errorf("gateway: listen: %w", err)
 	}
-	s.ln = newListener(ln, s.log)
+	s.ln = newListener(ln, s.log, &s.handoff)
 	// ReadLimit caps what one connection may buffer: a whole HTTP request,
 	// or a partial WebSocket frame plus one poller read (64 KiB).
 	readLimit := max(s.cfg.MaxBody, s.cfg.MaxFrame+2*nbio.DefaultReadBufferSize+1024)
@@ -206,7 +207,7 @@ func (s *Server) Start() error {
 		SupportServerOnly: true,
 	})
 	engine.OnWrittenSize(onWrittenSize)
-	raceHandoff(engine)
+	s.handoff.hook(engine, raceHandoff(engine))
 	s.engine = engine
 	s.upgrader = s.newUpgrader(engine)
 
@@ -309,6 +310,7 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, state any) (*Co
 	c.ready.Store(true)
 	// From here on the poller hands this socket's bytes to session.Parse.
 	nbc.SetSession((*session)(c))
+	s.handoff.upgradedSocket(nbc)
 	s.register(c)
 	s.h.OnOpen(c)
 	return c, nil
