@@ -99,6 +99,19 @@ type Delivery struct {
 	Ciphertext     []byte
 }
 
+// AppendObserver is implemented by stores that report every message they
+// store, in commit order. The node publishes through it, so that live
+// delivery follows seq order per conversation: concurrent AppendMessage
+// calls committed together return in any order, their commits do not.
+type AppendObserver interface {
+	// OnAppended sets fn, which is called once for each newly stored message
+	// (never for a duplicate), after the commit that holds it and before its
+	// AppendMessage returns, serially and in seq order per conversation. fn
+	// gets a copy of the message with Seq and SentAt set; it runs on the
+	// store's committer, so it must not block. Set it before the first append.
+	OnAppended(fn func(m *Message))
+}
+
 // Store is the durable truth. Both implementations (SQLite, PostgreSQL) pass
 // the same conformance suite in internal/storetest.
 //

@@ -106,11 +106,23 @@ func (s *Service) Send(ctx context.Context, id Identity, r *SendRequest) (stored
 		return stored, true, nil
 	}
 	m.Seq, m.SentAt = stored.Seq, stored.SentAt
-	if err := s.bus.Publish(ctx, Topic(m.ConversationID), EncodeMessage(m)); err != nil {
+	if !s.observed {
+		s.publish(m)
+	}
+	return m, false, nil
+}
+
+// publish puts a stored message on its conversation's topic. Live delivery
+// is in seq order only if publishes are, which the store's AppendObserver
+// guarantees and a publish after AppendMessage returns does not (two sends
+// committed together return in any order).
+func (s *Service) publish(m *sb.Message) {
+	// Not the sender's context: the message is stored, its publish is not
+	// the sender's to cancel.
+	if err := s.bus.Publish(context.Background(), Topic(m.ConversationID), EncodeMessage(m)); err != nil {
 		// Stored is delivered: recipients get it at their next sync.
 		s.cfg.Logger.Warn("publish failed", "conversation", m.ConversationID, "seq", m.Seq, "err", err)
 	}
-	return m, false, nil
 }
 
 func count(bs ...bool) (n int) {

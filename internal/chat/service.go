@@ -67,12 +67,16 @@ type Service struct {
 	// dummyHash is verified against when a username is unknown, so a login
 	// takes as long for a missing user as for a wrong password.
 	dummyHash string
+	// observed: the store publishes each message for us, from its
+	// committer, in seq order (sb.AppendObserver); otherwise Send does,
+	// once AppendMessage returns.
+	observed bool
 }
 
 // New returns a Service over store and bus.
 func New(store sb.Store, bus sb.Bus, cfg Config) *Service {
 	cfg.setDefaults()
-	return &Service{
+	s := &Service{
 		store:     store,
 		bus:       bus,
 		cfg:       cfg,
@@ -80,6 +84,11 @@ func New(store sb.Store, bus sb.Bus, cfg Config) *Service {
 		cache:     newCache(store, 100_000),
 		dummyHash: HashPassword("not a password", cfg.Argon2),
 	}
+	if o, ok := store.(sb.AppendObserver); ok {
+		o.OnAppended(s.publish)
+		s.observed = true
+	}
+	return s
 }
 
 // Identity is an authenticated device.

@@ -31,6 +31,8 @@ type Store struct {
 	pool    *pgxpool.Pool
 	appends []*groupcommit.Queue[appendIn, appendOut] // AppendMessage's lanes (append.go)
 	seed    maphash.Seed                              // picks a conversation's lane
+
+	onAppended func(*switchboard.Message) // AppendObserver, called by each lane's committer
 }
 
 // Open connects to the database at url (postgres://user:pass@host:port/db?...;

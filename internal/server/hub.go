@@ -31,7 +31,17 @@ func (p *peer) deliver(m *sb.Message, frame []byte) {
 	case p.closed:
 	case p.syncing:
 		p.pending = append(p.pending, m)
-	case m.Seq > p.last[m.ConversationID]:
+	default:
+		p.writeLocked(m, frame)
+	}
+}
+
+// writeLocked writes frame (m encoded for this device) unless this socket
+// already has m: the replay wrote it or a later seq went out. p.mu is held.
+// Live messages arrive in seq order per conversation (the store publishes
+// in commit order), so the highest seq written is all a peer keeps.
+func (p *peer) writeLocked(m *sb.Message, frame []byte) {
+	if m.Seq > p.last[m.ConversationID] {
 		p.last[m.ConversationID] = m.Seq
 		p.conn.Write(frame)
 	}

@@ -73,14 +73,23 @@ func (s *Server) sync(p *peer) {
 		p.conn.Close(gateway.CloseGoingAway, "sync failed; reconnect")
 		return
 	}
+	// Still under the lock that deliver takes: the live messages that
+	// waited go out (those the replay did not write) before any newer one
+	// the bus hands over, so the socket sees each conversation in seq order.
 	p.mu.Lock()
-	pending := p.pending
-	p.pending, p.last, p.syncing = nil, last, false
+	p.last, p.syncing = last, false
 	p.conn.Write(syncedFrame)
-	p.mu.Unlock()
-	for _, m := range pending {
-		s.hub.onBus(m) // re-routes to this peer only if it is still the device's peer; others dedupe by seq
+	for _, m := range p.pending {
+		ct := m.Shared
+		if ct == nil {
+			ct = m.Ciphertexts[p.id.DeviceID]
+		}
+		d := delivery(m, ct)
+		buf = appendMessage(buf[:0], &d)
+		p.writeLocked(m, buf)
 	}
+	p.pending = nil
+	p.mu.Unlock()
 }
 
 // OnClose forgets the device's socket.

@@ -66,8 +66,30 @@ func newAppendQueue(s *Store) *groupcommit.Queue[appendIn, appendOut] {
 // the calls in them.
 func (s *Store) AppendStats() groupcommit.Stats { return s.appends.Stats() }
 
-// commitAppends is the committer: it sets every job's result.
+// OnAppended implements switchboard.AppendObserver.
+func (s *Store) OnAppended(fn func(m *switchboard.Message)) { s.onAppended = fn }
+
+// notifyAppended hands the batch's new messages to the observer, in batch
+// order, which is seq order per conversation: the batch (or, after a
+// failure, each of its messages alone) was appended in that order.
+func (s *Store) notifyAppended(batch []*appendJob) {
+	if s.onAppended == nil {
+		return
+	}
+	for _, j := range batch {
+		if j.Err != nil || j.Out.dup != nil {
+			continue
+		}
+		m := *j.In.m
+		m.Seq, m.SentAt = j.Out.seq, j.In.sentAt
+		s.onAppended(&m)
+	}
+}
+
+// commitAppends is the committer: it sets every job's result, then tells
+// the observer what was stored.
 func (s *Store) commitAppends(batch []*appendJob) {
+	defer s.notifyAppended(batch)
 	// No caller's context: one caller giving up must not fail the others.
 	ctx := context.Background()
 	err := s.appendBatch(ctx, batch)

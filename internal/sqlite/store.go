@@ -45,6 +45,8 @@ type Store struct {
 	r       *sql.DB                                 // readers
 	appends *groupcommit.Queue[appendIn, appendOut] // AppendMessage's batches
 	stmts   appendStmts                             // the committer's
+
+	onAppended func(*switchboard.Message) // AppendObserver, called by the committer
 }
 
 // Connection settings. busy_timeout still matters with one writer: another

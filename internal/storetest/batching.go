@@ -128,6 +128,74 @@ func batchingTests() []storeTest {
 			}
 		}},
 
+		{"the append observer sees each new message once, in seq order per conversation, before its call returns", func(t *testing.T, s switchboard.Store) {
+			o, ok := s.(switchboard.AppendObserver)
+			if !ok {
+				t.Fatalf("%T does not implement switchboard.AppendObserver: the node could not publish in seq order", s)
+			}
+			var (
+				mu       sync.Mutex
+				observed = make(map[string][]int64)
+				byID     = make(map[string]*switchboard.Message)
+			)
+			o.OnAppended(func(m *switchboard.Message) {
+				mu.Lock()
+				defer mu.Unlock()
+				observed[m.ConversationID] = append(observed[m.ConversationID], m.Seq)
+				byID[m.ClientID] = m
+			})
+			w := newWorld(t, s)
+			convs := []string{w.conv.ID}
+			for i := 1; i < 4; i++ {
+				convs = append(convs, createConversation(t, s, fmt.Sprintf("conv-%d", i), w.alice.ID, w.alice.ID, w.bob.ID).ID)
+			}
+			// 256 sends in 4 conversations, every fourth a duplicate of
+			// the one before it: duplicates are never observed.
+			var msgs []*switchboard.Message
+			for g := range 256 {
+				id := fmt.Sprintf("g%d", g-g%4/3)
+				m := w.perDevice(id)
+				m.ConversationID = convs[(g-g%4/3)%len(convs)]
+				msgs = append(msgs, m)
+			}
+			results, err := sendAll(s, msgs, func(i int, r sendResult) error {
+				if r.err != nil {
+					return fmt.Errorf("send %d: %v", i, r.err)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if got := byID[msgs[i].ClientID]; got == nil || got.Seq != r.m.Seq || got.ConversationID != r.m.ConversationID {
+					return fmt.Errorf("send %d returned %s seq %d; the observer had %+v", i, r.m.ConversationID, r.m.Seq, got)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored := make(map[string]int)
+			for _, r := range results {
+				if !r.dup {
+					stored[r.m.ConversationID]++
+				}
+			}
+			for _, convID := range convs {
+				got := observed[convID]
+				if len(got) != stored[convID] {
+					t.Errorf("%s: observed %d messages, %d were stored", convID, len(got), stored[convID])
+				}
+				for i, seq := range got {
+					if seq != int64(i+1) {
+						t.Fatalf("%s: observed seqs %v, want 1..%d in order", convID, got, stored[convID])
+					}
+				}
+			}
+			for id, m := range byID {
+				if want := id + " for " + w.b1.ID; string(m.Ciphertexts[w.b1.ID]) != want || m.SentAt.IsZero() {
+					t.Errorf("observed %s with b1's ciphertext %q and sent at %v, want %q and a time", id, m.Ciphertexts[w.b1.ID], m.SentAt, want)
+				}
+			}
+		}},
+
 		{"client ids sent several times at once are each stored once, every copy answered with its seq", func(t *testing.T, s switchboard.Store) {
 			w := newWorld(t, s)
 			other := createConversation(t, s, "conv-other", w.alice.ID, w.alice.ID, w.bob.ID)
