@@ -242,17 +242,6 @@ func (s *Store) Messages(ctx context.Context, deviceID, conversationID string, a
 	return ds, nil
 }
 
-// Ack moves the device's cursor in the conversation up to seq, never down.
-func (s *Store) Ack(ctx context.Context, deviceID, conversationID string, seq int64) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO cursors (device_id, conversation_id, acked_seq) VALUES ($1, $2, $3)
-		ON CONFLICT (device_id, conversation_id) DO UPDATE SET acked_seq = GREATEST(cursors.acked_seq, EXCLUDED.acked_seq)`,
-		deviceID, conversationID, seq)
-	if err != nil {
-		return fmt.Errorf("postgres: ack %s in %s: %w", deviceID, conversationID, err)
-	}
-	return nil
-}
-
 // Cursors returns the acked seq per conversation of the device.
 func (s *Store) Cursors(ctx context.Context, deviceID string) (map[string]int64, error) {
 	rows, err := s.pool.Query(ctx, `SELECT conversation_id, acked_seq FROM cursors WHERE device_id = $1`, deviceID)

@@ -31,6 +31,7 @@ type Store struct {
 	pool    *pgxpool.Pool
 	appends []*groupcommit.Queue[appendIn, appendOut] // AppendMessage's lanes (append.go)
 	seed    maphash.Seed                              // picks a conversation's lane
+	acks    *groupcommit.Queue[ackIn, struct{}]       // Ack's batches (acks.go)
 
 	onAppended func(*switchboard.Message) // AppendObserver, called by each lane's committer
 }
@@ -61,6 +62,7 @@ func open(ctx context.Context, url string, lanes int) (*Store, error) {
 	for range lanes {
 		s.appends = append(s.appends, newAppendQueue(s))
 	}
+	s.acks = newAckQueue(s)
 	return s, nil
 }
 
@@ -71,6 +73,7 @@ func (s *Store) Close() error {
 	for _, q := range s.appends {
 		q.Close()
 	}
+	s.acks.Close()
 	s.pool.Close()
 	return nil
 }

@@ -105,17 +105,6 @@ func (s *Store) Messages(ctx context.Context, deviceID, conversationID string, a
 	return ds, nil
 }
 
-// Ack moves the device's cursor in the conversation up to seq, never down.
-func (s *Store) Ack(ctx context.Context, deviceID, conversationID string, seq int64) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO cursors (device_id, conversation_id, acked_seq) VALUES (?, ?, ?)
-		ON CONFLICT (device_id, conversation_id) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq)`,
-		deviceID, conversationID, seq)
-	if err != nil {
-		return fmt.Errorf("sqlite: ack %s in %s: %w", deviceID, conversationID, err)
-	}
-	return nil
-}
-
 // Cursors returns the acked seq per conversation of the device.
 func (s *Store) Cursors(ctx context.Context, deviceID string) (map[string]int64, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT conversation_id, acked_seq FROM cursors WHERE device_id = ?`, deviceID)

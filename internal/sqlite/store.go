@@ -45,6 +45,7 @@ type Store struct {
 	r       *sql.DB                                 // readers
 	appends *groupcommit.Queue[appendIn, appendOut] // AppendMessage's batches
 	stmts   appendStmts                             // the committer's
+	acks    *groupcommit.Queue[ackIn, struct{}]     // Ack's batches (acks.go)
 
 	onAppended func(*switchboard.Message) // AppendObserver, called by the committer
 }
@@ -109,6 +110,7 @@ func open(path, synchronous string) (*Store, error) {
 func newStore(w, r *sql.DB) *Store {
 	s := &Store{w: w, r: r}
 	s.appends = newAppendQueue(s)
+	s.acks = newAckQueue(s)
 	return s
 }
 
@@ -116,6 +118,7 @@ func newStore(w, r *sql.DB) *Store {
 // ones, and closes the database.
 func (s *Store) Close() error {
 	s.appends.Close()
+	s.acks.Close()
 	s.stmts.close()
 	if s.r == s.w {
 		return s.w.Close()

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/switchboard-chat/switchboard"
@@ -30,6 +31,56 @@ func cursorTests() []storeTest {
 				}
 				if got[w.conv.ID] != st.want {
 					t.Fatalf("after Ack(%d) the cursor is %d, want %d", st.ack, got[w.conv.ID], st.want)
+				}
+			}
+		}},
+
+		{"concurrent acks (committed together) each move their cursor to the highest seq; one to an unknown device fails alone", func(t *testing.T, s switchboard.Store) {
+			w := newWorld(t, s)
+			other := createConversation(t, s, "conv-acks", w.alice.ID, w.alice.ID, w.bob.ID)
+			devices := []string{w.a1.ID, w.a2.ID, w.b1.ID}
+			convs := []string{w.conv.ID, other.ID}
+			type ack struct {
+				device, conv string
+				seq          int64
+			}
+			var acks []ack
+			for seq := int64(1); seq <= 40; seq++ {
+				for _, d := range devices {
+					for _, c := range convs {
+						acks = append(acks, ack{d, c, seq})
+					}
+				}
+			}
+			acks = append(acks, ack{"d-unknown", w.conv.ID, 99})
+			var wg sync.WaitGroup
+			errs := make([]error, len(acks))
+			start := make(chan struct{})
+			// Every ack of one key at once, in reverse too: a batch holds
+			// several seqs of one cursor, lower ones after higher ones.
+			for i := range acks {
+				a := acks[len(acks)-1-i]
+				wg.Go(func() {
+					<-start
+					errs[len(acks)-1-i] = s.Ack(ctx, a.device, a.conv, a.seq)
+				})
+			}
+			close(start)
+			wg.Wait()
+			for i, err := range errs {
+				if a := acks[i]; (err != nil) != (a.device == "d-unknown") {
+					t.Errorf("Ack(%s, %s, %d) = %v", a.device, a.conv, a.seq, err)
+				}
+			}
+			for _, d := range devices {
+				got, err := s.Cursors(ctx, d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, c := range convs {
+					if got[c] != 40 {
+						t.Errorf("cursor of %s in %s = %d, want 40", d, c, got[c])
+					}
 				}
 			}
 		}},
