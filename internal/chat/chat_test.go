@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/hpke"
@@ -157,4 +158,61 @@ func (s *slowStore) ActiveDevices(ctx context.Context, users ...string) ([]sb.De
 		<-s.release
 	}
 	return snapshot, nil
+}
+
+func TestBusMessageRoundTripKeepsEveryField(t *testing.T) {
+	for _, m := range []*sb.Message{
+		{ConversationID: "cnv_a", Seq: 1 << 40, SenderUserID: "usr_a", SenderDeviceID: "dev_a",
+			SentAt: time.Unix(1700000000, 123456000).UTC(), Shared: []byte("shared"),
+			Ciphertexts: map[string][]byte{"dev_b": nil, "dev_c": nil}},
+		{ConversationID: "cnv_b", Seq: 3, SenderUserID: "usr_b", SenderDeviceID: "dev_b",
+			SentAt: time.UnixMilli(1).UTC(), Ciphertexts: map[string][]byte{"dev_a": {}, "dev_c": bytes.Repeat([]byte{0xff}, 300)}},
+		{ConversationID: "", Seq: 0, Ciphertexts: map[string][]byte{}},
+	} {
+		got, err := DecodeMessage(EncodeMessage(m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.ConversationID != m.ConversationID || got.Seq != m.Seq || got.SenderUserID != m.SenderUserID ||
+			got.SenderDeviceID != m.SenderDeviceID || !got.SentAt.Equal(m.SentAt) ||
+			(got.Shared == nil) != (m.Shared == nil) || !bytes.Equal(got.Shared, m.Shared) || len(got.Ciphertexts) != len(m.Ciphertexts) {
+			t.Fatalf("round trip of %+v gave %+v", m, got)
+		}
+		for id, ct := range m.Ciphertexts {
+			g, ok := got.Ciphertexts[id]
+			if !ok || (g == nil) != (ct == nil) || !bytes.Equal(g, ct) {
+				t.Fatalf("ciphertext of %s: %q (present %v), want %q", id, g, ok, ct)
+			}
+		}
+	}
+}
+
+func TestDecodeMessageRefusesEveryTruncation(t *testing.T) {
+	b := EncodeMessage(&sb.Message{ConversationID: "cnv_a", Seq: 9, SenderUserID: "usr_a", SenderDeviceID: "dev_a",
+		SentAt: time.Now(), Ciphertexts: map[string][]byte{"dev_b": {1, 2, 3}, "dev_c": nil}})
+	for i := range len(b) {
+		if _, err := DecodeMessage(b[:i]); err == nil {
+			t.Fatalf("the first %d of %d bytes decoded", i, len(b))
+		}
+	}
+	if _, err := DecodeMessage(append(b[:len(b):len(b)], 0)); err == nil {
+		t.Fatal("a trailing byte decoded")
+	}
+	if _, err := DecodeMessage([]byte(`{"c":"cnv_a"}`)); err == nil {
+		t.Fatal("JSON decoded as a bus message")
+	}
+}
+
+func FuzzDecodeMessage(f *testing.F) {
+	f.Add(EncodeMessage(&sb.Message{ConversationID: "c", Seq: 1, Ciphertexts: map[string][]byte{"d": {1}}}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := DecodeMessage(data)
+		if err != nil {
+			return
+		}
+		again, err := DecodeMessage(EncodeMessage(m))
+		if err != nil || again.Seq != m.Seq || again.ConversationID != m.ConversationID || len(again.Ciphertexts) != len(m.Ciphertexts) {
+			t.Fatalf("a decoded message does not survive a round trip: %+v, %v", again, err)
+		}
+	})
 }

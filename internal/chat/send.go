@@ -2,10 +2,8 @@ package chat
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
-	"time"
 
 	sb "github.com/switchboard-chat/switchboard"
 	"github.com/switchboard-chat/switchboard/e2e"
@@ -180,30 +178,3 @@ func Topic(conversationID string) string { return "conv." + conversationID }
 
 // TopicPrefix matches every conversation topic.
 const TopicPrefix = "conv."
-
-// busMessage is a stored message as it travels on the bus: ciphertext only.
-type busMessage struct {
-	Conversation string            `json:"c"`
-	Seq          int64             `json:"s"`
-	SenderUser   string            `json:"u"`
-	SenderDevice string            `json:"d"`
-	SentAt       time.Time         `json:"t"`
-	Shared       []byte            `json:"sh,omitempty"`
-	Ciphertexts  map[string][]byte `json:"ct"`
-}
-
-// EncodeMessage encodes a stored message for the bus.
-func EncodeMessage(m *sb.Message) []byte {
-	b, _ := json.Marshal(busMessage{m.ConversationID, m.Seq, m.SenderUserID, m.SenderDeviceID, m.SentAt, m.Shared, m.Ciphertexts})
-	return b
-}
-
-// DecodeMessage decodes a message from the bus.
-func DecodeMessage(data []byte) (*sb.Message, error) {
-	var b busMessage
-	if err := json.Unmarshal(data, &b); err != nil {
-		return nil, fmt.Errorf("decode bus message: %w", err)
-	}
-	return &sb.Message{ConversationID: b.Conversation, Seq: b.Seq, SenderUserID: b.SenderUser,
-		SenderDeviceID: b.SenderDevice, SentAt: b.SentAt, Shared: b.Shared, Ciphertexts: b.Ciphertexts}, nil
-}

@@ -108,8 +108,11 @@ func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 	if !s.admitFrame(c, p, data) {
 		return
 	}
+	// One pass for what encoding/json would answer in two (framedecode.go).
 	var head frameHead
-	if err := json.Unmarshal(data, &head); err != nil {
+	var f inFrame
+	headErr, err := decodeClientFrame(data, &head, &f)
+	if headErr != nil {
 		s.writeError(c, "", sb.Errorf(sb.EINVALID, "bad_frame", "a frame is one JSON object with a string type"))
 		return
 	}
@@ -119,8 +122,7 @@ func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 		s.writeError(c, head.ID, sb.Errorf(sb.EINVALID, "unknown_type", "unknown frame type %q", head.Type))
 		return
 	}
-	var f inFrame
-	if err := json.Unmarshal(data, &f); err != nil {
+	if err != nil {
 		s.writeError(c, head.ID, sb.Errorf(sb.EINVALID, "bad_frame", "malformed %s frame: %v", head.Type, err))
 		return
 	}
