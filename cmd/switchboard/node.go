@@ -99,6 +99,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 		c.Server.AllowedOrigins = splitList(v)
 		return nil
 	})
+	fs.DurationVar(&c.Server.FlushDelay, "flush-delay", c.Server.FlushDelay, "how long the socket writer waits once a frame is pending, so that more frames share one write syscall (0 = write at once; frames still coalesce while the writer is busy)")
 	fs.DurationVar(&c.Server.RequestTimeout, "request-timeout", c.Server.RequestTimeout, "time to receive a whole HTTP request (headers and body), and to keep an idle HTTP connection")
 	fs.BoolVar(&c.Chat.E2EOnly, "e2e-only", c.Chat.E2EOnly, "refuse server-assisted sends (plaintext) with plaintext_refused: clients must encrypt")
 	fs.DurationVar(&c.Retention.Period, "retention", c.Retention.Period, "delete stored ciphertexts older than this")

@@ -29,6 +29,7 @@ type Config struct {
 	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For names the client [loopback]; empty, not nil: none
 	LimitExempt    []netip.Prefix // client addresses no per-address limit applies to [loopback]; empty, not nil: none
 	RequestTimeout time.Duration  // to receive a whole HTTP request, and idle keep-alive [30s]
+	FlushDelay     time.Duration  // how long a socket's first pending frame waits for more to share its write [0]
 }
 
 // Server is one node's HTTP API and WebSocket gateway.
@@ -63,7 +64,8 @@ func New(svc *chat.Service, store sb.Store, bus sb.Bus, cfg Config) *Server {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.gw = gateway.New(gateway.Config{Addr: cfg.Addr, Handler: s.secure(s.routes()), MaxFrame: cfg.MaxFrame,
 		MaxQueued: cfg.MaxQueued, PingInterval: cfg.PingInterval, Logger: cfg.Logger,
-		MaxBody: gatewayMaxBody(cfg.MaxBody), RequestTimeout: cfg.RequestTimeout, CheckOrigin: s.edge.originOK}, s)
+		MaxBody: gatewayMaxBody(cfg.MaxBody), RequestTimeout: cfg.RequestTimeout, CheckOrigin: s.edge.originOK,
+		FlushDelay: cfg.FlushDelay}, s)
 	return s
 }
 
