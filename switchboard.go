@@ -146,6 +146,10 @@ type Store interface {
 	// Conversations lists the conversations userID is a member of, with members and head seq,
 	// ordered by id.
 	Conversations(ctx context.Context, userID string) ([]Conversation, error)
+	// Heads returns the head seq of each conversation userID is a member of:
+	// what a device's sync needs, without reading every member of every
+	// group the way Conversations does.
+	Heads(ctx context.Context, userID string) (map[string]int64, error)
 
 	// AppendMessage assigns m.Seq (head seq + 1) and stores m with its ciphertexts
 	// atomically, unless m.SenderDeviceID already sent m.ClientID: then it returns the

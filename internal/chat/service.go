@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
@@ -278,7 +279,7 @@ func (s *Service) Ack(ctx context.Context, id Identity, convID string, seq int64
 // Callers subscribe to live messages first: one committed after Backlog read
 // a conversation's head comes only live (and one may come both ways).
 func (s *Service) Backlog(ctx context.Context, id Identity, fn func(convID string, page []sb.Delivery) error) (map[string]int64, error) {
-	convs, err := s.store.Conversations(ctx, id.UserID)
+	heads, err := s.store.Heads(ctx, id.UserID)
 	if err != nil {
 		return nil, err
 	}
@@ -286,12 +287,13 @@ func (s *Service) Backlog(ctx context.Context, id Identity, fn func(convID strin
 	if err != nil {
 		return nil, err
 	}
-	last := make(map[string]int64, len(convs))
-	for _, c := range convs {
+	last := make(map[string]int64, len(heads))
+	for _, c := range slices.Sorted(maps.Keys(heads)) {
+		c := sb.Conversation{ID: c, HeadSeq: heads[c]}
 		after := cursors[c.ID]
 		// A device that acked everything up to the head (most of them, on
 		// a reconnect) has nothing to read: no query. A message committed
-		// after Conversations read the head comes live: callers subscribe
+		// after Heads read the head comes live: callers subscribe
 		// to live messages before they call Backlog.
 		for after < c.HeadSeq {
 			page, err := s.store.Messages(ctx, id.DeviceID, c.ID, after, 500)

@@ -67,3 +67,23 @@ func (s *Store) Conversations(ctx context.Context, userID string) ([]switchboard
 	}
 	return cs, nil
 }
+
+// Heads returns the head seq of each conversation userID is a member of.
+func (s *Store) Heads(ctx context.Context, userID string) (map[string]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT c.id, c.head_seq FROM conversations c
+		JOIN members me ON me.conversation_id = c.id AND me.user_id = $1`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: heads of %s: %w", userID, err)
+	}
+	heads := make(map[string]int64)
+	var id string
+	var seq int64
+	_, err = pgx.ForEachRow(rows, []any{&id, &seq}, func() error {
+		heads[id] = seq
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: heads of %s: %w", userID, err)
+	}
+	return heads, nil
+}

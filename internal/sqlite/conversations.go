@@ -91,3 +91,26 @@ func (s *Store) Conversations(ctx context.Context, userID string) ([]switchboard
 	}
 	return cs, nil
 }
+
+// Heads returns the head seq of each conversation userID is a member of.
+func (s *Store) Heads(ctx context.Context, userID string) (map[string]int64, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT c.id, c.head_seq FROM conversations c
+		JOIN members me ON me.conversation_id = c.id AND me.user_id = ?`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: heads of %s: %w", userID, err)
+	}
+	defer rows.Close()
+	heads := make(map[string]int64)
+	for rows.Next() {
+		var id string
+		var seq int64
+		if err := rows.Scan(&id, &seq); err != nil {
+			return nil, fmt.Errorf("sqlite: heads of %s: %w", userID, err)
+		}
+		heads[id] = seq
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: heads of %s: %w", userID, err)
+	}
+	return heads, nil
+}

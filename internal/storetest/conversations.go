@@ -50,6 +50,27 @@ func conversationTests() []storeTest {
 			wantConversation(t, &got[1], &wantConv, 2)
 		}},
 
+		{"Heads gives the head seq of each of the user's conversations, and only theirs", func(t *testing.T, s switchboard.Store) {
+			w := newWorld(t, s) // "conv": alice and bob
+			ac := createConversation(t, s, "a-conv", w.carol.ID, w.carol.ID, w.alice.ID)
+			zc := createConversation(t, s, "z-conv", w.bob.ID, w.bob.ID, w.carol.ID)
+			appendMessage(t, s, w.perDevice("m1"))
+			appendMessage(t, s, w.perDevice("m2"))
+			got, err := s.Heads(ctx, w.alice.ID)
+			if err != nil {
+				t.Fatalf("Heads: %v", err)
+			}
+			if len(got) != 2 || got[w.conv.ID] != 2 || got[ac.ID] != 0 {
+				t.Fatalf("Heads(alice) = %v, want %s: 2 and %s: 0", got, w.conv.ID, ac.ID)
+			}
+			if _, ok := got[zc.ID]; ok {
+				t.Fatalf("Heads(alice) has %s, which alice is not in", zc.ID)
+			}
+			if got, err := s.Heads(ctx, "usr-nobody"); err != nil || len(got) != 0 {
+				t.Fatalf("Heads(unknown user) = %v, %v; want none", got, err)
+			}
+		}},
+
 		{"Conversations of a user in none returns an empty list", func(t *testing.T, s switchboard.Store) {
 			w := newWorld(t, s)
 			got, err := s.Conversations(ctx, w.carol.ID)
