@@ -67,9 +67,23 @@ func appendMessage(b []byte, m *sb.Delivery) []byte {
 	b = append(b, `,"device_id":`...)
 	b = appendString(b, m.SenderDeviceID)
 	b = append(b, `},"ts":"`...)
-	b = m.SentAt.UTC().AppendFormat(b, tsLayout)
+	b = appendTS(b, m.SentAt)
 	b = append(b, `","ciphertext":"`...)
 	b = base64.StdEncoding.AppendEncode(b, m.Ciphertext)
+	return append(b, `"}`...)
+}
+
+// appendSent appends the sent frame answering a send on the socket: the
+// sentFrame encoding/json would write, without reflection.
+func appendSent(b []byte, id string, m *sb.Message) []byte {
+	b = append(b, `{"type":"sent","id":`...)
+	b = appendString(b, id)
+	b = append(b, `,"conversation":`...)
+	b = appendString(b, m.ConversationID)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendInt(b, m.Seq, 10)
+	b = append(b, `,"ts":"`...)
+	b = appendTS(b, m.SentAt)
 	return append(b, `"}`...)
 }
 
@@ -109,6 +123,6 @@ type jsonTime time.Time
 
 func (t jsonTime) MarshalJSON() ([]byte, error) {
 	b := append(make([]byte, 0, 32), '"')
-	b = time.Time(t).UTC().AppendFormat(b, tsLayout)
+	b = appendTS(b, time.Time(t))
 	return append(b, '"'), nil
 }

@@ -76,3 +76,13 @@ func BenchmarkDecodeSendFrameEncodingJSON(b *testing.B) {
 		}
 	}
 }
+
+func TestAppendSentIsEncodingJSONsSentFrame(t *testing.T) {
+	for _, id := range []string{"m-1", "", "a\"b<é\u2028"} {
+		m := &sb.Message{ConversationID: "cnv_a", Seq: 1 << 40, SentAt: time.UnixMilli(1700000000120).In(time.FixedZone("x", 3600))}
+		want, _ := json.Marshal(sentFrame{Type: "sent", ID: id, Conversation: m.ConversationID, Seq: m.Seq, TS: jsonTime(m.SentAt)})
+		if got := appendSent(nil, id, m); string(got) != string(want) {
+			t.Fatalf("appendSent = %s\nwant       %s", got, want)
+		}
+	}
+}

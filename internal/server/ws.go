@@ -149,8 +149,8 @@ func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 			s.writeError(c, f.ID, err)
 			return
 		}
-		b, _ := json.Marshal(sentFrame{Type: "sent", ID: f.ID, Conversation: m.ConversationID, Seq: m.Seq, TS: jsonTime(m.SentAt)})
-		c.Write(b)
+		var buf [160]byte
+		c.Write(appendSent(buf[:0], f.ID, m))
 	}
 }
 
