@@ -6,6 +6,7 @@ import (
 	"crypto/ecdh"
 	"crypto/hpke"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -215,4 +216,19 @@ func FuzzDecodeMessage(f *testing.F) {
 			t.Fatalf("a decoded message does not survive a round trip: %+v, %v", again, err)
 		}
 	})
+}
+
+// BenchmarkBusMessage500 encodes and decodes a shared message to a
+// 500-device group: what the bus costs per message in the fan-out runs.
+func BenchmarkBusMessage500(b *testing.B) {
+	m := &sb.Message{ConversationID: "cnv_0123456789abcdef", Seq: 12345, SenderUserID: "usr_0123456789abcdef",
+		SenderDeviceID: "dev_0123456789abcdef", SentAt: time.Now(), Shared: make([]byte, 200), Ciphertexts: map[string][]byte{}}
+	for i := range 500 {
+		m.Ciphertexts[fmt.Sprintf("dev_%016x", i)] = nil
+	}
+	for b.Loop() {
+		if _, err := DecodeMessage(EncodeMessage(m)); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
