@@ -40,14 +40,21 @@ func (h *handoff) hook(e *nbhttp.Engine, open func(net.Conn)) {
 	})
 }
 
-// upgradedSocket notes that nbc was upgraded; if its handoff is still going
-// on, finished clears the deadline that the handoff arms.
+// upgradedSocket clears nbc's read deadline for good once nbc is upgraded:
+// if its handoff is still going on, finished does it after the handoff armed
+// the deadline; if the handoff is over, it is done here, since the accept
+// goroutine may have armed it after the upgrade cleared it (the upgrade runs
+// on another goroutine, before this call).
 func (h *handoff) upgradedSocket(nbc *nbio.Conn) {
 	h.mu.Lock()
-	if h.conn == nbc {
+	inHandoff := h.conn == nbc
+	if inHandoff {
 		h.upgraded = true
 	}
 	h.mu.Unlock()
+	if !inHandoff {
+		_ = nbc.SetReadDeadline(time.Time{})
+	}
 }
 
 // finished runs when the accept goroutine enters Accept.
