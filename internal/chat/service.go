@@ -72,6 +72,7 @@ type Service struct {
 	// committer, in seq order (sb.AppendObserver); otherwise Send does,
 	// once AppendMessage returns.
 	observed bool
+	acks     acker // socket acks waiting for their commit (acks.go)
 }
 
 // New returns a Service over store and bus.
@@ -85,6 +86,7 @@ func New(store sb.Store, bus sb.Bus, cfg Config) *Service {
 		cache:     newCache(store, 100_000),
 		dummyHash: HashPassword("not a password", cfg.Argon2),
 	}
+	s.acks = acker{store: store, log: cfg.Logger}
 	if o, ok := store.(sb.AppendObserver); ok {
 		o.OnAppended(s.publish)
 		s.observed = true
@@ -283,9 +285,15 @@ func (s *Service) Backlog(ctx context.Context, id Identity, fn func(convID strin
 	if err != nil {
 		return nil, err
 	}
+	// Acks not committed yet first, the store's cursors second: an ack
+	// committed in between is seen by one of the two reads.
+	late := s.acks.of(id.DeviceID)
 	cursors, err := s.store.Cursors(ctx, id.DeviceID)
 	if err != nil {
 		return nil, err
+	}
+	for conv, seq := range late {
+		cursors[conv] = max(cursors[conv], seq)
 	}
 	last := make(map[string]int64, len(heads))
 	for _, c := range slices.Sorted(maps.Keys(heads)) {

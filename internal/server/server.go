@@ -112,6 +112,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.gw.Shutdown(ctx)
 	s.cancel()
 	s.syncs.Wait()
+	// Every socket is closed: commit the acks they sent.
+	if ferr := s.svc.FlushAcks(ctx); ferr != nil && err == nil {
+		err = ferr
+	}
 	if s.unsubBus != nil {
 		s.unsubBus()
 	}

@@ -135,7 +135,8 @@ func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 			s.writeError(c, f.ID, sb.Errorf(sb.EINVALID, "bad_frame", "ack needs conversation and seq"))
 			return
 		}
-		if err := s.svc.Ack(ctx, p.id, f.Conversation, *f.Seq); err != nil {
+		// Not waiting for the commit: an ack has no answer (acks.go in chat).
+		if err := s.svc.AckLater(ctx, p.id, f.Conversation, *f.Seq); err != nil {
 			s.writeError(c, f.ID, err)
 		}
 	case "send":
