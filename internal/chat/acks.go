@@ -125,10 +125,11 @@ func (a *acker) flush(ctx context.Context) error {
 	}
 }
 
-// AckLater moves the device's cursor like Ack, but returns once the ack is
-// checked (membership, seq) and taken, before it is committed: the socket's
-// next frame does not wait for the commit. Backlog sees it at once.
-func (s *Service) AckLater(ctx context.Context, id Identity, convID string, seq int64) error {
+// Ack moves the device's cursor in a conversation. It returns once the ack
+// is checked (membership, seq) and taken, before it is committed: the
+// socket's next frame does not wait for the commit. Backlog sees it at once;
+// FlushAcks waits for the commit.
+func (s *Service) Ack(ctx context.Context, id Identity, convID string, seq int64) error {
 	if seq < 0 {
 		return sb.Errorf(sb.EINVALID, "bad_frame", "seq must not be negative")
 	}
@@ -139,6 +140,6 @@ func (s *Service) AckLater(ctx context.Context, id Identity, convID string, seq 
 	return nil
 }
 
-// FlushAcks waits until every ack taken by AckLater is committed (or ctx
+// FlushAcks waits until every ack taken by Ack is committed (or ctx
 // ends): the node calls it on shutdown, after its sockets are closed.
 func (s *Service) FlushAcks(ctx context.Context) error { return s.acks.flush(ctx) }

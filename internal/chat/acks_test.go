@@ -2,17 +2,12 @@ package chat_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	sb "github.com/switchboard-chat/switchboard"
-	"github.com/switchboard-chat/switchboard/e2e"
 	"github.com/switchboard-chat/switchboard/internal/chat"
-	"github.com/switchboard-chat/switchboard/internal/inmem"
-	"github.com/switchboard-chat/switchboard/internal/sqlite"
 )
 
 // slowAcks holds every store Ack until release is closed.
@@ -26,33 +21,15 @@ func (s *slowAcks) Ack(ctx context.Context, deviceID, convID string, seq int64) 
 	return s.Store.Ack(ctx, deviceID, convID, seq)
 }
 
-// TestAckLaterIsSeenBeforeItsCommit: AckLater returns before the commit,
+// TestAckIsSeenBeforeItsCommit: Ack returns before the commit,
 // the device's next sync already counts the ack (nothing acked is replayed),
 // the highest of concurrent acks wins, and FlushAcks waits for the commit.
-func TestAckLaterIsSeenBeforeItsCommit(t *testing.T) {
+func TestAckIsSeenBeforeItsCommit(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(filepath.Join(t.TempDir(), "sb.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	bus := &inmem.Bus{}
-	t.Cleanup(func() { bus.Close(); st.Close() })
+	st, bus := sqliteStore(t)
 	slow := &slowAcks{Store: st, release: make(chan struct{})}
-	svc := chat.New(slow, bus, chat.Config{Argon2: chat.Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1}})
-	device := func(user string) chat.Identity {
-		svc.CreateAccount(ctx, user, "password-"+user)
-		id, _ := e2e.GenerateIdentity(e2e.KEMX25519)
-		l, err := svc.Login(ctx, user, "password-"+user, chat.DeviceInfo{Name: "phone", KEM: id.KEM(),
-			PublicKey: id.PublicKey(), SigningKey: ed25519.PublicKey(id.SigningKey())})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return chat.Identity{UserID: l.UserID, DeviceID: l.DeviceID}
-	}
-	alice, bob := device("alice"), device("bob")
+	svc := chat.New(slow, bus, chat.Config{Argon2: cheapArgon2})
+	alice, bob := loginDevice(t, svc, "alice"), loginDevice(t, svc, "bob")
 	conv, err := svc.CreateConversation(ctx, alice, "group", []string{bob.UserID}, "g")
 	if err != nil {
 		t.Fatal(err)
@@ -78,20 +55,20 @@ func TestAckLaterIsSeenBeforeItsCommit(t *testing.T) {
 	var wg sync.WaitGroup
 	for seq := int64(1); seq <= 3; seq++ {
 		wg.Go(func() {
-			if err := svc.AckLater(ctx, bob, conv, seq); err != nil {
+			if err := svc.Ack(ctx, bob, conv, seq); err != nil {
 				t.Error(err)
 			}
 		})
 	}
-	wg.Wait() // every AckLater returned while the store holds every Ack
+	wg.Wait() // every Ack returned while the store holds every Ack
 	if got := backlog(); len(got) != 1 || got[0] != 4 {
 		t.Fatalf("backlog after acking 3 (not committed yet) = %v, want [4]", got)
 	}
-	if err := svc.AckLater(ctx, alice, "cnv_not_mine", 1); err == nil {
-		t.Fatal("AckLater in a conversation the device is not in was taken")
+	if err := svc.Ack(ctx, alice, "cnv_not_mine", 1); err == nil {
+		t.Fatal("Ack in a conversation the device is not in was taken")
 	}
-	if err := svc.AckLater(ctx, bob, conv, -1); err == nil {
-		t.Fatal("AckLater of a negative seq was taken")
+	if err := svc.Ack(ctx, bob, conv, -1); err == nil {
+		t.Fatal("Ack of a negative seq was taken")
 	}
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()

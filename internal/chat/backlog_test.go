@@ -2,16 +2,11 @@ package chat_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 
 	sb "github.com/switchboard-chat/switchboard"
-	"github.com/switchboard-chat/switchboard/e2e"
 	"github.com/switchboard-chat/switchboard/internal/chat"
-	"github.com/switchboard-chat/switchboard/internal/inmem"
-	"github.com/switchboard-chat/switchboard/internal/sqlite"
 )
 
 // countingStore counts the Messages reads of a real store.
@@ -27,28 +22,10 @@ func (s *countingStore) Messages(ctx context.Context, deviceID, convID string, a
 
 func TestBacklogReadsOnlyConversationsWithUnackedMessages(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(filepath.Join(t.TempDir(), "sb.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	bus := &inmem.Bus{}
-	t.Cleanup(func() { bus.Close(); st.Close() })
+	st, bus := sqliteStore(t)
 	cs := &countingStore{Store: st}
-	svc := chat.New(cs, bus, chat.Config{Argon2: chat.Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1}})
-	device := func(user string) chat.Identity {
-		svc.CreateAccount(ctx, user, "password-"+user)
-		id, _ := e2e.GenerateIdentity(e2e.KEMX25519)
-		l, err := svc.Login(ctx, user, "password-"+user, chat.DeviceInfo{Name: "phone", KEM: id.KEM(),
-			PublicKey: id.PublicKey(), SigningKey: ed25519.PublicKey(id.SigningKey())})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return chat.Identity{UserID: l.UserID, DeviceID: l.DeviceID}
-	}
-	alice, bob := device("alice"), device("bob")
+	svc := chat.New(cs, bus, chat.Config{Argon2: cheapArgon2})
+	alice, bob := loginDevice(t, svc, "alice"), loginDevice(t, svc, "bob")
 	var convs []string
 	for range 3 {
 		c, err := svc.CreateConversation(ctx, alice, "group", []string{bob.UserID}, "g")

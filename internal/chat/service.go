@@ -265,17 +265,6 @@ func (s *Service) Messages(ctx context.Context, id Identity, convID string, afte
 	return s.store.Messages(ctx, id.DeviceID, convID, after, limit)
 }
 
-// Ack moves the device's cursor in a conversation.
-func (s *Service) Ack(ctx context.Context, id Identity, convID string, seq int64) error {
-	if seq < 0 {
-		return sb.Errorf(sb.EINVALID, "bad_frame", "seq must not be negative")
-	}
-	if _, err := s.member(ctx, id, convID); err != nil {
-		return err
-	}
-	return s.store.Ack(ctx, id.DeviceID, convID, seq)
-}
-
 // Backlog returns, per conversation of the caller, what the device has not acked.
 // It calls fn for each page in seq order per conversation; fn's error stops it.
 // Callers subscribe to live messages first: one committed after Backlog read
@@ -296,20 +285,19 @@ func (s *Service) Backlog(ctx context.Context, id Identity, fn func(convID strin
 		cursors[conv] = max(cursors[conv], seq)
 	}
 	last := make(map[string]int64, len(heads))
-	for _, c := range slices.Sorted(maps.Keys(heads)) {
-		c := sb.Conversation{ID: c, HeadSeq: heads[c]}
-		after := cursors[c.ID]
+	for _, conv := range slices.Sorted(maps.Keys(heads)) {
+		head, after := heads[conv], cursors[conv]
 		// A device that acked everything up to the head (most of them, on
 		// a reconnect) has nothing to read: no query. A message committed
 		// after Heads read the head comes live: callers subscribe
 		// to live messages before they call Backlog.
-		for after < c.HeadSeq {
-			page, err := s.store.Messages(ctx, id.DeviceID, c.ID, after, 500)
+		for after < head {
+			page, err := s.store.Messages(ctx, id.DeviceID, conv, after, 500)
 			if err != nil {
 				return nil, err
 			}
 			if len(page) > 0 {
-				if err := fn(c.ID, page); err != nil {
+				if err := fn(conv, page); err != nil {
 					return nil, err
 				}
 				after = page[len(page)-1].Seq
@@ -318,7 +306,7 @@ func (s *Service) Backlog(ctx context.Context, id Identity, fn func(convID strin
 				break
 			}
 		}
-		last[c.ID] = max(after, c.HeadSeq)
+		last[conv] = max(after, head)
 	}
 	return last, nil
 }

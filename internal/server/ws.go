@@ -136,7 +136,7 @@ func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 			return
 		}
 		// Not waiting for the commit: an ack has no answer (acks.go in chat).
-		if err := s.svc.AckLater(ctx, p.id, f.Conversation, *f.Seq); err != nil {
+		if err := s.svc.Ack(ctx, p.id, f.Conversation, *f.Seq); err != nil {
 			s.writeError(c, f.ID, err)
 		}
 	case "send":
