@@ -168,3 +168,21 @@ type Stats struct {
 func (q *Queue[In, Out]) Stats() Stats {
 	return Stats{Batches: q.batches.Load(), Jobs: q.jobs.Load()}
 }
+
+// Split commits batch with try and, when that fails, tries each job alone,
+// so that only the jobs that fail by themselves get an error (theirs). try
+// must write nothing when it fails.
+func Split[In, Out any](batch []*Job[In, Out], try func(jobs []*Job[In, Out]) error) {
+	err := try(batch)
+	switch {
+	case err == nil:
+	case len(batch) == 1:
+		batch[0].Err = err
+	default:
+		for i := range batch {
+			if err := try(batch[i : i+1]); err != nil {
+				batch[i].Err = err
+			}
+		}
+	}
+}

@@ -274,3 +274,42 @@ func TestQueue(t *testing.T) {
 		}
 	})
 }
+
+func TestSplitFailsOnlyTheCulprits(t *testing.T) {
+	bad := errors.New("bad job")
+	var jobs []*Job[int, int]
+	for i := range 5 {
+		jobs = append(jobs, &Job[int, int]{In: i})
+	}
+	var tries [][]int
+	Split(jobs, func(b []*Job[int, int]) error {
+		var ins []int
+		for _, j := range b {
+			ins = append(ins, j.In)
+		}
+		tries = append(tries, ins)
+		for _, j := range b {
+			if j.In%2 == 1 {
+				return bad
+			}
+		}
+		for _, j := range b {
+			j.Out = j.In * 10
+		}
+		return nil
+	})
+	if len(tries) != 6 || len(tries[0]) != 5 {
+		t.Fatalf("tries %v, want the batch once, then each job alone", tries)
+	}
+	for _, j := range jobs {
+		if wantBad := j.In%2 == 1; (j.Err != nil) != wantBad || (!wantBad && j.Out != j.In*10) {
+			t.Errorf("job %d: out %d, err %v", j.In, j.Out, j.Err)
+		}
+	}
+	one := []*Job[int, int]{{In: 1}}
+	n := 0
+	Split(one, func([]*Job[int, int]) error { n++; return bad })
+	if n != 1 || !errors.Is(one[0].Err, bad) {
+		t.Fatalf("a lone job was tried %d times, err %v; want once, bad", n, one[0].Err)
+	}
+}

@@ -41,16 +41,7 @@ func (s *Store) Ack(ctx context.Context, deviceID, conversationID string, seq in
 func (s *Store) commitAcks(batch []*ackJob) {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
-	err := s.ackBatch(ctx, batch)
-	switch {
-	case err == nil:
-	case len(batch) == 1:
-		batch[0].Err = err
-	default:
-		for _, j := range batch {
-			j.Err = s.ackBatch(ctx, []*ackJob{j})
-		}
-	}
+	groupcommit.Split(batch, func(jobs []*ackJob) error { return s.ackBatch(ctx, jobs) })
 }
 
 const upsertCursors = `INSERT INTO cursors (device_id, conversation_id, acked_seq)

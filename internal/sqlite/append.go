@@ -92,18 +92,7 @@ func (s *Store) commitAppends(batch []*appendJob) {
 	defer s.notifyAppended(batch)
 	// No caller's context: one caller giving up must not fail the others.
 	ctx := context.Background()
-	err := s.appendBatch(ctx, batch)
-	switch {
-	case err == nil:
-	case len(batch) == 1:
-		batch[0].Err = err
-	default:
-		for i := range batch {
-			if err := s.appendBatch(ctx, batch[i:i+1]); err != nil {
-				batch[i].Err = err
-			}
-		}
-	}
+	groupcommit.Split(batch, func(jobs []*appendJob) error { return s.appendBatch(ctx, jobs) })
 }
 
 // appendBatch stores the batch in one transaction and, once it is
