@@ -41,23 +41,9 @@ while [ $# -gt 0 ]; do
 done
 
 work=$(mktemp -d)
-node_pid=""
-stop_node() {
-  if [ -n "$node_pid" ] && kill -0 "$node_pid" 2>/dev/null; then
-    kill -TERM "$node_pid" 2>/dev/null || true
-    for _ in $(seq 1 150); do kill -0 "$node_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$node_pid" 2>/dev/null || true
-    wait "$node_pid" 2>/dev/null || true
-  fi
-  node_pid=""
-}
-pgbin=""
-cleanup() {
-  stop_node
-  if [ -n "$pgbin" ]; then runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -m immediate -w stop >/dev/null 2>&1 || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/lib/bench.sh
+. scripts/lib/bench.sh
+trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
 mkdir -p "$results"
@@ -69,12 +55,7 @@ echo "bench-memory: NOTE the node runs with cheap password hashing (--argon2-tim
 echo "bench-memory: machine $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), open files $(ulimit -Hn); results in $results"
 
 if [ "$store" = postgres ]; then
-  pgbin=$(ls -d /usr/lib/postgresql/*/bin | tail -1)
-  pgport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  chmod 755 "$work"; mkdir -p "$work/pg"; chown postgres: "$work/pg"
-  runuser -u postgres -- "$pgbin/initdb" -D "$work/pg" --auth=trust -U postgres -E UTF8 >/dev/null
-  runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w \
-    -o "-p $pgport -c listen_addresses=127.0.0.1 -c unix_socket_directories=$work/pg -c max_connections=200" start >/dev/null
+  start_private_pg
   echo "bench-memory: private PostgreSQL on 127.0.0.1:$pgport (fsync on)"
 elif [ "$store" != sqlite ]; then
   echo "bench-memory: --store is sqlite or postgres" >&2; exit 2
@@ -87,21 +68,11 @@ for n in $steps; do
   mkdir -p "$data"
   db=()
   if [ "$store" = postgres ]; then
-    "$pgbin/psql" -q -h 127.0.0.1 -p "$pgport" -U postgres -c "CREATE DATABASE sb$n"
-    db=(--db "postgres://postgres@127.0.0.1:$pgport/sb$n")
+    db=(--db "$(create_db "sb$n")")
   fi
   # shellcheck disable=SC2086 # node_flags is a list of flags
-  "$work/switchboard" --addr 127.0.0.1:0 --data-dir "$data" --argon2-time 1 --argon2-memory 64 "${db[@]}" $node_flags \
-    >"$results/node-$n.log" 2>&1 &
-  node_pid=$!
-  url=""
-  for _ in $(seq 1 100); do
-    url=$(grep -o 'url=http://[^ ]*' "$results/node-$n.log" | head -1 | cut -d= -f2 || true)
-    [ -n "$url" ] && break
-    kill -0 "$node_pid" 2>/dev/null || { echo "bench-memory: the node exited:"; cat "$results/node-$n.log"; exit 1; }
-    sleep 0.1
-  done
-  [ -n "$url" ] || { echo "bench-memory: the node did not log its URL"; exit 1; }
+  start_node "$results/node-$n.log" --addr 127.0.0.1:0 --data-dir "$data" --argon2-time 1 --argon2-memory 64 "${db[@]}" $node_flags
+  url=$node_url
   echo "bench-memory: $n connections ($procs worker processes) against $url"
   "$work/sbload" run --target "$url" --scenario hold --conns "$n" --procs "$procs" \
     --ramp "$ramp" --hold "$hold" --out "$results/hold-$n.json" --series "$results/hold-$n.series.jsonl" \
