@@ -5,13 +5,16 @@
 # fresh node, runs `sbload run --scenario fanout` with the flags after --,
 # and writes the JSON summary, a per-second series, the node's log and, with
 # --profile, a CPU profile of the node taken in the middle of the steady
-# phase. Run it once per row of docs/benchmarks.md.
+# phase. Run it once per row of docs/benchmarks.md. `--scenario chat` among
+# the flags after -- runs the chat mix instead (the last --scenario wins).
 #
 #   scripts/bench-fanout.sh [--store postgres|sqlite] [--name NAME] [--results DIR]
 #                           [--node-flags "..."] [--pool N] [--profile SECONDS] -- SBLOAD_FLAGS...
 #
 #   scripts/bench-fanout.sh --name groups-rate2 -- --groups 10 --group-size 50 --devices-per-user 10 \
 #       --senders 10 --rate 2 --ramp 10s --hold 30s
+#   scripts/bench-fanout.sh --name chat -- --scenario chat --conns 19500 --procs 2 --devices-per-user 3 \
+#       --dms 2 --small-group 8 --large-group 500 --chat-rate 300 --churn 20 --payload 300 --ramp 20s --hold 60s
 #
 # The node runs with cheap password hashing (logins are set-up here, not what
 # is measured), a member limit of 2,000 and no per-conversation send limit
@@ -35,7 +38,7 @@ while [ $# -gt 0 ]; do
     --pool) pool="$2"; shift 2 ;;
     --profile) profile="$2"; shift 2 ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "bench-fanout: unknown argument $1 (sbload's flags go after --)" >&2; exit 2 ;;
   esac
 done

@@ -51,7 +51,7 @@ func NewMain() *Main {
 }
 
 const usage = `usage:
-  sbload run --target URL --scenario hold|fanout|broadcast --conns N [--procs P] [--ramp 20s] [--hold 30s] [--out summary.json] [--series series.jsonl] [flags]
+  sbload run --target URL --scenario hold|fanout|chat|broadcast --conns N [--procs P] [--ramp 20s] [--hold 30s] [--out summary.json] [--series series.jsonl] [flags]
   sbload table summary.json...   (one row per summary: conns, RSS at 0 and N, bytes per conn)
   sbload broadcast-table [--json] bare.json full.json [bare.json full.json...]
                     (one row per pair of broadcast summaries: bare server, then node)
@@ -96,6 +96,10 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 				fmt.Fprintf(m.Stderr, "fanout: %.0f deliveries/s, latency p50 %.1fms p95 %.1fms p99 %.1fms, delivered %d/%d, dups %d, zero loss %v\n",
 					f.DeliveriesPerSecond, f.DeliveryLatency.P50, f.DeliveryLatency.P95, f.DeliveryLatency.P99, f.Delivered, f.Expected, f.Duplicates, f.ZeroLoss)
 			}
+			if f := sum.Chat; f != nil {
+				fmt.Fprintf(m.Stderr, "chat: %.0f sends/s, %.0f deliveries/s, latency p50 %.1fms p95 %.1fms p99 %.1fms, delivered %d/%d, dups %d, reconnects %d, zero loss %v\n",
+					f.SendsPerSecond, f.DeliveriesPerSec, f.DeliveryLatency.P50, f.DeliveryLatency.P95, f.DeliveryLatency.P99, f.Delivered, f.Expected, f.Duplicates, f.Reconnects, f.ZeroLoss)
+			}
 			if b := sum.Broadcast; b != nil {
 				fmt.Fprintf(m.Stderr, "broadcast: %.0f deliveries/s (median of %d/%d rounds, %.1fms each), latency p50 %.1fms p95 %.1fms p99 %.1fms, delivered %d/%d, dups %d, zero loss %v\n",
 					b.DeliveriesPerSecond, b.Complete, b.Rounds, b.RoundMillis, b.DeliveryLatency.P50, b.DeliveryLatency.P95, b.DeliveryLatency.P99, b.Delivered, b.Expected, b.Duplicates, b.ZeroLoss)
@@ -119,7 +123,7 @@ func (m *Main) flagSet() *flag.FlagSet {
 		c.Metrics = append(c.Metrics, strings.Split(s, ",")...)
 		return nil
 	})
-	fs.StringVar(&c.Scenario, "scenario", "hold", "hold, fanout or broadcast")
+	fs.StringVar(&c.Scenario, "scenario", "hold", "hold, fanout, chat or broadcast")
 	fs.IntVar(&c.Conns, "conns", 0, "sockets, one per device (fanout: groups × group-size × devices-per-user)")
 	fs.IntVar(&c.Procs, "procs", 1, "worker processes (each holds at most 19,900 sockets)")
 	fs.DurationVar(&c.Ramp, "ramp", 20*time.Second, "time to open every socket")
@@ -140,9 +144,27 @@ func (m *Main) flagSet() *flag.FlagSet {
 	fs.IntVar(&c.GroupSize, "group-size", 0, "fanout: users per group")
 	fs.Float64Var(&c.SendRate, "rate", 1, "fanout: messages per second per sending device")
 	fs.IntVar(&c.Senders, "senders", 0, "fanout: sending devices per group (0 = all)")
-	fs.IntVar(&c.PayloadBytes, "payload", 200, "fanout, broadcast: ciphertext bytes")
+	fs.IntVar(&c.PayloadBytes, "payload", 200, "fanout, broadcast: ciphertext bytes; chat: the largest ciphertext")
 	fs.BoolVar(&c.Pairwise, "pairwise", false, "fanout: send one ciphertext per recipient device (the pairwise shape) instead of one shared")
-	fs.DurationVar(&c.AckInterval, "ack-interval", time.Second, "fanout: how often devices ack what they received (0 = never)")
+	fs.DurationVar(&c.AckInterval, "ack-interval", time.Second, "fanout, chat: how often devices ack what they received (0 = never)")
+	fs.IntVar(&c.DMs, "dms", 2, "chat: direct conversations each user starts with the next users (each user is in about twice as many)")
+	fs.IntVar(&c.SmallGroup, "small-group", 8, "chat: users per small group, every user in one (0 = none)")
+	fs.IntVar(&c.LargeGroup, "large-group", 0, "chat: users per large group, every user in one (0 = none)")
+	fs.Func("mix", "chat: weights of direct, small-group and large-group messages, e.g. 60,30,10 (the default)", func(s string) error {
+		parts := strings.Split(s, ",")
+		if len(parts) != len(c.Mix) {
+			return fmt.Errorf("want %d comma-separated weights", len(c.Mix))
+		}
+		for i, p := range parts {
+			if _, err := fmt.Sscan(strings.TrimSpace(p), &c.Mix[i]); err != nil {
+				return fmt.Errorf("weight %q: %v", p, err)
+			}
+		}
+		return nil
+	})
+	fs.Float64Var(&c.ChatRate, "chat-rate", 0, "chat: messages per second, the whole run")
+	fs.Float64Var(&c.Churn, "churn", 0, "chat: reconnects per second, the whole run (a random device drops its socket and reconnects)")
+	fs.IntVar(&c.PayloadMin, "payload-min", 0, "chat: the smallest ciphertext (default min(100, --payload)); sizes are uniform in between")
 	fs.IntVar(&c.Rounds, "rounds", 10, "broadcast: messages to every socket, one at a time (the steady phase ends after the last; --hold bounds it)")
 	fs.DurationVar(&c.RoundTimeout, "round-timeout", 30*time.Second, "broadcast: longest wait for one round's last delivery")
 	return fs

@@ -13,7 +13,7 @@ import (
 type Config struct {
 	Target   string   // base URL of a node or of NGINX: http://127.0.0.1:8080
 	Metrics  []string // /metrics URLs of the nodes; default Target + "/metrics"
-	Scenario string   // hold, fanout, broadcast
+	Scenario string   // hold, fanout, chat, broadcast
 
 	Conns          int           // sockets (= devices) to connect
 	Procs          int           // worker processes
@@ -42,6 +42,15 @@ type Config struct {
 	PayloadBytes int           // ciphertext size
 	AckInterval  time.Duration // how often a device acks what it received (0 = never)
 	Pairwise     bool          // one ciphertext per recipient device instead of one shared
+
+	// chat (PayloadBytes as the largest ciphertext, AckInterval too)
+	DMs        int        // direct conversations each user starts (so ~2× per user)
+	SmallGroup int        // users per small group (0 = none)
+	LargeGroup int        // users per large group (0 = none)
+	Mix        [3]float64 // weights of direct, small group, large group messages
+	ChatRate   float64    // messages per second, the whole run
+	Churn      float64    // reconnects per second, the whole run
+	PayloadMin int        // smallest ciphertext
 
 	// broadcast (PayloadBytes too)
 	Rounds       int           // broadcasts, one at a time

@@ -14,28 +14,35 @@ import (
 	"github.com/lesismal/nbio"
 )
 
-// Socket states. A Conn moves forward only; the first move to a terminal
+// Socket states. A Conn moves forward only, but for Reconnect (synced →
+// reconnecting → idle, then dialed again); the first move to a terminal
 // state (failed, dropped, stopped) decides how its end is counted.
 const (
-	stIdle      int32 = iota
-	stDialing         // TCP connect in progress (a dialer goroutine)
-	stUpgrading       // upgrade request written, waiting for 101
-	stSyncing         // upgraded, waiting for the synced frame
-	stSynced          // authenticated and synced: "connected"
-	stFailed          // never reached synced
-	stDropped         // closed by the server or the network after synced
-	stStopped         // closed by us at the end of the run
+	stIdle         int32 = iota
+	stDialing            // TCP connect in progress (a dialer goroutine)
+	stUpgrading          // upgrade request written, waiting for 101
+	stSyncing            // upgraded, waiting for the synced frame
+	stSynced             // authenticated and synced: "connected"
+	stFailed             // never reached synced
+	stDropped            // closed by the server or the network after synced
+	stStopped            // closed by us at the end of the run
+	stReconnecting       // closed by us to connect again (Reconnect); redialed once its close is seen
 )
 
 // Conn is one device's socket in a worker. An idle Conn holds no buffer:
 // buf and frag are nil except while a frame arrives in pieces.
 type Conn struct {
 	w     *worker
-	nc    *nbio.Conn
-	Index int // the device's index in the worker's share
+	nc    atomic.Pointer[nbio.Conn] // the current connection (a Reconnect replaces it)
+	Index int                       // the device's index in the worker's share
 
-	state     atomic.Int32
-	started   int64  // unix nanos when the dial began
+	state   atomic.Int32
+	started int64 // unix nanos when the dial began
+	// mu orders the input of one device: nbio runs OnClose on a goroutine
+	// of its own, and after a Reconnect the new connection may be on
+	// another poller than the old one's last read. It is never contended
+	// but for that moment.
+	mu        sync.Mutex
 	buf       []byte // unparsed input: the 101 answer or a partial frame
 	frag      []byte // a fragmented message being assembled
 	fragOp    byte
@@ -51,7 +58,7 @@ func (c *Conn) Synced() bool { return c.state.Load() == stSynced }
 func (c *Conn) SendText(payload []byte) error {
 	bp := framePool.Get().(*[]byte)
 	b := appendClientFrame((*bp)[:0], opText, payload)
-	_, err := c.nc.Write(b)
+	_, err := c.nc.Load().Write(b)
 	*bp = b
 	framePool.Put(bp)
 	return err
@@ -121,9 +128,14 @@ func upgradeRequest(host, path, token string) (req []byte, accept string) {
 	return req, accept
 }
 
-// onData runs on the conn's poller goroutine, the only one that touches
-// buf and frag.
-func (c *Conn) onData(data []byte) {
+// onData handles input of connection nc, on its poller goroutine; input of
+// a connection Reconnect replaced is dropped.
+func (c *Conn) onData(nc *nbio.Conn, data []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.nc.Load() != nc {
+		return
+	}
 	if len(c.buf) > 0 {
 		c.buf = append(c.buf, data...)
 		data = c.buf
@@ -251,7 +263,7 @@ func (c *Conn) frame(fin bool, op byte, payload []byte) {
 		}
 	case opPing:
 		b := appendClientFrame(make([]byte, 0, 16+len(payload)), opPong, payload)
-		_, _ = c.nc.Write(b)
+		_, _ = c.nc.Load().Write(b)
 	case opPong:
 	case opClose:
 		code := 1005
@@ -259,7 +271,7 @@ func (c *Conn) frame(fin bool, op byte, payload []byte) {
 			code = int(binary.BigEndian.Uint16(payload))
 		}
 		c.closeCode.Store(int32(code))
-		_, _ = c.nc.Write(appendClientFrame(nil, opClose, payload[:min(len(payload), 2)]))
+		_, _ = c.nc.Load().Write(appendClientFrame(nil, opClose, payload[:min(len(payload), 2)]))
 		c.end("close_" + strconv.Itoa(code))
 	default:
 		c.fail("protocol_error")
@@ -288,6 +300,40 @@ func (c *Conn) message(m []byte) {
 	c.w.driver.OnFrame(c, typ, m)
 }
 
+// Reconnect closes a synced socket, as a phone losing its network does
+// (with a reset, not a close handshake), and dials it again once the close
+// has gone through: the new connection replays the device's backlog before
+// synced. False if the socket was not synced. What was in flight on the old
+// connection is lost to it, which is what the replay must make up for.
+func (c *Conn) Reconnect() bool {
+	if !c.state.CompareAndSwap(stSynced, stReconnecting) {
+		return false
+	}
+	c.w.reconnects.Add(1)
+	_ = c.nc.Load().Close()
+	return true
+}
+
+// closed handles the close of connection nc (nbio's OnClose, on a
+// goroutine of its own): the end of the socket, or the close a Reconnect
+// asked for, after which it is dialed again.
+func (c *Conn) closed(nc *nbio.Conn, kind string) {
+	c.mu.Lock()
+	if c.nc.Load() != nc {
+		c.mu.Unlock()
+		return
+	}
+	if c.state.CompareAndSwap(stReconnecting, stIdle) {
+		c.buf, c.frag = nil, nil
+		c.nc.Store(nil)
+		c.mu.Unlock()
+		c.w.redial(c)
+		return
+	}
+	c.mu.Unlock()
+	c.end(kind)
+}
+
 // fail ends a socket that never synced, or drops one that did, counting
 // kind once; then closes it.
 func (c *Conn) fail(kind string) {
@@ -300,7 +346,7 @@ func (c *Conn) end(kind string) {
 		st := c.state.Load()
 		var to int32
 		switch st {
-		case stFailed, stDropped, stStopped:
+		case stFailed, stDropped, stStopped, stReconnecting:
 			return
 		case stSynced:
 			to = stDropped
@@ -312,8 +358,8 @@ func (c *Conn) end(kind string) {
 			break
 		}
 	}
-	if c.nc != nil {
-		_ = c.nc.Close()
+	if nc := c.nc.Load(); nc != nil {
+		_ = nc.Close()
 	}
 }
 
@@ -325,14 +371,14 @@ func (c *Conn) stop() {
 			return
 		}
 		if c.state.CompareAndSwap(st, stStopped) {
-			if st == stSynced {
+			if st == stSynced { // (a reconnecting one was counted off by Reconnect)
 				c.w.stoppedSynced.Add(1)
 			}
 			break
 		}
 	}
-	if c.nc != nil {
-		_ = c.nc.Close()
+	if nc := c.nc.Load(); nc != nil {
+		_ = nc.Close()
 	}
 }
 

@@ -77,6 +77,7 @@ type finisher interface {
 var scenarios = map[string]Scenario{
 	"hold":      holdScenario{},
 	"fanout":    fanoutScenario{},
+	"chat":      chatScenario{},
 	"broadcast": broadcastScenario{},
 }
 
@@ -127,6 +128,9 @@ var (
 	_ Scenario = holdScenario{}
 	_ Scenario = fanoutScenario{}
 	_ drainer  = fanoutScenario{}
+	_ Scenario = chatScenario{}
+	_ drainer  = chatScenario{}
+	_ Driver   = (*chatDriver)(nil)
 	_ Scenario = broadcastScenario{}
 	_ finisher = broadcastScenario{}
 	_ Driver   = holdDriver{}

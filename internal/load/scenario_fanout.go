@@ -180,15 +180,11 @@ func (d *fanoutDriver) OnFrame(c *Conn, typ string, m []byte) {
 		g := d.group[c.Index]
 		d.perGroup[g].sentOK.Add(1)
 		if seq := intField(m, "seq"); seq > 0 {
-			d.mark(c.Index, seq)
+			d.rx[c.Index].mark(seq)
 			maxInt64(&d.perGroup[g].maxSeq, seq)
 		}
-		if id := rawStringField(m, "id"); len(id) > 0 {
-			if _, ts, ok := bytes.Cut(id, []byte("-")); ok {
-				if t, err := strconv.ParseInt(string(ts), 36, 64); err == nil {
-					d.commit.Record(time.Duration(time.Now().UnixNano() - t))
-				}
-			}
+		if t, ok := sentTime(m); ok {
+			d.commit.Record(time.Duration(time.Now().UnixNano() - t))
 		}
 	case "error":
 		if len(rawStringField(m, "id")) > 0 {
@@ -205,33 +201,56 @@ func (d *fanoutDriver) onMessage(c *Conn, m []byte) {
 		return
 	}
 	seq := intField(m, "seq")
-	ct := rawStringField(m, "ciphertext")
-	var hdr [18]byte
-	if seq <= 0 || len(ct) < 24 {
+	h, ok := readTimingHeader(rawStringField(m, "ciphertext"))
+	if seq <= 0 || !ok {
 		d.foreign.Add(1)
 		return
 	}
-	if _, err := base64.StdEncoding.Decode(hdr[:], ct[:24]); err != nil {
-		d.foreign.Add(1)
-		return
-	}
-	if int(binary.LittleEndian.Uint32(hdr[8:])) == d.devs[c.Index].Index {
+	if h.sender == d.devs[c.Index].Index {
 		d.ownEcho.Add(1)
 	}
-	if !d.mark(c.Index, seq) {
+	if !d.rx[c.Index].mark(seq) {
 		d.dups.Add(1)
 		return
 	}
 	d.received.Add(1)
 	d.perGroup[g].received.Add(1)
 	maxInt64(&d.perGroup[g].maxSeq, seq)
-	d.delivery.Record(time.Duration(now - int64(binary.LittleEndian.Uint64(hdr[:8]))))
+	d.delivery.Record(time.Duration(now - h.sent))
 	maxInt64(&d.lastRecv, now)
 }
 
-// mark records seq for local device i; false if it was already there.
-func (d *fanoutDriver) mark(i int, seq int64) bool {
-	rx := &d.rx[i]
+// timingHeader is what a load ciphertext starts with (fanoutHeader bytes,
+// little-endian): the send time in unix nanoseconds, the sender's global
+// device index and the sender's message number.
+type timingHeader struct {
+	sent   int64
+	sender int
+	msgNo  uint32
+}
+
+func putTimingHeader(p []byte, h timingHeader) {
+	binary.LittleEndian.PutUint64(p[0:], uint64(h.sent))
+	binary.LittleEndian.PutUint32(p[8:], uint32(h.sender))
+	binary.LittleEndian.PutUint32(p[12:], h.msgNo)
+}
+
+// readTimingHeader decodes the header from the start of a base64
+// ciphertext (24 characters hold 18 bytes).
+func readTimingHeader(ct []byte) (timingHeader, bool) {
+	var hdr [18]byte
+	if len(ct) < 24 {
+		return timingHeader{}, false
+	}
+	if _, err := base64.StdEncoding.Decode(hdr[:], ct[:24]); err != nil {
+		return timingHeader{}, false
+	}
+	return timingHeader{sent: int64(binary.LittleEndian.Uint64(hdr[:])), sender: int(binary.LittleEndian.Uint32(hdr[8:])),
+		msgNo: binary.LittleEndian.Uint32(hdr[12:])}, true
+}
+
+// mark records seq as arrived; false if it was already there.
+func (rx *fanoutRx) mark(seq int64) bool {
 	w, bit := int(seq/64), uint64(1)<<(seq%64)
 	for len(rx.seen) <= w {
 		rx.seen = append(rx.seen, 0)
@@ -296,15 +315,8 @@ func (d *fanoutDriver) Steady(ctx context.Context, conns []*Conn) {
 				}
 				msgNo[k]++
 				ts := time.Now().UnixNano()
-				binary.LittleEndian.PutUint64(payload[0:], uint64(ts))
-				binary.LittleEndian.PutUint32(payload[8:], uint32(d.devs[i].Index))
-				binary.LittleEndian.PutUint32(payload[12:], msgNo[k])
-				frame = append(frame[:0], `{"type":"send","id":"`...)
-				frame = strconv.AppendUint(frame, uint64(msgNo[k]), 36)
-				frame = append(frame, '-')
-				frame = strconv.AppendInt(frame, ts, 36)
-				frame = append(frame, `","conversation":"`...)
-				frame = append(frame, d.plan.Conversations[d.group[i]]...)
+				putTimingHeader(payload, timingHeader{sent: ts, sender: d.devs[i].Index, msgNo: msgNo[k]})
+				frame = appendSendHead(frame[:0], msgNo[k], ts, d.plan.Conversations[d.group[i]])
 				if d.plan.GroupDeviceIDs == nil {
 					frame = append(frame, `","ciphertext":"`...)
 					frame = base64.StdEncoding.AppendEncode(frame, payload)
@@ -325,6 +337,37 @@ func (d *fanoutDriver) Steady(ctx context.Context, conns []*Conn) {
 			}
 		}
 	}
+}
+
+// appendSendHead starts a send frame up to the conversation id's closing
+// quote. The id is the message number and the send time in base 36: the
+// sent answer carries it back, for the commit latency (readSentID).
+func appendSendHead(frame []byte, msgNo uint32, ts int64, conv string) []byte {
+	frame = append(frame, `{"type":"send","id":"`...)
+	frame = strconv.AppendUint(frame, uint64(msgNo), 36)
+	frame = append(frame, '-')
+	frame = strconv.AppendInt(frame, ts, 36)
+	frame = append(frame, `","conversation":"`...)
+	return append(frame, conv...)
+}
+
+// sentTime reads the send time back from a sent frame's id.
+func sentTime(m []byte) (int64, bool) {
+	if _, ts, ok := bytes.Cut(rawStringField(m, "id"), []byte("-")); ok {
+		if t, err := strconv.ParseInt(string(ts), 36, 64); err == nil {
+			return t, true
+		}
+	}
+	return 0, false
+}
+
+// appendAck appends an ack frame.
+func appendAck(buf []byte, conv string, seq int64) []byte {
+	buf = append(buf, `{"type":"ack","conversation":"`...)
+	buf = append(buf, conv...)
+	buf = append(buf, `","seq":`...)
+	buf = strconv.AppendInt(buf, seq, 10)
+	return append(buf, '}')
 }
 
 // appendPairwise appends the ciphertexts object's members: payload for
@@ -357,11 +400,7 @@ func (d *fanoutDriver) ack(conns []*Conn, buf []byte) {
 			continue
 		}
 		d.rx[i].acked = c
-		buf = append(buf[:0], `{"type":"ack","conversation":"`...)
-		buf = append(buf, d.plan.Conversations[d.group[i]]...)
-		buf = append(buf, `","seq":`...)
-		buf = strconv.AppendInt(buf, c, 10)
-		buf = append(buf, '}')
+		buf = appendAck(buf[:0], d.plan.Conversations[d.group[i]], c)
 		if conns[i].SendText(buf) == nil {
 			d.acks.Add(1)
 		}

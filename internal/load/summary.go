@@ -33,6 +33,7 @@ type Summary struct {
 	LoadGen LoadGenSummary `json:"load_generator"`
 
 	Fanout    *FanoutSummary    `json:"fanout,omitempty"`
+	Chat      *ChatSummary      `json:"chat,omitempty"`
 	Broadcast *BroadcastSummary `json:"broadcast,omitempty"`
 	Notes     []string          `json:"notes,omitempty"`
 }

@@ -35,7 +35,8 @@ type worker struct {
 	outMu sync.Mutex
 	out   *json.Encoder
 
-	attempted, synced, failed, dropped, stoppedSynced atomic.Int64
+	attempted, synced, failed, dropped, stoppedSynced, reconnects atomic.Int64
+	redials                                                       chan *Conn
 
 	errMu      sync.Mutex
 	errs       map[string]int64
@@ -116,6 +117,14 @@ func (w *worker) init() error {
 			a = a.Next()
 		}
 	}
+	w.redials = make(chan *Conn, len(s.Devices))
+	for range redialers {
+		go func() {
+			for c := range w.redials {
+				w.dial(c)
+			}
+		}()
+	}
 	w.conns = make([]*Conn, len(s.Devices))
 	for i := range w.conns {
 		w.conns[i] = &Conn{w: w, Index: i}
@@ -124,12 +133,12 @@ func (w *worker) init() error {
 	w.eng = nbio.NewEngine(nbio.Config{Name: fmt.Sprintf("sbload-%d", s.ID), NPoller: max(1, s.Pollers)})
 	w.eng.OnData(func(nc *nbio.Conn, data []byte) {
 		if c, ok := nc.Session().(*Conn); ok {
-			c.onData(data)
+			c.onData(nc, data)
 		}
 	})
 	w.eng.OnClose(func(nc *nbio.Conn, err error) {
 		if c, ok := nc.Session().(*Conn); ok {
-			c.end(closeKind(err))
+			c.closed(nc, closeKind(err))
 		}
 	})
 	return w.eng.Start()
@@ -264,8 +273,10 @@ func (w *worker) dial(c *Conn) {
 	}
 	req, accept := upgradeRequest(w.host, w.path, w.spec.Devices[c.Index].Token)
 	c.accept = accept
-	c.nc = nc
 	nc.SetSession(c)
+	c.mu.Lock()
+	c.nc.Store(nc)
+	c.mu.Unlock()
 	if !c.state.CompareAndSwap(stDialing, stUpgrading) {
 		_ = nc.Close()
 		return
@@ -279,6 +290,16 @@ func (w *worker) dial(c *Conn) {
 		w.sample("upgrade_write", err)
 		c.fail("upgrade_write")
 	}
+}
+
+// redialers dial the sockets Reconnect closed; they live as long as the
+// worker process.
+const redialers = 4
+
+// redial queues c, closed by Reconnect, to be dialed again. It never blocks:
+// the queue holds every socket of the worker.
+func (w *worker) redial(c *Conn) {
+	w.redials <- c
 }
 
 // sweep fails the sockets that took longer than ConnectTimeout to sync. One
@@ -368,7 +389,7 @@ func (w *worker) stats() *connStats {
 		PeakRSS:   w.peakRSS.Load(),
 		CPU:       selfCPU(),
 	}
-	s.Connected = s.Synced - s.Dropped - w.stoppedSynced.Load()
+	s.Connected = s.Synced - s.Dropped - w.stoppedSynced.Load() - w.reconnects.Load()
 	w.errMu.Lock()
 	if len(w.errs) > 0 {
 		s.Errors = make(map[string]int64, len(w.errs))
