@@ -11,6 +11,10 @@ import (
 // benchmarks that compare them.
 var OpenLanes = open
 
+// UserQueries are the statements that look up one user's conversations,
+// for the test of their plans.
+var UserQueries = map[string]string{"Heads": headsQuery, "Conversations": conversationsQuery}
+
 // CountRows counts the rows of a table, for the conformance suite's checks
 // of what a store writes (storetest's rowCounter). Only the tables it asks
 // about are allowed.
