@@ -41,6 +41,17 @@ type Sample struct {
 	Nodes      []NodeSample `json:"nodes"`
 }
 
+// complete says every node answered: a sum with a missing node is no
+// measurement.
+func (s Sample) complete() bool {
+	for _, n := range s.Nodes {
+		if n.Err != "" {
+			return false
+		}
+	}
+	return len(s.Nodes) > 0
+}
+
 // scraper reads the nodes' Prometheus text endpoints.
 type scraper struct {
 	urls []string

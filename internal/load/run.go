@@ -380,7 +380,7 @@ func (c *coordinator) finish() error {
 		reports = append(reports, r.Scenario)
 		peak += r.PeakRSS
 		ws := WorkerSummary{
-			ID: w.id, Pid: w.cmd.Process.Pid, Devices: w.devices, Connected: r.Synced - r.Dropped, PeakRSS: r.PeakRSS, CPU: round3(r.CPU),
+			ID: w.id, Pid: w.cmd.Process.Pid, Devices: w.devices, Connected: r.Synced - r.Dropped - r.Reconnects, PeakRSS: r.PeakRSS, CPU: round3(r.CPU),
 		}
 		if i < len(c.rampCPU) {
 			ws.RampCPU = round3(c.rampCPU[i])
@@ -399,23 +399,27 @@ func (c *coordinator) finish() error {
 	sv := &sum.Server
 	sv.RSSAt0, sv.RSSAtN, sv.N = sv.AtZero.RSS, sv.AtEnd.RSS, sum.Conns.AtEnd
 	sv.CPUSecondsAt0, sv.CPUSecondsAtN = sv.AtZero.CPUSeconds, sv.AtEnd.CPUSeconds
-	if sv.N > 0 && sv.RSSAt0 > 0 && sv.RSSAtN > 0 {
+	if sv.N > 0 && sv.AtZero.complete() && sv.AtEnd.complete() {
 		sv.BytesPerConn = round3(float64(sv.RSSAtN-sv.RSSAt0) / float64(sv.N))
 		sv.HeapBytesPerConn = round3(float64(sumNodes(sv.AtEnd, heapOf)-sumNodes(sv.AtZero, heapOf)) / float64(sv.N))
 	}
 	sv.GoroutinesAt0, sv.GoroutinesAtN = sumNodes(sv.AtZero, goroutinesOf), sumNodes(sv.AtEnd, goroutinesOf)
-	sv.CPURampSeconds = round3(sv.AtFull.CPUSeconds - sv.AtZero.CPUSeconds)
-	if d := sv.AtFull.At.Sub(sv.AtZero.At).Seconds(); d > 0 {
-		sv.CPURampPercent = round3(sv.CPURampSeconds / d * 100)
+	if sv.AtZero.complete() && sv.AtFull.complete() {
+		sv.CPURampSeconds = round3(sv.AtFull.CPUSeconds - sv.AtZero.CPUSeconds)
+		if d := sv.AtFull.At.Sub(sv.AtZero.At).Seconds(); d > 0 {
+			sv.CPURampPercent = round3(sv.CPURampSeconds / d * 100)
+		}
+		if sum.Conns.Connected > 0 {
+			sv.CPUPerConnectMS = round3(sv.CPURampSeconds * 1000 / float64(sum.Conns.Connected))
+		}
 	}
 	sv.RSSSlope = round3(slope(c.points, sum.Conns.Connected/4))
 	sum.LoadGen.CoordinatorCPU = round3(selfCPU())
-	if sum.Conns.Connected > 0 {
-		sv.CPUPerConnectMS = round3(sv.CPURampSeconds * 1000 / float64(sum.Conns.Connected))
-	}
-	sv.CPUSteadySeconds = round3(sv.AtEnd.CPUSeconds - sv.AtFull.CPUSeconds)
-	if d := sv.AtEnd.At.Sub(sv.AtFull.At).Seconds(); d > 0 {
-		sv.CPUSteadyPercent = round3(sv.CPUSteadySeconds / d * 100)
+	if sv.AtFull.complete() && sv.AtEnd.complete() {
+		sv.CPUSteadySeconds = round3(sv.AtEnd.CPUSeconds - sv.AtFull.CPUSeconds)
+		if d := sv.AtEnd.At.Sub(sv.AtFull.At).Seconds(); d > 0 {
+			sv.CPUSteadyPercent = round3(sv.CPUSteadySeconds / d * 100)
+		}
 	}
 	if err := c.sc.Merge(c.plan, reports, sum); err != nil {
 		return err

@@ -379,17 +379,18 @@ func (w *worker) stats() *connStats {
 		w.peakRSS.Store(rss)
 	}
 	s := &connStats{
-		Wanted:    int64(len(w.conns)),
-		Attempted: w.attempted.Load(),
-		Synced:    w.synced.Load(),
-		Failed:    w.failed.Load(),
-		Dropped:   w.dropped.Load(),
-		Scenario:  w.driver.Progress(),
-		RSS:       rss,
-		PeakRSS:   w.peakRSS.Load(),
-		CPU:       selfCPU(),
+		Wanted:     int64(len(w.conns)),
+		Attempted:  w.attempted.Load(),
+		Synced:     w.synced.Load(),
+		Failed:     w.failed.Load(),
+		Dropped:    w.dropped.Load(),
+		Reconnects: w.reconnects.Load(),
+		Scenario:   w.driver.Progress(),
+		RSS:        rss,
+		PeakRSS:    w.peakRSS.Load(),
+		CPU:        selfCPU(),
 	}
-	s.Connected = s.Synced - s.Dropped - w.stoppedSynced.Load() - w.reconnects.Load()
+	s.Connected = s.Synced - s.Dropped - w.stoppedSynced.Load() - s.Reconnects
 	w.errMu.Lock()
 	if len(w.errs) > 0 {
 		s.Errors = make(map[string]int64, len(w.errs))
