@@ -110,8 +110,8 @@ func BenchmarkAppendMessageLanes(b *testing.B) {
 	}
 }
 
-// BenchmarkAppendShared measures shared-ciphertext sends in a 500-device
-// group, with fsync on as in production:
+// BenchmarkAppendShared measures shared-ciphertext sends in one group of
+// 500 devices and in 64 groups of 20, with fsync on as in production:
 //
 //	SWITCHBOARD_TEST_PG_FSYNC=1 go test -run '^$' -bench AppendShared -benchtime 5s ./internal/postgres
 func BenchmarkAppendShared(b *testing.B) {

@@ -119,8 +119,8 @@ func BenchmarkAppendMessageSync(b *testing.B) {
 	}
 }
 
-// BenchmarkAppendShared measures durable shared-ciphertext sends in a
-// 500-device group:
+// BenchmarkAppendShared measures durable shared-ciphertext sends in one
+// group of 500 devices and in 64 groups of 20:
 //
 //	go test -run '^$' -bench AppendShared -benchtime 5s ./internal/sqlite
 func BenchmarkAppendShared(b *testing.B) {

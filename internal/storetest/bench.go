@@ -121,90 +121,98 @@ func (f *benchFixture) report(b *testing.B) {
 	}
 }
 
-// benchGroupDevices is the size of the group of BenchmarkAppendShared.
-const benchGroupDevices = 500
+// Shapes of BenchmarkAppendShared: one big group, where every append
+// queues on the same conversation, and many small ones, as a node's
+// traffic spreads over its groups.
+var benchGroupShapes = []struct{ groups, devices int }{{1, 500}, {64, 20}}
 
 // BenchmarkAppendShared measures AppendMessage of shared ciphertexts (one
-// ciphertext for every recipient) in one group of benchGroupDevices
-// devices (100 users of 5). The group's devices take turns sending, each
-// to the others, as chat.Send addresses a message: the recipient set
-// changes with the sender, the group does not. Sub-benchmarks and metrics
-// are those of BenchmarkAppendMessage.
+// ciphertext for every recipient) in groups of users of 5 devices: one
+// group of 500 devices, then 64 groups of 20. The groups take turns, and a
+// group's devices take turns sending, each to the others, as chat.Send
+// addresses a message: the recipient set changes with the sender, the
+// group does not. Sub-benchmarks and metrics are those of
+// BenchmarkAppendMessage.
 func BenchmarkAppendShared(b *testing.B, open func(b *testing.B) switchboard.Store) {
-	b.Run("sequential", func(b *testing.B) {
-		f := newGroupFixture(b, open(b))
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			f.send(b)
-		}
-		f.report(b)
-	})
-	b.Run("parallel-64", func(b *testing.B) {
-		f := newGroupFixture(b, open(b))
-		b.SetParallelism((64 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
+	for _, shape := range benchGroupShapes {
+		name := fmt.Sprintf("%dx%d", shape.groups, shape.devices)
+		b.Run(name+"/sequential", func(b *testing.B) {
+			f := newGroupFixture(b, open(b), shape.groups, shape.devices)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
 				f.send(b)
 			}
+			f.report(b)
 		})
-		f.report(b)
-	})
+		for _, senders := range benchSenders {
+			b.Run(fmt.Sprintf("%s/parallel-%d", name, senders), func(b *testing.B) {
+				f := newGroupFixture(b, open(b), shape.groups, shape.devices)
+				b.SetParallelism((senders + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						f.send(b)
+					}
+				})
+				f.report(b)
+			})
+		}
+	}
+}
+
+type benchGroup struct {
+	id      string
+	users   []string // of each device
+	devices []string
 }
 
 type groupFixture struct {
-	s       switchboard.Store
-	users   []string // of each device
-	devices []string
-	shared  []byte
-	next    atomic.Int64
-	stats   groupcommit.Stats
+	benchFixture
+	groups []benchGroup
+	shared []byte
 }
 
-func newGroupFixture(b *testing.B, s switchboard.Store) *groupFixture {
+func newGroupFixture(b *testing.B, s switchboard.Store, groups, devices int) *groupFixture {
 	b.Helper()
-	f := &groupFixture{s: s, shared: make([]byte, benchCiphertext)}
+	f := &groupFixture{benchFixture: benchFixture{s: s}, shared: make([]byte, benchCiphertext)}
 	rand.Read(f.shared)
-	var members []string
-	for u := range benchGroupDevices / 5 {
-		user := createUser(b, s, fmt.Sprintf("u-%03d", u), fmt.Sprintf("user%03d", u)).ID
-		members = append(members, user)
-		for d := range 5 {
-			f.devices = append(f.devices, createDevice(b, s, user, fmt.Sprintf("d-%03d-%d", u, d), at(1)).ID)
-			f.users = append(f.users, user)
+	for g := range groups {
+		bg := benchGroup{id: fmt.Sprintf("group-%d", g)}
+		var members []string
+		for u := range devices / 5 {
+			user := createUser(b, s, fmt.Sprintf("u-%d-%03d", g, u), fmt.Sprintf("user%d-%03d", g, u)).ID
+			members = append(members, user)
+			for d := range 5 {
+				bg.devices = append(bg.devices, createDevice(b, s, user, fmt.Sprintf("d-%d-%03d-%d", g, u, d), at(1)).ID)
+				bg.users = append(bg.users, user)
+			}
 		}
+		createConversation(b, s, bg.id, members[0], members...)
+		f.groups = append(f.groups, bg)
 	}
-	createConversation(b, s, "group", members[0], members...)
 	if st, ok := s.(interface{ AppendStats() groupcommit.Stats }); ok {
 		f.stats = st.AppendStats()
 	}
 	return f
 }
 
-// send appends one new shared message from the next device to the others.
+// send appends one new shared message from the next group's next device
+// to the group's others.
 func (f *groupFixture) send(b *testing.B) {
 	n := f.next.Add(1)
-	from := int(n % int64(len(f.devices)))
+	g := &f.groups[n%int64(len(f.groups))]
+	from := int(n / int64(len(f.groups)) % int64(len(g.devices)))
 	m := &switchboard.Message{
-		ConversationID: "group", SenderUserID: f.users[from], SenderDeviceID: f.devices[from],
+		ConversationID: g.id, SenderUserID: g.users[from], SenderDeviceID: g.devices[from],
 		ClientID: fmt.Sprintf("bench-%d", n), Shared: f.shared,
-		Ciphertexts: make(map[string][]byte, len(f.devices)-1),
+		Ciphertexts: make(map[string][]byte, len(g.devices)-1),
 	}
-	for i, d := range f.devices {
+	for i, d := range g.devices {
 		if i != from {
 			m.Ciphertexts[d] = nil
 		}
 	}
 	if _, dup, err := f.s.AppendMessage(ctx, m); err != nil || dup {
 		b.Errorf("AppendMessage: dup %v, err %v", dup, err)
-	}
-}
-
-func (f *groupFixture) report(b *testing.B) {
-	if st, ok := f.s.(interface{ AppendStats() groupcommit.Stats }); ok {
-		now := st.AppendStats()
-		if batches := now.Batches - f.stats.Batches; batches > 0 {
-			b.ReportMetric(float64(now.Jobs-f.stats.Jobs)/float64(batches), "msgs/batch")
-		}
 	}
 }
