@@ -59,6 +59,18 @@ func TestChatMixAgainstRealNode(t *testing.T) {
 	if c.Reconnects == 0 || c.Resynced != c.Reconnects {
 		t.Errorf("%d reconnects, %d synced again; want some, and every one synced again", c.Reconnects, c.Resynced)
 	}
+	// A reconnect syncs a device twice: a worker's count of open sockets
+	// must not count it twice.
+	var held int64
+	for _, w := range s.LoadGen.Workers {
+		held += w.Connected
+		if w.Connected != int64(w.Devices) {
+			t.Errorf("worker %d: %d connected of its %d devices after reconnects, want all, once each", w.ID, w.Connected, w.Devices)
+		}
+	}
+	if len(s.LoadGen.Workers) != 2 || held != conns {
+		t.Errorf("%d workers holding %d sockets, want 2 holding %d", len(s.LoadGen.Workers), held, conns)
+	}
 	if c.SentOK == 0 || c.SentOK+c.Abandoned < c.Sent || c.Stored < c.SentOK {
 		t.Errorf("sent %d, sent ok %d, abandoned %d, stored %d; want every send answered or abandoned by a reconnect, and stored",
 			c.Sent, c.SentOK, c.Abandoned, c.Stored)

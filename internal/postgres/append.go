@@ -20,14 +20,16 @@ import (
 //
 //  1. BEGIN; lock the batch's conversations in id order, reading their head
 //     seqs and current recipient epochs; read the client ids of the batch
-//     already stored.
+//     already stored, and the owner of every device the batch names.
 //  2. Set the new head seqs and epochs; insert every new epoch and its
 //     recipients, every message, then every ciphertext row, each kind with
 //     one statement over arrays; COMMIT.
 //
 // Between the two, Go decides each message's fate: a duplicate of a stored
 // message, a duplicate of an earlier message of the same batch, an unknown
-// conversation (that caller alone gets ErrNotFound), or new, with the next
+// conversation (that caller alone gets ErrNotFound), a device that does
+// not exist or a sender device not the sender's (errUnknownDevice: since
+// migration 0004 no foreign key checks them), or new, with the next
 // seq of its conversation in batch order; and for a new shared message,
 // whether its recipient set starts an epoch (epochs.go): the batch's
 // shared messages to one conversation with one set share an epoch, and a
@@ -39,8 +41,8 @@ import (
 //
 // If the server refuses the batch for what one message holds (a unique
 // violation when another node stored the same client id after step 1, a
-// foreign key, a deadlock), the batch is rolled back and its messages are
-// appended one by one, so that only the culprit fails. An error that is no
+// value a column refuses, a deadlock), the batch is rolled back and its
+// messages are appended one by one, so that only the culprit fails. An error that is no
 // message's fault (a lost connection) fails every caller of the batch: the
 // commit's outcome may be unknown, and only the caller can retry safely,
 // with the same client id.
@@ -160,7 +162,7 @@ func blame(err error) bool {
 	}
 	switch pgErr.Code[:2] {
 	case "22", // data exception: a value the column refuses
-		"23", // integrity: unique (a client id raced in), foreign key (an unknown device)
+		"23", // integrity: unique (a client id raced in), foreign key (an epoch's unknown device)
 		"40": // transaction rollback: deadlock, serialization
 		return true
 	}
@@ -221,16 +223,22 @@ func (s *Store) appendBatch(ctx context.Context, batch []*appendJob) (err error)
 	}()
 
 	// Round trip 1.
-	var convs, devices, clientIDs []string
-	seen := make(map[string]bool)
+	var convs, devices, senders, clientIDs []string
+	seen, named := make(map[string]bool), make(map[string]bool)
 	for _, j := range batch {
 		m := j.In.m
 		if !seen[m.ConversationID] {
 			seen[m.ConversationID] = true
 			convs = append(convs, m.ConversationID)
 		}
+		for _, d := range messageDevices(m, nil) {
+			if !named[d] {
+				named[d] = true
+				devices = append(devices, d)
+			}
+		}
 		if m.ClientID != "" {
-			devices, clientIDs = append(devices, m.SenderDeviceID), append(clientIDs, m.ClientID)
+			senders, clientIDs = append(senders, m.SenderDeviceID), append(clientIDs, m.ClientID)
 		}
 	}
 	heads := make(map[string]*convHead, len(convs))
@@ -248,8 +256,8 @@ func (s *Store) appendBatch(ctx context.Context, batch []*appendJob) (err error)
 		}
 		return rows.Err()
 	})
-	if len(devices) > 0 {
-		b.Queue(storedClientIDs, devices, clientIDs).Query(func(rows pgx.Rows) error {
+	if len(senders) > 0 {
+		b.Queue(storedClientIDs, senders, clientIDs).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var d switchboard.Message
 				err := rows.Scan(&d.SenderDeviceID, &d.ClientID, &d.ConversationID, &d.Seq,
@@ -263,6 +271,11 @@ func (s *Store) appendBatch(ctx context.Context, batch []*appendJob) (err error)
 			return rows.Err()
 		})
 	}
+	var owners map[string]string
+	b.Queue(deviceOwners, devices).Query(func(rows pgx.Rows) (err error) {
+		owners, err = scanOwners(rows, len(devices))
+		return err
+	})
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return err
 	}
@@ -293,6 +306,9 @@ func (s *Store) appendBatch(ctx context.Context, batch []*appendJob) (err error)
 		h, ok := heads[m.ConversationID]
 		if !ok {
 			errs[i] = switchboard.ErrNotFound
+			continue
+		}
+		if errs[i] = checkDevices(m, owners); errs[i] != nil {
 			continue
 		}
 		h.seq++

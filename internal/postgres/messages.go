@@ -52,8 +52,21 @@ func (s *Store) appendAlone(ctx context.Context, in appendIn) (appendOut, error)
 		return appendOut{dup: dup}, err
 	}
 
+	ids := messageDevices(m, nil)
+	rows, err := s.pool.Query(ctx, deviceOwners, ids)
+	if err != nil {
+		return appendOut{}, err
+	}
+	owners, err := scanOwners(rows, len(ids))
+	if err != nil {
+		return appendOut{}, err
+	}
+	if err := checkDevices(m, owners); err != nil {
+		return appendOut{}, err
+	}
+
 	var seq int64
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var newEpoch bool
 		err := tx.QueryRow(ctx, bumpAlone, m.ConversationID, in.setHash).Scan(&seq, &newEpoch)
 		if err != nil {
@@ -105,6 +118,62 @@ func (s *Store) appendAlone(ctx context.Context, in appendIn) (appendOut, error)
 		return appendOut{}, err
 	}
 	return appendOut{seq: seq}, nil
+}
+
+// errUnknownDevice fails an append that names a device that does not
+// exist, or a sender device that is not the sender user's. The chat
+// service checks a send's devices against the members' first, so only a
+// device registered or a member added since trips it.
+var errUnknownDevice = errors.New("unknown device")
+
+// deviceOwners reads the user of each device of a list: what appends check
+// their devices with, once per batch, since migration 0004 dropped the
+// foreign keys that checked them per row.
+const deviceOwners = `SELECT id, user_id FROM devices WHERE id = ANY ($1)`
+
+// messageDevices appends to ids the devices of m to check: its sender's
+// and, for per-device ciphertexts, every recipient's. A shared message's
+// recipients are its epoch's, which the foreign key of shared_recipients
+// checked when the epoch began (a set equal to the current epoch's is
+// that epoch's devices).
+func messageDevices(m *switchboard.Message, ids []string) []string {
+	ids = append(ids, m.SenderDeviceID)
+	if m.Shared != nil {
+		return ids
+	}
+	for d := range m.Ciphertexts {
+		ids = append(ids, d)
+	}
+	return ids
+}
+
+// scanOwners reads the rows of deviceOwners into a map, device to user.
+func scanOwners(rows pgx.Rows, n int) (map[string]string, error) {
+	owners := make(map[string]string, n)
+	var id, user string
+	_, err := pgx.ForEachRow(rows, []any{&id, &user}, func() error {
+		owners[id] = user
+		return nil
+	})
+	return owners, err
+}
+
+// checkDevices returns an error wrapping errUnknownDevice unless every
+// device of m to check (messageDevices) is in owners and its sender device
+// is its sender user's.
+func checkDevices(m *switchboard.Message, owners map[string]string) error {
+	if owner, ok := owners[m.SenderDeviceID]; !ok || owner != m.SenderUserID {
+		return fmt.Errorf("%w: sender device %q of user %q", errUnknownDevice, m.SenderDeviceID, m.SenderUserID)
+	}
+	if m.Shared != nil {
+		return nil
+	}
+	for d := range m.Ciphertexts {
+		if _, ok := owners[d]; !ok {
+			return fmt.Errorf("%w: recipient device %q", errUnknownDevice, d)
+		}
+	}
+	return nil
 }
 
 // bumpAlone moves a conversation's head seq for one message and, for a

@@ -29,9 +29,10 @@ func (s *Store) purge(ctx context.Context, fn func(tx pgx.Tx) error) error {
 }
 
 // PurgeBefore deletes up to limit messages sent before t, oldest first, and
-// returns how many it deleted. Their ciphertexts go with them (ON DELETE
-// CASCADE, through the index of migration 0002), and so do the recipient
-// epochs its deletes leave unneeded (dropEpochs). Head seqs and cursors are
+// returns how many it deleted. Their ciphertexts go with them (a second
+// statement, through the index of migration 0002: no foreign key cascades
+// since 0004), and so do the recipient epochs its deletes leave unneeded
+// (dropEpochs). Head seqs and cursors are
 // left alone, so no seq is ever assigned twice; the purged client ids are
 // forgotten, so a late retry of one is stored as a new message.
 func (s *Store) PurgeBefore(ctx context.Context, t time.Time, limit int) (int, error) {
@@ -50,18 +51,25 @@ func (s *Store) PurgeBefore(ctx context.Context, t time.Time, limit int) (int, e
 		if err != nil {
 			return err
 		}
-		var shared messageKeys
+		var all, shared messageKeys
 		var k messageKey
 		var isShared bool
 		_, err = pgx.ForEachRow(rows, []any{&k.conv, &k.seq, &isShared}, func() error {
 			n++
+			all.add(k)
 			if isShared {
 				shared.add(k)
 			}
 			return nil
 		})
-		if err != nil {
+		if err != nil || n == 0 {
 			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM message_ciphertexts c
+			USING unnest($1::text[], $2::bigint[]) AS g (conversation_id, seq)
+			WHERE c.conversation_id = g.conversation_id AND c.seq = g.seq`, all.convs, all.seqs)
+		if err != nil {
+			return fmt.Errorf("ciphertexts of the purged messages: %w", err)
 		}
 		return dropEpochs(ctx, tx, shared)
 	})

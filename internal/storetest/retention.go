@@ -31,6 +31,22 @@ func retentionTests() []storeTest {
 			}
 		}},
 
+		{"PurgeBefore deletes the ciphertext rows of the messages it deletes, and only those", func(t *testing.T, s switchboard.Store) {
+			w := newWorld(t, s)
+			for i := range 5 {
+				sendAt(t, s, w, w.conv.ID, fmt.Sprint("m", i), at(10+i)) // a row for a2 and one for b1
+			}
+			if n := countRows(t, s, "message_ciphertexts"); n != 10 {
+				t.Fatalf("message_ciphertexts holds %d rows after 5 sends, want 10", n)
+			}
+			if n := purgeBefore(t, s, at(13), 100); n != 3 {
+				t.Fatalf("PurgeBefore(at(13)) = %d, want 3", n)
+			}
+			if n := countRows(t, s, "message_ciphertexts"); n != 4 {
+				t.Errorf("message_ciphertexts holds %d rows after purging 3 of 5 messages, want 4", n)
+			}
+		}},
+
 		{"PurgeBefore deletes at most limit messages, oldest first, and 0 once none is left", func(t *testing.T, s switchboard.Store) {
 			w := newWorld(t, s)
 			// Seq order is not time order: a sender's clock may lag.
