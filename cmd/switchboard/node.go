@@ -17,6 +17,7 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/inmem"
 	"github.com/switchboard-chat/switchboard/internal/postgres"
+	"github.com/switchboard-chat/switchboard/internal/redisbus"
 	"github.com/switchboard-chat/switchboard/internal/server"
 	"github.com/switchboard-chat/switchboard/internal/sqlite"
 )
@@ -24,6 +25,7 @@ import (
 // Config is every setting of a node.
 type Config struct {
 	DB              string // "postgres://..." or a SQLite file path; empty: <data-dir>/switchboard.db
+	Redis           string // "redis://..." for the bus nodes share; empty: the in-process bus
 	DataDir         string
 	Server          server.Config
 	Chat            chat.Config
@@ -72,6 +74,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.Server.Addr, "addr", c.Server.Addr, "listen address (HTTP API and WebSocket)")
 	fs.StringVar(&c.DB, "db", c.DB, "store: postgres://... URL, or a SQLite file path (default <data-dir>/switchboard.db)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "folder for the embedded store")
+	fs.StringVar(&c.Redis, "redis", c.Redis, "bus: redis://host:port/db URL that nodes sharing one PostgreSQL publish on (default: in-process, one node)")
 	fs.Int64Var(&c.Server.MaxBody, "max-body", c.Server.MaxBody, "HTTP request body limit in bytes")
 	fs.IntVar(&c.Server.MaxFrame, "max-frame", c.Server.MaxFrame, "WebSocket message limit in bytes (also the largest ciphertext)")
 	fs.IntVar(&c.Server.MaxQueued, "max-queued", c.Server.MaxQueued, "bytes queued for one socket before it is dropped as a slow consumer")
@@ -217,7 +220,18 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.store, m.bus = store, &inmem.Bus{}
+	m.store = store
+	busName := "in-process"
+	if m.Config.Redis == "" {
+		m.bus = &inmem.Bus{}
+	} else {
+		bus, err := redisbus.Open(ctx, m.Config.Redis)
+		if err != nil {
+			m.Close()
+			return err
+		}
+		m.bus, busName = bus, "redis"
+	}
 	cc, sc := m.Config.Chat, m.Config.Server
 	cc.Logger, sc.Logger = log, log
 	if cc.MaxCiphertext == 0 {
@@ -232,7 +246,7 @@ func (m *Main) Run(ctx context.Context) error {
 	jobCtx, stop := context.WithCancel(context.Background())
 	m.stop = stop
 	m.jobs.Go(func() { svc.RunRetention(jobCtx, m.Config.Retention) })
-	log.Info("switchboard listening", "url", "http://"+m.server.Addr().String(), "store", name, "bus", "in-process")
+	log.Info("switchboard listening", "url", "http://"+m.server.Addr().String(), "store", name, "bus", busName)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/switchboard-chat/switchboard/internal/redisbus"
 )
 
 // metricsHandler serves this node's registry. Each Server has its own, so
@@ -19,5 +20,18 @@ func (s *Server) metricsHandler() http.Handler {
 			Name: "switchboard_sockets_open", Help: "WebSocket connections open on this node.",
 		}, func() float64 { return float64(s.gw.Count()) }),
 	)
+	if b, ok := s.bus.(*redisbus.Bus); ok {
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "switchboard_bus_published_total", Help: "Publishes Redis took.",
+			}, func() float64 { return float64(b.Stats().Published) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "switchboard_bus_dropped_total", Help: "Publishes lost: refused by Redis or Redis unreachable (devices get them at their next sync).",
+			}, func() float64 { return float64(b.Stats().Dropped) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "switchboard_bus_pipelines_total", Help: "Round trips that carried the publishes (pipelined).",
+			}, func() float64 { return float64(b.Stats().Pipelines) }),
+		)
+	}
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
