@@ -46,16 +46,21 @@ func BenchmarkAppendMessage(b *testing.B, open func(b *testing.B) switchboard.St
 	for _, senders := range benchSenders {
 		b.Run(fmt.Sprintf("parallel-%d", senders), func(b *testing.B) {
 			f := newBenchFixture(b, open(b))
-			b.SetParallelism((senders + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					f.send(b)
-				}
-			})
+			sendParallel(b, senders, f.send)
 			f.report(b)
 		})
 	}
+}
+
+// sendParallel calls send b.N times from about senders goroutines at once.
+func sendParallel(b *testing.B, senders int, send func(b *testing.B)) {
+	b.SetParallelism((senders + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			send(b)
+		}
+	})
 }
 
 type benchConv struct {
@@ -147,13 +152,7 @@ func BenchmarkAppendShared(b *testing.B, open func(b *testing.B) switchboard.Sto
 		for _, senders := range benchSenders {
 			b.Run(fmt.Sprintf("%s/parallel-%d", name, senders), func(b *testing.B) {
 				f := newGroupFixture(b, open(b), shape.groups, shape.devices)
-				b.SetParallelism((senders + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-				b.ResetTimer()
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						f.send(b)
-					}
-				})
+				sendParallel(b, senders, f.send)
 				f.report(b)
 			})
 		}
