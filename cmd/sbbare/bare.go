@@ -103,7 +103,7 @@ func (b *bare) metrics() http.Handler {
 			Name: "sbbare_sockets_open", Help: "WebSocket connections open.",
 		}, func() float64 { return float64(b.gw.Count()) }),
 	)
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{DisableCompression: true}) // as the node's
 }
 
 func (b *bare) newID(prefix string) string {

@@ -4,6 +4,8 @@
 
 pgbin=""
 pgport=""
+redis_pid=""
+redisport=""
 node_pid=""
 
 # start_private_pg starts PostgreSQL (fsync on) in $work/pg on a free
@@ -15,6 +17,22 @@ start_private_pg() {
   runuser -u postgres -- "$pgbin/initdb" -D "$work/pg" --auth=trust -U postgres -E UTF8 >/dev/null
   runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w \
     -o "-p $pgport -c listen_addresses=127.0.0.1 -c unix_socket_directories=$work/pg -c max_connections=200 $*" start >/dev/null
+}
+
+# start_private_redis starts redis-server (no persistence) in $work/redis on
+# a free loopback port and sets redisport.
+start_private_redis() {
+  redisport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  mkdir -p "$work/redis"
+  redis-server --bind 127.0.0.1 --port "$redisport" --dir "$work/redis" --save '' --appendonly no \
+    --logfile "$work/redis/log" &
+  redis_pid=$!
+  for _ in $(seq 1 100); do
+    redis-cli -h 127.0.0.1 -p "$redisport" ping >/dev/null 2>&1 && return 0
+    kill -0 "$redis_pid" 2>/dev/null || { echo "redis-server exited:"; cat "$work/redis/log"; return 1; }
+    sleep 0.1
+  done
+  echo "redis-server did not answer"; return 1
 }
 
 # create_db NAME creates a database on the private server and prints its URL.
@@ -52,6 +70,7 @@ stop_node() {
 
 bench_cleanup() {
   stop_node
+  if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; fi
   if [ -n "$pgbin" ]; then runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -m immediate -w stop >/dev/null 2>&1 || true; fi
   rm -rf "$work"
 }
