@@ -12,15 +12,17 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/internal/load"
+	"github.com/switchboard-chat/switchboard/internal/testenv"
 )
 
 // TestFanoutAgainstRealNode is the CI's small version of the group-chat
 // fan-out runs of docs/benchmarks.md: 4 groups of 5 users × 3 devices
 // (60 sockets over two worker processes), 5 senders a group at 4 messages a
 // second each, once with one shared ciphertext per send and once with one
-// ciphertext per recipient device. It asserts that every stored message
-// reached every other device of its group once and nothing failed, not
-// timings.
+// ciphertext per recipient device, and once more shared with the node on a
+// private Redis bus (--redis) instead of its in-process one. It asserts that
+// every stored message reached every other device of its group once and
+// nothing failed, not timings.
 func TestFanoutAgainstRealNode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs two binaries")
@@ -29,10 +31,13 @@ func TestFanoutAgainstRealNode(t *testing.T) {
 	bins := buildCommands(t, dir, "switchboard", "sbload")
 	const groups, users, devices = 4, 5, 3
 
-	for i, shape := range []string{"shared", "pairwise"} {
+	for i, shape := range []string{"shared", "pairwise", "shared-redis"} {
 		t.Run(shape, func(t *testing.T) {
-			url := startNode(t, bins["switchboard"], filepath.Join(dir, fmt.Sprintf("data-%d", i)),
-				"--send-rate-conversation", "0")
+			flags := []string{"--send-rate-conversation", "0"}
+			if shape == "shared-redis" {
+				flags = append(flags, "--redis", testenv.Redis(t).URL())
+			}
+			url := startNode(t, bins["switchboard"], filepath.Join(dir, fmt.Sprintf("data-%d", i)), flags...)
 			summary := filepath.Join(dir, fmt.Sprintf("summary-%d.json", i))
 			args := []string{"run", "--target", url, "--scenario", "fanout", "--procs", "2",
 				"--groups", fmt.Sprint(groups), "--group-size", fmt.Sprint(users), "--devices-per-user", fmt.Sprint(devices),
@@ -78,6 +83,15 @@ func TestFanoutAgainstRealNode(t *testing.T) {
 			}
 			if pairwise := strings.HasPrefix(f.Payload, "pairwise"); pairwise != (shape == "pairwise") {
 				t.Errorf("summary says payload %q for the %s shape", f.Payload, shape)
+			}
+			if shape == "shared-redis" {
+				// Every stored message went through Redis, not around it.
+				if got := metricValue(t, url, "switchboard_bus_published_total"); got < float64(f.Stored) {
+					t.Errorf("switchboard_bus_published_total %v, want at least the %d messages stored", got, f.Stored)
+				}
+				if got := metricValue(t, url, "switchboard_bus_dropped_total"); got != 0 {
+					t.Errorf("switchboard_bus_dropped_total %v, want 0", got)
+				}
 			}
 			if bytes.Contains(out, []byte("DATA RACE")) {
 				t.Error("the race detector found a race in sbload")
