@@ -16,7 +16,7 @@
 # folder.
 #
 #   scripts/bench-broadcast.sh [--steps "5000 19500"] [--rounds 20] [--connect-rate 250] [--payload 200]
-#                              [--pollers 1] [--results DIR] [--node-flags "..."] [--profile SECONDS]
+#                              [--pollers 1] [--results DIR] [--node-flags "..."] [--profile SECONDS] [--syscalls]
 #
 # --connect-rate is sockets opened per second (the ramp lasts N / rate): a
 # node's connect reads the device and its backlog from the store, and every
@@ -27,6 +27,10 @@
 # sockets are open, so it covers the rounds) of both servers: the node runs
 # with --pprof, sbbare too. Profiling costs a little CPU; compare rates from
 # runs without it.
+#
+# --syscalls counts each server's system calls (perf stat on its syscall
+# tracepoints: write, writev, read, epoll_wait, futex) from the moment it
+# holds all sockets to the end of the rounds; needs perf (linux-perf).
 #
 # The node runs with cheap password hashing (--argon2-time 1
 # --argon2-memory 64): logins are setup here, not what is measured. Node
@@ -47,6 +51,7 @@ payload=200
 pollers=1
 node_flags=""
 profile=0
+syscalls=0
 results="${TMPDIR:-/tmp}/switchboard-bench/broadcast-$(date -u +%Y%m%dT%H%M%SZ)"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -57,8 +62,9 @@ while [ $# -gt 0 ]; do
     --pollers) pollers="$2"; shift 2 ;;
     --node-flags) node_flags="$2"; shift 2 ;;
     --profile) profile="$2"; shift 2 ;;
+    --syscalls) syscalls=1; shift ;;
     --results) results="$2"; shift 2 ;;
-    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
     *) echo "bench-broadcast: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -66,7 +72,16 @@ done
 work=$(mktemp -d)
 srv_pid=""
 prof_pid=""
+perf_pid=""
 load_pid=""
+# stop_perf ends a syscall count (perf stat prints its totals on SIGINT).
+stop_perf() {
+  if [ -n "$perf_pid" ]; then
+    kill -INT "$perf_pid" 2>/dev/null || true
+    wait "$perf_pid" 2>/dev/null || true
+    perf_pid=""
+  fi
+}
 stop_load() {
   if [ -n "$load_pid" ]; then
     kill -TERM -- "-$load_pid" 2>/dev/null || true
@@ -93,6 +108,7 @@ stop_server() {
 cleanup() {
   trap '' INT TERM # a second signal must not cut the cleanup short
   stop_load
+  stop_perf
   stop_server
   rm -rf "$work"
 }
@@ -161,6 +177,22 @@ profile_when_full() {
   prof_pid=$!
 }
 
+# count_syscalls_when_full OUT SOCKETS_METRIC N: in the background, waits
+# until the server holds 99 % of N sockets, then counts its system calls with
+# perf stat until stop_perf (after the rounds), into OUT.
+count_syscalls_when_full() {
+  local out=$1 metric=$2 n=$3 u=$url pid=$srv_pid
+  (
+    for _ in $(seq 1 3000); do
+      open=$(curl -sf "$u/metrics" | awk -v m="$metric" '$1 == m {print int($2)}' || true)
+      [ -n "$open" ] && [ "$open" -ge $(( n * 99 / 100 )) ] && break
+      sleep 0.2
+    done
+    exec perf stat -o "$out" -p "$pid" -e syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_read,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_futex
+  ) &
+  perf_pid=$!
+}
+
 # run_load KIND N: the broadcast scenario against $url, same settings for both.
 run_load() {
   local kind=$1 n=$2
@@ -184,7 +216,9 @@ for n in $steps; do
   if [ "$profile" -gt 0 ]; then args+=(--pprof); fi
   start_server sbbare "$results/bare-$n.log" "$work/sbbare" "${args[@]}"
   if [ "$profile" -gt 0 ]; then profile_when_full "$results/bare-$n.cpu.pprof" sbbare_sockets_open "$n"; fi
+  if [ "$syscalls" = 1 ]; then count_syscalls_when_full "$results/bare-$n.syscalls.txt" sbbare_sockets_open "$n"; fi
   run_load bare "$n"
+  stop_perf
   stop_server
 
   echo "bench-broadcast: N=$n, switchboard node (fresh SQLite)"
@@ -196,7 +230,9 @@ for n in $steps; do
   args+=($node_flags)
   start_server switchboard "$results/node-$n.log" "$work/switchboard" "${args[@]}"
   if [ "$profile" -gt 0 ]; then profile_when_full "$results/full-$n.cpu.pprof" switchboard_sockets_open "$n"; fi
+  if [ "$syscalls" = 1 ]; then count_syscalls_when_full "$results/full-$n.syscalls.txt" switchboard_sockets_open "$n"; fi
   run_load full "$n"
+  stop_perf
   stop_server
   rm -rf "$data"
   pairs+=("$results/bare-$n.json" "$results/full-$n.json")
@@ -211,5 +247,9 @@ if [ "$profile" -gt 0 ]; then
     [ -s "$p" ] && go tool pprof -top -nodecount 40 "$p" >"${p%.pprof}.top.txt" 2>/dev/null || true
   done
   echo "profiles: $results/*.cpu.pprof (top: *.cpu.top.txt)"
+fi
+if [ "$syscalls" = 1 ]; then
+  echo "system calls of each server from a full house to the end of the rounds ($rounds rounds of N-1 deliveries):"
+  for f in "$results"/*.syscalls.txt; do echo "== $f"; grep -E 'syscalls:|seconds time' "$f" || true; done
 fi
 echo "summaries: ${pairs[*]}; table: $results/table.txt; JSON: $results/broadcast.json"

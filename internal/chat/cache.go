@@ -49,14 +49,29 @@ func (c *cache) conversation(ctx context.Context, id string) ([]string, error) {
 	return conv.Members, nil
 }
 
+// deviceLists is what activeDevices returns: one list per user, shared with
+// the cache (which replaces a list, never changes it), so a send into a
+// group of thousands of devices copies none of them. Callers only read it.
+type deviceLists [][]sb.Device
+
+// count is the number of devices in l.
+func (l deviceLists) count() (n int) {
+	for _, ds := range l {
+		n += len(ds)
+	}
+	return n
+}
+
 // activeDevices returns the active devices of users, in no particular order.
-func (c *cache) activeDevices(ctx context.Context, users []string) ([]sb.Device, error) {
-	var out []sb.Device
+func (c *cache) activeDevices(ctx context.Context, users []string) (deviceLists, error) {
+	out := make(deviceLists, 0, len(users))
 	var missing []string
 	c.mu.Lock()
 	for _, u := range users {
 		if ds, ok := c.devices[u]; ok {
-			out = append(out, ds...)
+			if len(ds) > 0 {
+				out = append(out, ds)
+			}
 		} else {
 			missing = append(missing, u)
 		}
@@ -87,7 +102,12 @@ func (c *cache) activeDevices(ctx context.Context, users []string) ([]sb.Device,
 		}
 	}
 	c.mu.Unlock()
-	return append(out, fetched...), nil
+	for _, ds := range byUser {
+		if len(ds) > 0 {
+			out = append(out, ds)
+		}
+	}
+	return out, nil
 }
 
 // forgetDevices drops a user's cached device list.

@@ -73,10 +73,12 @@ func (s *Service) Send(ctx context.Context, id Identity, r *SendRequest) (stored
 		return nil, false, fmt.Errorf("send: %w", err)
 	}
 	m := &sb.Message{ConversationID: r.ConversationID, SenderUserID: id.UserID, SenderDeviceID: id.DeviceID,
-		ClientID: r.ClientID, SentAt: s.now(), Ciphertexts: make(map[string][]byte, len(devices))}
-	for _, d := range devices {
-		if d.ID != id.DeviceID {
-			m.Ciphertexts[d.ID] = r.Ciphertexts[d.ID] // nil for a shared ciphertext
+		ClientID: r.ClientID, SentAt: s.now(), Ciphertexts: make(map[string][]byte, devices.count())}
+	for _, ds := range devices {
+		for i := range ds {
+			if d := &ds[i]; d.ID != id.DeviceID {
+				m.Ciphertexts[d.ID] = r.Ciphertexts[d.ID] // nil for a shared ciphertext
+			}
 		}
 	}
 	switch {
@@ -135,17 +137,20 @@ func count(bs ...bool) (n int) {
 // sealAssisted is the server-assisted mode: it seals plaintext to each
 // recipient device's registered public key (docs/crypto.md), so that only
 // ciphertext is stored, published or logged.
-func sealAssisted(m *sb.Message, devices []sb.Device, plaintext []byte) error {
-	for _, d := range devices {
-		if _, ok := m.Ciphertexts[d.ID]; !ok {
-			continue
+func sealAssisted(m *sb.Message, devices deviceLists, plaintext []byte) error {
+	for _, ds := range devices {
+		for i := range ds {
+			d := &ds[i]
+			if _, ok := m.Ciphertexts[d.ID]; !ok {
+				continue
+			}
+			ct, err := e2e.SealAssisted(d.KEM, d.PublicKey, e2e.Context{Conversation: m.ConversationID,
+				SenderUser: m.SenderUserID, SenderDevice: m.SenderDeviceID, ClientID: m.ClientID, RecipientDevice: d.ID}, plaintext)
+			if err != nil {
+				return fmt.Errorf("seal for device %s: %w", d.ID, err)
+			}
+			m.Ciphertexts[d.ID] = ct
 		}
-		ct, err := e2e.SealAssisted(d.KEM, d.PublicKey, e2e.Context{Conversation: m.ConversationID,
-			SenderUser: m.SenderUserID, SenderDevice: m.SenderDeviceID, ClientID: m.ClientID, RecipientDevice: d.ID}, plaintext)
-		if err != nil {
-			return fmt.Errorf("seal for device %s: %w", d.ID, err)
-		}
-		m.Ciphertexts[d.ID] = ct
 	}
 	return nil
 }

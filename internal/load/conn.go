@@ -48,7 +48,13 @@ type Conn struct {
 	fragOp    byte
 	accept    string // the expected Sec-WebSocket-Accept while upgrading
 	closeCode atomic.Int32
+	redialed  bool         // guarded by mu: the current connection replaces one Reconnect closed
+	retries   atomic.Int32 // redials of this reconnect that closed before synced
 }
+
+// maxRedialRetries bounds how often one reconnect is dialed again after its
+// new connection closed before it synced.
+const maxRedialRetries = 2
 
 // Synced reports whether the socket is authenticated, synced and open.
 func (c *Conn) Synced() bool { return c.state.Load() == stSynced }
@@ -326,7 +332,21 @@ func (c *Conn) closed(nc *nbio.Conn, kind string) {
 	if c.state.CompareAndSwap(stReconnecting, stIdle) {
 		c.buf, c.frag = nil, nil
 		c.nc.Store(nil)
+		c.redialed = true
+		c.retries.Store(0)
 		c.mu.Unlock()
+		c.w.redial(c)
+		return
+	}
+	// A reconnect whose new connection closed before it synced is dialed
+	// again, as a phone retries; a first connection is not (it fails).
+	if st := c.state.Load(); c.redialed && (st == stUpgrading || st == stSyncing) &&
+		c.retries.Load() < maxRedialRetries && c.state.CompareAndSwap(st, stIdle) {
+		c.retries.Add(1)
+		c.buf, c.frag = nil, nil
+		c.nc.Store(nil)
+		c.mu.Unlock()
+		c.w.redialRetries.Add(1)
 		c.w.redial(c)
 		return
 	}

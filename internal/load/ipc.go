@@ -67,18 +67,21 @@ type workerMsg struct {
 
 // connStats are a worker's counters, cumulative since its start.
 type connStats struct {
-	Wanted     int64            `json:"wanted"`
-	Attempted  int64            `json:"attempted"`
-	Synced     int64            `json:"synced"`               // reached synced, ever
-	Connected  int64            `json:"connected"`            // synced and still open now
-	Failed     int64            `json:"failed"`               // never reached synced
-	Dropped    int64            `json:"dropped"`              // closed by the other side after synced
-	Reconnects int64            `json:"reconnects,omitempty"` // closed by the scenario to be dialed again
-	Errors     map[string]int64 `json:"errors,omitempty"`
-	Scenario   map[string]int64 `json:"scenario,omitempty"`
-	RSS        int64            `json:"rss_bytes"`
-	PeakRSS    int64            `json:"peak_rss_bytes"`
-	CPU        float64          `json:"cpu_seconds"`
+	Wanted     int64 `json:"wanted"`
+	Attempted  int64 `json:"attempted"`
+	Synced     int64 `json:"synced"`               // reached synced, ever
+	Connected  int64 `json:"connected"`            // synced and still open now
+	Failed     int64 `json:"failed"`               // never reached synced
+	Dropped    int64 `json:"dropped"`              // closed by the other side after synced
+	Reconnects int64 `json:"reconnects,omitempty"` // closed by the scenario to be dialed again
+	// RedialRetries counts redialed sockets that closed before they synced
+	// and were dialed once more (each cause is in the error samples).
+	RedialRetries int64            `json:"redial_retries,omitempty"`
+	Errors        map[string]int64 `json:"errors,omitempty"`
+	Scenario      map[string]int64 `json:"scenario,omitempty"`
+	RSS           int64            `json:"rss_bytes"`
+	PeakRSS       int64            `json:"peak_rss_bytes"`
+	CPU           float64          `json:"cpu_seconds"`
 }
 
 // workerResult is a worker's final report.

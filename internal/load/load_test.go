@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -101,7 +102,8 @@ func startNode(t *testing.T, bin, dataDir string, extra ...string) string {
 }
 
 // startServer runs bin with args, waits for the url=http://... it logs on
-// stderr, and stops it (SIGTERM, then kill) when the test ends.
+// stderr, and stops it (SIGTERM, then kill) when the test ends. If the test
+// failed, the server's warnings and errors are logged with it.
 func startServer(t *testing.T, bin string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
@@ -113,6 +115,7 @@ func startServer(t *testing.T, bin string, args ...string) string {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
+	var notable []string // the server's WARN and ERROR lines; read after exited
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -121,6 +124,9 @@ func startServer(t *testing.T, bin string, args ...string) string {
 			_ = cmd.Process.Kill()
 			<-exited
 		}
+		if t.Failed() && len(notable) > 0 {
+			t.Logf("%s logged:\n%s", filepath.Base(bin), strings.Join(notable, "\n"))
+		}
 	})
 	urls := make(chan string, 1)
 	go func() {
@@ -128,6 +134,9 @@ func startServer(t *testing.T, bin string, args ...string) string {
 		sc := bufio.NewScanner(stderr)
 		re := regexp.MustCompile(`url=(http://\S+)`)
 		for sc.Scan() {
+			if line := sc.Text(); len(notable) < 200 && (strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR")) {
+				notable = append(notable, line)
+			}
 			if m := re.FindStringSubmatch(sc.Text()); m != nil {
 				select {
 				case urls <- m[1]:

@@ -366,6 +366,7 @@ func (c *coordinator) finish() error {
 		sum.Conns.Attempted += r.Attempted
 		sum.Conns.Failed += r.Failed
 		sum.Conns.Dropped += r.Dropped
+		sum.Conns.RedialRetries += r.RedialRetries
 		for k, v := range r.Errors {
 			sum.Errors[k] += v
 		}

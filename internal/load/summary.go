@@ -63,6 +63,10 @@ type ConnCounts struct {
 	AtEnd     int64 `json:"at_end"`
 	Failed    int64 `json:"failed"`
 	Dropped   int64 `json:"dropped"`
+	// RedialRetries: sockets dialed again after a reconnect that closed
+	// before it synced, as a client retries (the causes are in the error
+	// samples); not errors, but a node that drops new sockets shows here.
+	RedialRetries int64 `json:"redial_retries,omitempty"`
 }
 
 // ServerSummary is what the nodes' /metrics said. AtZero is read with 0

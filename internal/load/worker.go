@@ -36,6 +36,7 @@ type worker struct {
 	out   *json.Encoder
 
 	attempted, synced, failed, dropped, stoppedSynced, reconnects atomic.Int64
+	redialRetries                                                 atomic.Int64
 	redials                                                       chan *Conn
 
 	errMu      sync.Mutex
@@ -138,7 +139,11 @@ func (w *worker) init() error {
 	})
 	w.eng.OnClose(func(nc *nbio.Conn, err error) {
 		if c, ok := nc.Session().(*Conn); ok {
-			c.closed(nc, closeKind(err))
+			kind := closeKind(err)
+			if st := c.state.Load(); st != stReconnecting && st != stStopped {
+				w.sample(kind, fmt.Errorf("closed in state %d: %v", st, err))
+			}
+			c.closed(nc, kind)
 		}
 	})
 	return w.eng.Start()
@@ -379,16 +384,17 @@ func (w *worker) stats() *connStats {
 		w.peakRSS.Store(rss)
 	}
 	s := &connStats{
-		Wanted:     int64(len(w.conns)),
-		Attempted:  w.attempted.Load(),
-		Synced:     w.synced.Load(),
-		Failed:     w.failed.Load(),
-		Dropped:    w.dropped.Load(),
-		Reconnects: w.reconnects.Load(),
-		Scenario:   w.driver.Progress(),
-		RSS:        rss,
-		PeakRSS:    w.peakRSS.Load(),
-		CPU:        selfCPU(),
+		Wanted:        int64(len(w.conns)),
+		Attempted:     w.attempted.Load(),
+		Synced:        w.synced.Load(),
+		Failed:        w.failed.Load(),
+		Dropped:       w.dropped.Load(),
+		Reconnects:    w.reconnects.Load(),
+		RedialRetries: w.redialRetries.Load(),
+		Scenario:      w.driver.Progress(),
+		RSS:           rss,
+		PeakRSS:       w.peakRSS.Load(),
+		CPU:           selfCPU(),
 	}
 	s.Connected = s.Synced - s.Dropped - w.stoppedSynced.Load() - s.Reconnects
 	w.errMu.Lock()
