@@ -161,17 +161,24 @@ start_server() {
   echo "bench-broadcast: $name did not log its URL"; exit 1
 }
 
+# wait_full URL SOCKETS_METRIC N: waits (at most 10 minutes) until the
+# server at URL holds 99 % of N sockets; the rounds start when the ramp is over.
+wait_full() {
+  local u=$1 metric=$2 n=$3 open
+  for _ in $(seq 1 3000); do
+    open=$(curl -sf "$u/metrics" | awk -v m="$metric" '$1 == m {print int($2)}' || true)
+    [ -n "$open" ] && [ "$open" -ge $(( n * 99 / 100 )) ] && return 0
+    sleep 0.2
+  done
+}
+
 # profile_when_full OUT SOCKETS_METRIC N: in the background, waits until the
 # server holds 99 % of N sockets (the rounds start when the ramp is over),
 # then takes a CPU profile of $profile seconds.
 profile_when_full() {
   local out=$1 metric=$2 n=$3 u=$url
   (
-    for _ in $(seq 1 3000); do
-      open=$(curl -sf "$u/metrics" | awk -v m="$metric" '$1 == m {print int($2)}' || true)
-      [ -n "$open" ] && [ "$open" -ge $(( n * 99 / 100 )) ] && break
-      sleep 0.2
-    done
+    wait_full "$u" "$metric" "$n"
     curl -sf -o "$out" "$u/debug/pprof/profile?seconds=$profile" || echo "bench-broadcast: no profile from $u" >&2
   ) &
   prof_pid=$!
@@ -183,11 +190,7 @@ profile_when_full() {
 count_syscalls_when_full() {
   local out=$1 metric=$2 n=$3 u=$url pid=$srv_pid
   (
-    for _ in $(seq 1 3000); do
-      open=$(curl -sf "$u/metrics" | awk -v m="$metric" '$1 == m {print int($2)}' || true)
-      [ -n "$open" ] && [ "$open" -ge $(( n * 99 / 100 )) ] && break
-      sleep 0.2
-    done
+    wait_full "$u" "$metric" "$n"
     exec perf stat -o "$out" -p "$pid" -e syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_read,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_futex
   ) &
   perf_pid=$!

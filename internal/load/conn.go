@@ -48,8 +48,8 @@ type Conn struct {
 	fragOp    byte
 	accept    string // the expected Sec-WebSocket-Accept while upgrading
 	closeCode atomic.Int32
-	redialed  bool         // guarded by mu: the current connection replaces one Reconnect closed
-	retries   atomic.Int32 // redials of this reconnect that closed before synced
+	redialed  bool // guarded by mu: the current connection replaces one Reconnect closed
+	retries   int  // guarded by mu: redials of this reconnect that closed before synced
 }
 
 // maxRedialRetries bounds how often one reconnect is dialed again after its
@@ -332,8 +332,7 @@ func (c *Conn) closed(nc *nbio.Conn, kind string) {
 	if c.state.CompareAndSwap(stReconnecting, stIdle) {
 		c.buf, c.frag = nil, nil
 		c.nc.Store(nil)
-		c.redialed = true
-		c.retries.Store(0)
+		c.redialed, c.retries = true, 0
 		c.mu.Unlock()
 		c.w.redial(c)
 		return
@@ -341,8 +340,8 @@ func (c *Conn) closed(nc *nbio.Conn, kind string) {
 	// A reconnect whose new connection closed before it synced is dialed
 	// again, as a phone retries; a first connection is not (it fails).
 	if st := c.state.Load(); c.redialed && (st == stUpgrading || st == stSyncing) &&
-		c.retries.Load() < maxRedialRetries && c.state.CompareAndSwap(st, stIdle) {
-		c.retries.Add(1)
+		c.retries < maxRedialRetries && c.state.CompareAndSwap(st, stIdle) {
+		c.retries++
 		c.buf, c.frag = nil, nil
 		c.nc.Store(nil)
 		c.mu.Unlock()

@@ -5,13 +5,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -134,10 +132,11 @@ func startServer(t *testing.T, bin string, args ...string) string {
 		sc := bufio.NewScanner(stderr)
 		re := regexp.MustCompile(`url=(http://\S+)`)
 		for sc.Scan() {
-			if line := sc.Text(); len(notable) < 200 && (strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR")) {
+			line := sc.Text()
+			if len(notable) < 200 && (strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR")) {
 				notable = append(notable, line)
 			}
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+			if m := re.FindStringSubmatch(line); m != nil {
 				select {
 				case urls <- m[1]:
 				default:
@@ -176,17 +175,13 @@ func metricValue(t *testing.T, url, name string) float64 {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	vals, err := load.ParseMetrics(resp.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindSubmatch(body)
-	if m == nil {
+	v, ok := vals[name]
+	if !ok {
 		t.Fatalf("no %s in the node's metrics", name)
-	}
-	v, err := strconv.ParseFloat(string(m[1]), 64)
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
 	}
 	return v
 }

@@ -1,0 +1,4 @@
+package load
+
+// ParseMetrics lets the black-box tests read a node's /metrics the way sbload does.
+var ParseMetrics = parseMetrics
