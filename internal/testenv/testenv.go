@@ -16,9 +16,12 @@
 //	                                          (by default off, for speed), for benchmarks
 //	                                          of durable commits; no effect on a server
 //	                                          named by SWITCHBOARD_TEST_POSTGRES
+//	SWITCHBOARD_SKIP_REDIS=1                  skip the tests that need redis-server
+//	SWITCHBOARD_SKIP_NGINX=1                  skip the tests that need nginx (NGINX runs
+//	                                          deploy/nginx/switchboard.conf, rendered)
 //
-// Without SWITCHBOARD_SKIP_POSTGRES a test that needs PostgreSQL fails when it
-// cannot have it: a silently skipped integration test looks like a passing one.
+// Without the SKIP variable a test that needs a service fails when it cannot
+// have it: a silently skipped integration test looks like a passing one.
 package testenv
 
 import (

@@ -1,0 +1,96 @@
+package nginx
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestRender(t *testing.T) {
+	out, err := Render(Private{Dir: "/tmp/x", Listen: "127.0.0.1:18080",
+		Upstreams: []string{"http://127.0.0.1:9001", "127.0.0.1:9002"}, Workers: 3, User: "root"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(out)
+	for _, want := range []string{
+		"daemon off;",
+		"user root;",
+		"worker_processes 3;",
+		"pid /tmp/x/nginx.pid;",
+		"error_log /tmp/x/error.log warn;",
+		"access_log /tmp/x/access.log combined buffer=64k flush=5s;",
+		"proxy_temp_path /tmp/x/proxy_temp;",
+		"client_body_temp_path /tmp/x/client_body_temp;",
+		"server 127.0.0.1:9001 max_fails=1 fail_timeout=10s;",
+		"server 127.0.0.1:9002 max_fails=1 fail_timeout=10s;",
+		"listen 127.0.0.1:18080 reuseport backlog=65535;",
+	} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("rendered config lacks %q:\n%s", want, conf)
+		}
+	}
+	code := regexp.MustCompile(`#.*`).ReplaceAllString(conf, "")
+	for _, gone := range []string{"/run/nginx.pid", "/var/log/nginx", "127.0.0.1:8080", "listen 80"} {
+		if strings.Contains(code, gone) {
+			t.Errorf("rendered config still has %q", gone)
+		}
+	}
+	// Only what Render must change differs: the rest is the deployed file.
+	for _, kept := range []string{"hash $switchboard_route consistent;", "location = /v1/ws {", "proxy_buffering off;",
+		"proxy_read_timeout 120s;", "worker_rlimit_nofile 20000;", "worker_connections 19800;"} {
+		if !strings.Contains(conf, kept) {
+			t.Errorf("rendered config lost %q", kept)
+		}
+	}
+
+	t.Run("an empty user drops the directive", func(t *testing.T) {
+		out, err := Render(Private{Dir: "/tmp/x", Listen: "127.0.0.1:1", Upstreams: []string{"127.0.0.1:2"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if regexp.MustCompile(`(?m)^\s*user `).Match(out) || !strings.Contains(string(out), "worker_processes auto;") {
+			t.Fatalf("rendered:\n%s", out)
+		}
+	})
+	for _, bad := range []Private{
+		{Dir: "relative", Listen: "127.0.0.1:1", Upstreams: []string{"127.0.0.1:2"}},
+		{Dir: "/tmp/x", Listen: "127.0.0.1:1"},
+		{Dir: "/tmp/x", Listen: "127.0.0.1:1", Upstreams: []string{"127.0.0.1"}},
+		{Dir: "/tmp/x", Listen: "127.0.0.1:1", Upstreams: []string{"https://h:1"}},
+		{Dir: "/tmp/x", Listen: "127.0.0.1:1; evil", Upstreams: []string{"127.0.0.1:2"}},
+	} {
+		if _, err := Render(bad); err == nil {
+			t.Errorf("Render(%+v) accepted", bad)
+		}
+	}
+}
+
+// TestDeployedLimits keeps the numbers of switchboard.conf consistent with
+// each other and with the node.
+func TestDeployedLimits(t *testing.T) {
+	num := func(directive string) int {
+		t.Helper()
+		m := regexp.MustCompile(`(?m)^\s*` + directive + `\s+(\d+)s?;`).FindStringSubmatch(Conf)
+		if m == nil {
+			t.Fatalf("switchboard.conf has no %s", directive)
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	if rl, wc := num("worker_rlimit_nofile"), num("worker_connections"); wc >= rl || wc < rl*9/10 {
+		t.Errorf("worker_connections %d against worker_rlimit_nofile %d: want a little under it", wc, rl)
+	}
+	// The node pings every 30 s and closes a socket silent for 60 s.
+	if rt := num("proxy_read_timeout"); rt <= 60 {
+		t.Errorf("proxy_read_timeout %ds: a quiet socket would be cut before the node's ping keeps it alive", rt)
+	}
+	for _, want := range []string{"hash $switchboard_route consistent;", "default $arg_device;",
+		"proxy_set_header Upgrade $http_upgrade;", "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+		"proxy_set_header X-Real-IP $remote_addr;"} {
+		if !strings.Contains(Conf, want) {
+			t.Errorf("switchboard.conf lacks %q", want)
+		}
+	}
+}
