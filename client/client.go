@@ -61,13 +61,19 @@ func (c *Client) url(q url.Values, segments ...string) string {
 	return u.String()
 }
 
-// wsURL is the address of the WebSocket endpoint.
-func (c *Client) wsURL() string {
+// wsURL is the address of the WebSocket endpoint for device. The device
+// id in the query is the routing key of NGINX in front of several nodes
+// (deploy/nginx), which keeps each device on one node; the node refuses one
+// that is not the token's device.
+func (c *Client) wsURL(device string) string {
 	u := c.base.JoinPath("v1", "ws")
 	if u.Scheme == "https" {
 		u.Scheme = "wss"
 	} else {
 		u.Scheme = "ws"
+	}
+	if device != "" {
+		u.RawQuery = url.Values{"device": {device}}.Encode()
 	}
 	return u.String()
 }

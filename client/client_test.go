@@ -297,10 +297,21 @@ func TestNewChecksTheBaseURL(t *testing.T) {
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
 			}
-			if err == nil && c.wsURL() != tt.wantWS {
-				t.Fatalf("wsURL = %q, want %q", c.wsURL(), tt.wantWS)
+			if err == nil && c.wsURL("") != tt.wantWS {
+				t.Fatalf("wsURL = %q, want %q", c.wsURL(""), tt.wantWS)
 			}
 		})
+	}
+}
+
+func TestTheSocketURLCarriesTheDevice(t *testing.T) {
+	c, err := New("https://chat.example.com/sb/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// NGINX in front of several nodes routes on it (deploy/nginx).
+	if got, want := c.wsURL("dev_a&b"), "wss://chat.example.com/sb/v1/ws?device=dev_a%26b"; got != want {
+		t.Fatalf("wsURL = %q, want %q", got, want)
 	}
 }
 

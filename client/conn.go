@@ -85,6 +85,7 @@ func (o ConnOptions) withDefaults() ConnOptions {
 type Conn struct {
 	client *Client
 	token  string
+	device string // the session's device id: the proxy's routing key
 	opts   ConnOptions
 	log    *slog.Logger
 
@@ -123,8 +124,8 @@ type call struct {
 	err     error
 }
 
-// Connect opens the device's WebSocket (GET /v1/ws with the session's
-// token) and starts receiving. A refused upgrade is an *Error (e.g. 401
+// Connect opens the device's WebSocket (GET /v1/ws?device=<its id> with the
+// session's token) and starts receiving. A refused upgrade is an *Error (e.g. 401
 // unauthorized). ctx bounds only this first dial; the Conn lives until
 // Close or until the server ends it for good.
 func Connect(ctx context.Context, s *Session, opts ConnOptions) (*Conn, error) {
@@ -135,6 +136,7 @@ func Connect(ctx context.Context, s *Session, opts ConnOptions) (*Conn, error) {
 	c := &Conn{
 		client:    s.client,
 		token:     s.Token,
+		device:    s.DeviceID,
 		opts:      opts,
 		log:       opts.Logger,
 		msgs:      make(chan Message, opts.Buffer),

@@ -291,7 +291,7 @@ func (c *Conn) reconnect(immediate bool) (*websocket.Conn, error) {
 func (c *Conn) dial(ctx context.Context) (*websocket.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
 	defer cancel()
-	ws, resp, err := websocket.Dial(ctx, c.client.wsURL(), &websocket.DialOptions{
+	ws, resp, err := websocket.Dial(ctx, c.client.wsURL(c.device), &websocket.DialOptions{
 		HTTPClient: c.client.hc,
 		HTTPHeader: http.Header{"Authorization": {"Bearer " + c.token}},
 	})
@@ -299,7 +299,7 @@ func (c *Conn) dial(ctx context.Context) (*websocket.Conn, error) {
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
 			return nil, responseError(resp)
 		}
-		return nil, fmt.Errorf("client: dialing %s: %w", c.client.wsURL(), err)
+		return nil, fmt.Errorf("client: dialing %s: %w", c.client.wsURL(c.device), err)
 	}
 	ws.SetReadLimit(max(c.opts.ReadLimit, -1))
 	return ws, nil

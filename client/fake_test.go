@@ -159,6 +159,10 @@ func (f *fakeServer) serveWS(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusUnauthorized, "unauthorized", "missing or bad token")
 		return
 	}
+	if r.URL.Query().Get("device") != "dev_me" {
+		writeProblem(w, http.StatusBadRequest, "device_mismatch", "the device parameter must be this token's device, dev_me")
+		return
+	}
 	if f.refuse != nil {
 		if status := f.refuse(n); status != 0 {
 			writeProblem(w, status, "refused", "refused by the test")

@@ -276,7 +276,14 @@ func (w *worker) dial(c *Conn) {
 		c.fail("dial_nbconn")
 		return
 	}
-	req, accept := upgradeRequest(w.host, w.path, w.spec.Devices[c.Index].Token)
+	dev := &w.spec.Devices[c.Index]
+	path := w.path
+	if dev.DeviceID != "" {
+		// The routing key of NGINX in front of several nodes (deploy/nginx):
+		// each device lands on one node, as the SDK's sockets do.
+		path += "?device=" + url.QueryEscape(dev.DeviceID)
+	}
+	req, accept := upgradeRequest(w.host, path, dev.Token)
 	c.accept = accept
 	nc.SetSession(c)
 	c.mu.Lock()

@@ -27,6 +27,13 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, s.log, err)
 		return
 	}
+	// ?device= is the proxy's routing key (deploy/nginx): one that is not the
+	// token's device would put the socket on another device's node.
+	if v, ok := r.URL.Query()["device"]; ok && (len(v) != 1 || v[0] != id.DeviceID) {
+		writeProblem(w, s.log, sb.Errorf(sb.EINVALID, "device_mismatch",
+			"the device parameter must be this token's device, %s", id.DeviceID))
+		return
+	}
 	p := &peer{id: id}
 	if err := s.holdConn(r, p); err != nil {
 		writeProblem(w, s.log, err)
