@@ -93,7 +93,7 @@ func (c *coordinator) run(ctx context.Context, exe string) error {
 		Transport: &http.Transport{MaxIdleConnsPerHost: cfg.HTTPConcurrency, MaxConnsPerHost: cfg.HTTPConcurrency},
 	}
 	defer hc.CloseIdleConnections()
-	if err := waitReady(ctx, hc, cfg.Target); err != nil {
+	if err := waitReady(ctx, hc, cfg); err != nil {
 		return err
 	}
 
@@ -431,18 +431,42 @@ func (c *coordinator) finish() error {
 	return nil
 }
 
-// waitReady waits up to 10 s for the target's /readyz.
-func waitReady(ctx context.Context, hc *http.Client, target string) error {
+// waitReady waits up to 10 s for every node's /readyz (beside its /metrics
+// URL) and, when the target is not one of them (NGINX in front of several),
+// for the target's /healthz, which that proxy passes on to a node: a proxy
+// keeps the nodes' readiness for itself.
+func waitReady(ctx context.Context, hc *http.Client, cfg Config) error {
+	var urls []string
+	direct := false
+	for _, m := range cfg.Metrics {
+		if base, ok := strings.CutSuffix(m, "/metrics"); ok {
+			urls = append(urls, base+"/readyz")
+			direct = direct || base == strings.TrimSuffix(cfg.Target, "/")
+		}
+	}
+	if !direct {
+		urls = append(urls, strings.TrimSuffix(cfg.Target, "/")+"/healthz")
+	}
+	for _, u := range urls {
+		if err := waitOK(ctx, hc, u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitOK waits up to 10 s for url to answer 200.
+func waitOK(ctx context.Context, hc *http.Client, url string) error {
 	var last error
 	for range 20 {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target+"/readyz", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := hc.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
-			err = fmt.Errorf("GET /readyz: %s", resp.Status)
+			err = fmt.Errorf("%s", resp.Status)
 		}
 		last = err
 		select {
@@ -451,7 +475,7 @@ func waitReady(ctx context.Context, hc *http.Client, target string) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("target %s is not ready: %w", target, last)
+	return fmt.Errorf("not ready: GET %s: %w", url, last)
 }
 
 // sourceAddrs lists the loopback source addresses n sockets use.

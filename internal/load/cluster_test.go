@@ -1,0 +1,166 @@
+package load_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/internal/load"
+	"github.com/switchboard-chat/switchboard/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+// TestFanoutThroughNGINX is the CI's small version of scripts/bench-cluster.sh:
+// two node processes on one private PostgreSQL and one private Redis, behind
+// a private NGINX running deploy/nginx/switchboard.conf, and sbload's
+// fan-out through NGINX's URL only. 20 groups of 10 users × 2 devices (400
+// sockets): NGINX's hash on ?device= spreads each group over both nodes, so
+// most deliveries cross from one node to the other through Redis. It asserts
+// counts, not timings: every socket connected, no error, every stored
+// message delivered once to every other device of its group, and both nodes
+// holding sockets (read from each node's own /metrics), so that NGINX
+// sending everything to one node fails it.
+//
+// One sender per group: its messages are committed and published by one
+// node, in seq order. With several senders of a group on different nodes,
+// two nodes' publishes of one conversation can reach Redis out of seq order,
+// and a node drops the lower seq as already written (internal/server/hub.go
+// keeps only the highest seq per socket and nothing fetches the gap): 18 of
+// 34,200 deliveries were lost in one of three runs with 3 senders a group.
+// Add senders here once that is fixed.
+func TestFanoutThroughNGINX(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs two binaries, PostgreSQL, Redis and NGINX")
+	}
+	dir := t.TempDir()
+	bins := buildCommands(t, dir, "switchboard", "sbload")
+	db, redis := testenv.Postgres(t), testenv.Redis(t)
+	const groups, users, devices = 20, 10, 2
+	const conns = groups * users * devices
+
+	var nodes, metrics []string
+	for i := range 2 {
+		// One after the other: the first applies the migrations.
+		u := startNode(t, bins["switchboard"], filepath.Join(dir, fmt.Sprintf("data-%d", i)),
+			"--db", db, "--redis", redis.URL(), "--send-rate-conversation", "0")
+		nodes, metrics = append(nodes, u), append(metrics, u+"/metrics")
+	}
+	ng := testenv.NGINX(t, nodes)
+
+	// sbload reads the nodes' RSS and CPU; the sockets each node holds are
+	// read here, during the run, from each node's own gauge.
+	peak := make([]float64, len(nodes))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			for i, u := range nodes {
+				if v, err := gauge(u, "switchboard_sockets_open"); err == nil {
+					peak[i] = max(peak[i], v)
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+
+	summary := filepath.Join(dir, "summary.json")
+	args := []string{"run", "--target", ng.URL(), "--metrics", strings.Join(metrics, ","),
+		"--scenario", "fanout", "--procs", "2",
+		"--groups", fmt.Sprint(groups), "--group-size", fmt.Sprint(users), "--devices-per-user", fmt.Sprint(devices),
+		"--senders", "1", "--rate", "4", "--ramp", "5s", "--hold", "15s", "--ack-interval", "500ms", "--out", summary}
+	out, err := runBounded(exec.Command(bins["sbload"], args...), 3*time.Minute)
+	close(stop)
+	wg.Wait()
+	if t.Failed() || err != nil {
+		t.Logf("nginx error log:\n%s", ng.ErrorLog())
+	}
+	if err != nil {
+		t.Fatalf("sbload run: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(summary)
+	if err != nil {
+		t.Fatalf("no summary: %v\n%s", err, out)
+	}
+	var s load.Summary
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+
+	if s.Conns.Connected != conns || s.Conns.AtEnd != conns || s.Conns.Failed != 0 || s.Conns.Dropped != 0 {
+		t.Errorf("conns %+v, want all %d connected through the end", s.Conns, conns)
+	}
+	if s.ErrorsTotal != 0 {
+		t.Errorf("errors %v (samples %v), want none", s.Errors, s.ErrorSample)
+	}
+	// Every socket was on one node or the other, and each node had a fair
+	// part of them: the hash of 400 device ids over two nodes.
+	if peak[0]+peak[1] != conns || min(peak[0], peak[1]) < conns/4 {
+		t.Errorf("nodes held %v sockets at their peaks, want %d in all and at least %d on each", peak, conns, conns/4)
+	}
+	if len(s.Params.Metrics) != 2 || s.Server.RSSAt0 <= 0 || s.Server.RSSAtN <= 0 {
+		t.Errorf("metrics URLs %v, RSS at 0 %d and at N %d: want both nodes sampled", s.Params.Metrics, s.Server.RSSAt0, s.Server.RSSAtN)
+	}
+	f := s.Fanout
+	if f == nil {
+		t.Fatalf("no fanout summary\n%s", out)
+	}
+	if f.SentOK == 0 || f.SentOK != f.Sent || f.Stored != f.SentOK {
+		t.Errorf("sent %d, sent ok %d, stored %d; want every send stored and at least one", f.Sent, f.SentOK, f.Stored)
+	}
+	if want := f.Stored * (users*devices - 1); f.Expected != want || f.Delivered != want {
+		t.Errorf("delivered %d of %d expected, want %d of %d", f.Delivered, f.Expected, want, want)
+	}
+	if !f.ZeroLoss || f.Lost != 0 || f.Duplicates != 0 || f.OwnEcho != 0 || f.Foreign != 0 || f.SendErrors != 0 {
+		t.Errorf("fanout %+v, want zero loss and nothing extra", *f)
+	}
+	// Both nodes took sends and published them on Redis; none was dropped.
+	for i, u := range nodes {
+		if got := metricValue(t, u, "switchboard_bus_published_total"); got == 0 {
+			t.Errorf("node %d published nothing on Redis", i)
+		}
+		if got := metricValue(t, u, "switchboard_bus_dropped_total"); got != 0 {
+			t.Errorf("node %d: switchboard_bus_dropped_total %v, want 0", i, got)
+		}
+	}
+	if bytes.Contains(out, []byte("DATA RACE")) {
+		t.Error("the race detector found a race in sbload")
+	}
+	if t.Failed() {
+		t.Logf("sbload output:\n%s", out)
+	}
+}
+
+// gauge reads one unlabelled sample from a node's /metrics, or fails
+// quietly (the node may be busy for a moment; the poll goes on).
+func gauge(url, name string) (float64, error) {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	vals, err := load.ParseMetrics(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	v, ok := vals[name]
+	if !ok {
+		return 0, fmt.Errorf("no %s", name)
+	}
+	return v, nil
+}
