@@ -4,6 +4,8 @@
 //	    --ramp 20s --hold 30s --out summary.json [--series series.jsonl]
 //	sbload table summary.json...   (prints the memory table of summaries)
 //	sbload broadcast-table [--json] bare.json full.json...   (the broadcast table of pairs)
+//	sbload nginx-conf --dir DIR --listen ADDR [--workers N] [--user U] NODE_URL...
+//	    (deploy/nginx/switchboard.conf rendered for a private NGINX in front of the nodes)
 //	sbload worker   (started by `run`; not for people)
 //
 // The logic lives in internal/load; this file only reads flags.
@@ -22,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/deploy/nginx"
 	"github.com/switchboard-chat/switchboard/internal/load"
 )
 
@@ -55,6 +58,9 @@ const usage = `usage:
   sbload table summary.json...   (one row per summary: conns, RSS at 0 and N, bytes per conn)
   sbload broadcast-table [--json] bare.json full.json [bare.json full.json...]
                     (one row per pair of broadcast summaries: bare server, then node)
+  sbload nginx-conf --dir DIR --listen 127.0.0.1:PORT [--workers N] [--user U] NODE_URL...
+                    (prints deploy/nginx/switchboard.conf rendered for a private NGINX in front of
+                     the nodes: pid, logs and temp files in DIR; run it with nginx -p DIR -c DIR/nginx.conf)
   sbload worker     (started by run)
 
 run flags:
@@ -82,6 +88,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 			return enc.Encode(rows)
 		}
 		return load.PrintBroadcastTable(m.Stdout, args[1:])
+	case "nginx-conf":
+		return m.nginxConf(args[1:])
 	case "run":
 		if err := m.ParseFlags(args[1:]); err != nil {
 			return err
@@ -192,4 +200,26 @@ func commandLine(args []string) string {
 		q[i] = a
 	}
 	return strings.Join(q, " ")
+}
+
+// nginxConf prints the deployed NGINX configuration rendered for a private
+// instance in front of the nodes given as arguments (scripts/bench-cluster.sh).
+func (m *Main) nginxConf(args []string) error {
+	var p nginx.Private
+	fs := flag.NewFlagSet("sbload nginx-conf", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	fs.StringVar(&p.Dir, "dir", "", "absolute folder for pid, logs and temp files")
+	fs.StringVar(&p.Listen, "listen", "", "address to listen on, e.g. 127.0.0.1:18080")
+	fs.IntVar(&p.Workers, "workers", 0, "worker_processes (0 = as deployed); each holds at most ~9,900 proxied sockets")
+	fs.StringVar(&p.User, "user", "", "user the workers run as when started as root (empty: no user directive)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	p.Upstreams = fs.Args()
+	conf, err := nginx.Render(p)
+	if err != nil {
+		return err
+	}
+	_, err = m.Stdout.Write(conf)
+	return err
 }

@@ -74,3 +74,87 @@ bench_cleanup() {
   if [ -n "$pgbin" ]; then runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -m immediate -w stop >/dev/null 2>&1 || true; fi
   rm -rf "$work"
 }
+
+# --- several nodes behind a private NGINX (scripts/bench-cluster.sh) ---
+
+cluster_pids=()
+cluster_urls=()
+nginx_pid=""
+nginx_url=""
+nginx_dir=""
+
+# start_cluster_node LOG ARGS... starts one more node like start_node and
+# adds it to cluster_pids and cluster_urls (stop_cluster stops them all).
+start_cluster_node() {
+  start_node "$@" || return 1
+  cluster_pids+=("$node_pid")
+  cluster_urls+=("$node_url")
+  node_pid=""   # owned by stop_cluster now, not by stop_node
+}
+
+# start_private_nginx WORKERS NODE_URL... renders deploy/nginx/switchboard.conf
+# with $work/sbload nginx-conf for a private NGINX in $work/nginx on a free
+# loopback port, in front of the nodes, with WORKERS worker processes, and
+# starts it in the foreground (daemon off) in the background of this shell;
+# sets nginx_pid, nginx_url and nginx_dir.
+start_private_nginx() {
+  local workers=$1; shift
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  nginx_dir="$work/nginx"
+  mkdir -p "$nginx_dir"
+  local user=()
+  [ "$(id -u)" = 0 ] && user=(--user root)   # workers must enter $work (0700)
+  "$work/sbload" nginx-conf --dir "$nginx_dir" --listen "127.0.0.1:$port" --workers "$workers" "${user[@]}" "$@" >"$nginx_dir/nginx.conf"
+  nginx -p "$nginx_dir" -c "$nginx_dir/nginx.conf" -e "$nginx_dir/error.log" &
+  nginx_pid=$!
+  nginx_url="http://127.0.0.1:$port"
+  for _ in $(seq 1 100); do
+    [ -s "$nginx_dir/nginx.pid" ] && curl -s -o /dev/null "$nginx_url/healthz" && return 0
+    kill -0 "$nginx_pid" 2>/dev/null || { echo "nginx exited:"; cat "$nginx_dir/error.log"; return 1; }
+    sleep 0.1
+  done
+  echo "nginx did not answer on $nginx_url"; cat "$nginx_dir/error.log"; return 1
+}
+
+# nginx_workers_rss_kb prints the summed RSS (KiB) of the NGINX workers.
+nginx_workers_rss_kb() {
+  ps -o rss= --ppid "$nginx_pid" 2>/dev/null | awk '{s += $1} END {print s + 0}'
+}
+
+# sockstat_tcp FIELD prints a number of the TCP line of /proc/net/sockstat
+# (inuse, orphan, tw, alloc, mem; mem is in pages).
+sockstat_tcp() {
+  awk -v f="$1" '$1 == "TCP:" {for (i = 2; i < NF; i++) if ($i == f) print $(i + 1)}' /proc/net/sockstat
+}
+
+# meminfo_kb FIELD prints a /proc/meminfo value in KiB (Slab, MemAvailable, ...).
+meminfo_kb() {
+  awk -v f="$1:" '$1 == f {print $2}' /proc/meminfo
+}
+
+# node_metric URL NAME prints one unlabelled sample of the node's /metrics
+# as an integer (empty when the node does not answer).
+node_metric() {
+  curl -s --max-time 5 "$1/metrics" | awk -v n="$2" '$1 == n {printf "%.0f\n", $2}'
+}
+
+# stop_cluster stops the private NGINX (fast shutdown) and every cluster
+# node (SIGTERM, then SIGKILL after 15 s).
+stop_cluster() {
+  if [ -n "$nginx_pid" ]; then
+    kill -TERM "$nginx_pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$nginx_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$nginx_pid" 2>/dev/null || true
+    wait "$nginx_pid" 2>/dev/null || true
+    nginx_pid=""
+  fi
+  local pid
+  for pid in "${cluster_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${cluster_pids[@]}"; do
+    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  cluster_pids=()
+}
