@@ -112,6 +112,21 @@ type AppendObserver interface {
 	OnAppended(fn func(m *Message))
 }
 
+// AsyncAppender is implemented by stores whose appends can be queued
+// without waiting for their commit, so that a socket that sends faster than
+// one commit at a time has several sends in one group commit instead of one
+// commit each.
+type AsyncAppender interface {
+	// AppendMessageAsync is AppendMessage that returns at once: it queues m
+	// behind every append queued before it (calls for one conversation
+	// from one goroutine get seqs in call order) and calls done exactly
+	// once with what AppendMessage would return, after the commit that
+	// holds m (from the store's committer, so done must not block), or
+	// before it returns when m cannot be queued (a closed store). m is
+	// the store's until done is called.
+	AppendMessageAsync(m *Message, done func(stored *Message, duplicate bool, err error))
+}
+
 // Store is the durable truth. Both implementations (SQLite, PostgreSQL) pass
 // the same conformance suite in internal/storetest.
 //

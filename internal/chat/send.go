@@ -58,19 +58,54 @@ func (s *Service) validSend(r *SendRequest) error {
 // It returns the stored message; duplicate is true when the device already
 // sent this client id (nothing new was stored).
 func (s *Service) Send(ctx context.Context, id Identity, r *SendRequest) (stored *sb.Message, duplicate bool, err error) {
-	if err := s.validSend(r); err != nil {
+	m, err := s.prepare(ctx, id, r)
+	if err != nil {
 		return nil, false, err
+	}
+	stored, duplicate, err = s.store.AppendMessage(ctx, m)
+	return s.finish(m, stored, duplicate, err)
+}
+
+// SendAsync is Send for a caller that must not wait for the commit (a
+// socket's reader, so that one socket can have several sends in one group
+// commit): it calls done exactly once with what Send would return, before
+// it returns when r is refused or when the store cannot append without
+// waiting, else after the commit, from the store's committer (done must
+// not block). Sends of one caller to one conversation get seqs in call
+// order.
+func (s *Service) SendAsync(ctx context.Context, id Identity, r *SendRequest, done func(stored *sb.Message, duplicate bool, err error)) {
+	m, err := s.prepare(ctx, id, r)
+	if err != nil {
+		done(nil, false, err)
+		return
+	}
+	if a, ok := s.store.(sb.AsyncAppender); ok {
+		a.AppendMessageAsync(m, func(stored *sb.Message, duplicate bool, err error) {
+			done(s.finish(m, stored, duplicate, err))
+		})
+		return
+	}
+	stored, duplicate, err := s.store.AppendMessage(ctx, m)
+	done(s.finish(m, stored, duplicate, err))
+}
+
+// prepare checks a send and builds the message to store: the caller's
+// membership and limits, and ciphertexts for exactly the active devices of
+// the members (sealed here in the server-assisted mode).
+func (s *Service) prepare(ctx context.Context, id Identity, r *SendRequest) (*sb.Message, error) {
+	if err := s.validSend(r); err != nil {
+		return nil, err
 	}
 	members, err := s.member(ctx, id, r.ConversationID)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if err := s.sendAllowed(ctx, id, r.ConversationID); err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	devices, err := s.cache.activeDevices(ctx, members)
 	if err != nil {
-		return nil, false, fmt.Errorf("send: %w", err)
+		return nil, fmt.Errorf("send: %w", err)
 	}
 	m := &sb.Message{ConversationID: r.ConversationID, SenderUserID: id.UserID, SenderDeviceID: id.DeviceID,
 		ClientID: r.ClientID, SentAt: s.now(), Ciphertexts: make(map[string][]byte, devices.count())}
@@ -86,22 +121,27 @@ func (s *Service) Send(ctx context.Context, id Identity, r *SendRequest) (stored
 		err := sealAssisted(m, devices, r.Plaintext)
 		clear(r.Plaintext) // from here on only ciphertext exists
 		if err != nil {
-			return nil, false, err
+			return nil, err
 		}
 	case r.Ciphertext != nil:
 		m.Shared = r.Ciphertext
 	default:
 		if err := matchDevices(m.Ciphertexts, r.Ciphertexts); err != nil {
-			return nil, false, err
+			return nil, err
 		}
 	}
-	stored, duplicate, err = s.store.AppendMessage(ctx, m)
+	return m, nil
+}
+
+// finish turns the store's answer to the append of m into Send's: a
+// client error, the stored duplicate, or m, stored and published.
+func (s *Service) finish(m, stored *sb.Message, duplicate bool, err error) (*sb.Message, bool, error) {
 	if err != nil {
 		return nil, false, sb.Errorf(sb.EUNAVAILABLE, "unavailable", "the message could not be stored; retry with the same id")
 	}
 	if duplicate {
 		if stored.ConversationID != m.ConversationID {
-			return nil, false, sb.Errorf(sb.EINVALID, "invalid_message", "this device already used id %q in another conversation", r.ClientID)
+			return nil, false, sb.Errorf(sb.EINVALID, "invalid_message", "this device already used id %q in another conversation", m.ClientID)
 		}
 		return stored, true, nil
 	}

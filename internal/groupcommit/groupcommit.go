@@ -7,8 +7,8 @@
 // adds no latency; a busy one makes batches as large as the commit is slow.
 //
 // Every caller gets its own result, and only after the commit of the batch
-// that holds its job. The commit function decides what one job's failure
-// means for the others.
+// that holds its job: Do waits for it, Go has it passed to a function. The
+// commit function decides what one job's failure means for the others.
 package groupcommit
 
 import (
@@ -19,7 +19,7 @@ import (
 	"sync/atomic"
 )
 
-// ErrClosed is returned by Do after Close.
+// ErrClosed is returned by Do, and passed by Go, after Close.
 var ErrClosed = errors.New("groupcommit: closed")
 
 // Job is one call's input and, once its batch is committed, its result.
@@ -30,8 +30,9 @@ type Job[In, Out any] struct {
 	Out Out
 	Err error
 
-	done  chan struct{}
-	taken bool // in a batch: too late to withdraw; guarded by Queue.mu
+	done  chan struct{}    // closed after the commit, for Do
+	then  func(Out, error) // called after the commit, for Go
+	taken bool             // in a batch: too late to withdraw; guarded by Queue.mu
 }
 
 // Config sizes the batches. Zero values get the defaults in brackets.
@@ -75,19 +76,10 @@ func New[In, Out any](cfg Config[In], commit func(batch []*Job[In, Out])) *Queue
 // (the batch does not depend on any caller's context).
 func (q *Queue[In, Out]) Do(ctx context.Context, in In) (Out, error) {
 	j := &Job[In, Out]{In: in, done: make(chan struct{})}
-	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
+	if !q.enqueue(j) {
 		var zero Out
 		return zero, ErrClosed
 	}
-	q.queue = append(q.queue, j)
-	if !q.running {
-		q.running = true
-		q.idle.Add(1)
-		go q.run()
-	}
-	q.mu.Unlock()
 
 	select {
 	case <-j.done:
@@ -104,6 +96,35 @@ func (q *Queue[In, Out]) Do(ctx context.Context, in In) (Out, error) {
 	q.mu.Unlock()
 	<-j.done
 	return j.Out, j.Err
+}
+
+// Go queues in and returns at once; then is called with its result once the
+// batch that holds it is committed, from the committer's goroutine (so it
+// must not block), or at once with ErrClosed after Close. Jobs queued one
+// after the other are committed in that order, in one batch or in
+// consecutive ones. A job queued by Go cannot be withdrawn.
+func (q *Queue[In, Out]) Go(in In, then func(Out, error)) {
+	if !q.enqueue(&Job[In, Out]{In: in, then: then}) {
+		var zero Out
+		then(zero, ErrClosed)
+	}
+}
+
+// enqueue adds j to the queue and starts a committer if none runs. It
+// reports false, queueing nothing, after Close.
+func (q *Queue[In, Out]) enqueue(j *Job[In, Out]) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return false
+	}
+	q.queue = append(q.queue, j)
+	if !q.running {
+		q.running = true
+		q.idle.Add(1)
+		go q.run()
+	}
+	return true
 }
 
 // run commits batches until the queue is empty.
@@ -123,7 +144,11 @@ func (q *Queue[In, Out]) run() {
 		q.jobs.Add(uint64(len(batch)))
 		q.commit(batch)
 		for _, j := range batch {
-			close(j.done)
+			if j.then != nil {
+				j.then(j.Out, j.Err)
+			} else {
+				close(j.done)
+			}
 		}
 	}
 }

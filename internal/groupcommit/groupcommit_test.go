@@ -253,6 +253,66 @@ func TestQueue(t *testing.T) {
 		}
 	})
 
+	t.Run("Go returns at once and hands each job its result after its commit, in queue order", func(t *testing.T) {
+		g := newGate()
+		q := New(Config[int]{MaxBatch: 4}, g.commit)
+		defer q.Close()
+		var mu sync.Mutex
+		var got []string
+		all := make(chan struct{})
+		const n = 10
+		for i := range n {
+			in := i
+			if i == 3 {
+				in = -3 // refused: its error is its own
+			}
+			q.Go(in, func(out string, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					out = err.Error()
+				}
+				got = append(got, out)
+				if len(got) == n {
+					close(all)
+				}
+			})
+		}
+		<-g.started
+		mu.Lock()
+		early := len(got)
+		mu.Unlock()
+		if early != 0 {
+			t.Fatalf("%d results before the first batch committed", early)
+		}
+		close(g.release)
+		<-all
+		want := []string{"out 0", "out 1", "out 2", "job -3 refused", "out 4", "out 5", "out 6", "out 7", "out 8", "out 9"}
+		if !slices.Equal(got, want) {
+			t.Errorf("results %q, want %q", got, want)
+		}
+		total := 0
+		for _, size := range g.sizes() {
+			if size > 4 {
+				t.Errorf("a batch of %d, MaxBatch is 4", size)
+			}
+			total += size
+		}
+		if total != n {
+			t.Errorf("%d jobs committed, want %d", total, n)
+		}
+	})
+
+	t.Run("Go after Close passes ErrClosed at once", func(t *testing.T) {
+		q := New(Config[int]{}, newGate().commit)
+		q.Close()
+		var got error
+		q.Go(1, func(_ string, err error) { got = err })
+		if !errors.Is(got, ErrClosed) {
+			t.Errorf("err = %v, want ErrClosed before Go returns", got)
+		}
+	})
+
 	t.Run("many concurrent callers each get their own result", func(t *testing.T) {
 		q := New(Config[int]{MaxBatch: 16}, func(batch []*Job[int, string]) {
 			for _, j := range batch {

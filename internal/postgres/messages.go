@@ -24,6 +24,19 @@ var errRaced = errors.New("client id stored by a concurrent append")
 // (without its ciphertexts) and duplicate=true. An empty ClientID is never
 // deduplicated.
 func (s *Store) AppendMessage(ctx context.Context, m *switchboard.Message) (*switchboard.Message, bool, error) {
+	in := newAppendIn(m)
+	out, err := s.lane(m.ConversationID).Do(ctx, in)
+	return appended(m, in, out, err)
+}
+
+// AppendMessageAsync implements switchboard.AsyncAppender: AppendMessage
+// without the wait.
+func (s *Store) AppendMessageAsync(m *switchboard.Message, done func(*switchboard.Message, bool, error)) {
+	in := newAppendIn(m)
+	s.lane(m.ConversationID).Go(in, func(out appendOut, err error) { done(appended(m, in, out, err)) })
+}
+
+func newAppendIn(m *switchboard.Message) appendIn {
 	in := appendIn{m: m, sentAt: m.SentAt.UTC().Truncate(time.Microsecond)}
 	if m.SentAt.IsZero() {
 		in.sentAt = time.Now().UTC().Truncate(time.Millisecond)
@@ -32,7 +45,11 @@ func (s *Store) AppendMessage(ctx context.Context, m *switchboard.Message) (*swi
 		// Here, not in the committer, which holds the conversations' locks.
 		in.set, in.setHash = recipientSet(m)
 	}
-	out, err := s.lane(m.ConversationID).Do(ctx, in)
+	return in
+}
+
+// appended is AppendMessage's result for in, once its batch committed.
+func appended(m *switchboard.Message, in appendIn, out appendOut, err error) (*switchboard.Message, bool, error) {
 	switch {
 	case err != nil:
 		return nil, false, fmt.Errorf("postgres: append message to %s: %w", m.ConversationID, err)

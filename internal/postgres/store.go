@@ -23,7 +23,10 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/groupcommit"
 )
 
-var _ switchboard.Store = (*Store)(nil)
+var (
+	_ switchboard.Store         = (*Store)(nil)
+	_ switchboard.AsyncAppender = (*Store)(nil)
+)
 
 // Store is a switchboard.Store on a PostgreSQL database. It is safe for
 // concurrent use.

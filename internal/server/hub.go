@@ -2,6 +2,7 @@ package server
 
 import (
 	"sync"
+	"sync/atomic"
 
 	sb "github.com/switchboard-chat/switchboard"
 	"github.com/switchboard-chat/switchboard/internal/chat"
@@ -15,11 +16,14 @@ type peer struct {
 	conn *gateway.Conn
 	lim  socketLimits // abuse limits of this socket (security.go)
 
+	sending atomic.Int32 // sends waiting for their commit (ws.go)
+
 	mu      sync.Mutex
 	syncing bool             // backlog replay in progress: live messages wait in pending
 	pending []*sb.Message    // live messages that arrived while syncing
 	last    map[string]int64 // per conversation, the highest seq written to this socket
 	closed  bool
+	drained chan struct{} // closed when no send waits for its commit any more, for a ping
 }
 
 // deliver writes frame (m encoded for this device) unless it was already

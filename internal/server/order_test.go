@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/switchboard-chat/switchboard/internal/groupcommit"
 )
 
 // TestLiveDeliveryInSeqOrder: sends from many devices into one conversation
@@ -78,6 +79,55 @@ func TestLiveDeliveryInSeqOrder(t *testing.T) {
 				}
 				last = seq
 				got++
+			}
+		})
+	}
+}
+
+// TestOneSocketsSendsShareACommit: a device that sends faster than one
+// commit at a time (frames written back to back, answers not awaited) has
+// its sends committed together instead of one commit each, and still gets
+// one answer per send, with seqs in send order in each conversation.
+func TestOneSocketsSendsShareACommit(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			n := startNode(t, b.open(t))
+			alice := n.signup(t, "alice", "phone")[0]
+			bob := n.signup(t, "bob", "phone")[0]
+			convs := []string{n.conversation(t, alice, "direct", bob.user), n.conversation(t, alice, "group", bob.user)}
+			stats := n.store.(interface{ AppendStats() groupcommit.Stats })
+			before := stats.AppendStats()
+
+			s := n.dial(t, alice.token)
+			s.expect(t, "synced")
+			const sends = 60 // within the default burst of the per-device send limit
+			for k := range sends {
+				frame, _ := json.Marshal(map[string]any{"type": "send", "id": fmt.Sprint("m", k),
+					"conversation": convs[k%2], "ciphertext": []byte("x")})
+				if err := s.c.Write(context.Background(), websocket.MessageText, frame); err != nil {
+					t.Fatal(err)
+				}
+			}
+			seqs := make(map[string]float64) // by id
+			for len(seqs) < sends {
+				f := s.read(t)
+				if f["type"] != "sent" {
+					t.Fatalf("answer %v, want sent", f)
+				}
+				id := f["id"].(string)
+				if _, dup := seqs[id]; dup {
+					t.Fatalf("a second answer to %s", id)
+				}
+				seqs[id] = f["seq"].(float64)
+			}
+			for k := range sends {
+				if want := float64(k/2 + 1); seqs[fmt.Sprint("m", k)] != want {
+					t.Errorf("m%d (conversation %d): seq %v, want %v (send order)", k, k%2, seqs[fmt.Sprint("m", k)], want)
+				}
+			}
+			after := stats.AppendStats()
+			if jobs, batches := after.Jobs-before.Jobs, after.Batches-before.Batches; jobs != sends || batches >= sends {
+				t.Errorf("%d sends in %d commits, want %d sends in fewer commits than sends", jobs, batches, sends)
 			}
 		})
 	}

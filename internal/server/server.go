@@ -46,6 +46,7 @@ type Server struct {
 	ctx      context.Context // cancelled at shutdown: stops syncs and in-flight work
 	cancel   context.CancelFunc
 	syncs    sync.WaitGroup
+	sends    sync.WaitGroup // socket sends waiting for their commit (ws.go)
 	unsubBus func()
 }
 
@@ -112,6 +113,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.gw.Shutdown(ctx)
 	s.cancel()
 	s.syncs.Wait()
+	s.sends.Wait() // their answers go nowhere, but their messages are published
 	// Every socket is closed: commit the acks they sent.
 	if ferr := s.svc.FlushAcks(ctx); ferr != nil && err == nil {
 		err = ferr

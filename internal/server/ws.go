@@ -136,6 +136,7 @@ func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 	ctx := s.ctx
 	switch f.Type {
 	case "ping":
+		p.waitSends() // a pong answers after every frame before it
 		c.Write(pongFrame)
 	case "ack":
 		if f.Conversation == "" || f.Seq == nil {
@@ -151,15 +152,75 @@ func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 			s.writeError(c, f.ID, sb.Errorf(sb.EINVALID, "bad_frame", "send needs a conversation"))
 			return
 		}
-		m, _, err := s.svc.Send(ctx, p.id, &chat.SendRequest{ClientID: f.ID, ConversationID: f.Conversation,
-			Ciphertexts: f.Ciphertexts, Ciphertext: f.Ciphertext, Plaintext: f.Plaintext})
-		if err != nil {
-			s.writeError(c, f.ID, err)
-			return
-		}
-		var buf [160]byte
-		c.Write(appendSent(buf[:0], f.ID, m))
+		s.send(ctx, c, p, &f)
 	}
+}
+
+// maxSendsInFlight is how many of a socket's sends may wait for their
+// commit while its next frames are read: a socket that sends faster than
+// one commit at a time gets its sends into one group commit, and what one
+// socket makes the node hold stays bounded (this many sends, besides the
+// gateway's bound on frames read and not yet handled).
+const maxSendsInFlight = 16
+
+// send stores a send frame's message without holding up the socket's next
+// frames: the answer (sent, or an error) is written when its commit is
+// done, so it may come after the answers to later frames (but for a pong:
+// see waitSends). Answers to sends into one conversation keep their order
+// (so do the seqs). Past maxSendsInFlight the socket waits for this send's
+// commit.
+func (s *Server) send(ctx context.Context, c *gateway.Conn, p *peer, f *inFrame) {
+	id := f.ID
+	var wait chan struct{}
+	if p.sending.Add(1) > maxSendsInFlight {
+		wait = make(chan struct{})
+	}
+	s.sends.Add(1)
+	s.svc.SendAsync(ctx, p.id, &chat.SendRequest{ClientID: id, ConversationID: f.Conversation,
+		Ciphertexts: f.Ciphertexts, Ciphertext: f.Ciphertext, Plaintext: f.Plaintext},
+		func(m *sb.Message, _ bool, err error) {
+			if err != nil {
+				s.writeError(c, id, err)
+			} else {
+				var buf [160]byte
+				c.Write(appendSent(buf[:0], id, m))
+			}
+			p.sendDone()
+			s.sends.Done()
+			if wait != nil {
+				close(wait)
+			}
+		})
+	if wait != nil {
+		<-wait
+	}
+}
+
+// sendDone counts a send of p's answered.
+func (p *peer) sendDone() {
+	if p.sending.Add(-1) != 0 {
+		return
+	}
+	p.mu.Lock()
+	if p.drained != nil {
+		close(p.drained)
+		p.drained = nil
+	}
+	p.mu.Unlock()
+}
+
+// waitSends returns once every send of p has been answered. It runs on the
+// socket's serial reader, so no new send starts meanwhile.
+func (p *peer) waitSends() {
+	p.mu.Lock()
+	if p.sending.Load() == 0 {
+		p.mu.Unlock()
+		return
+	}
+	ch := make(chan struct{})
+	p.drained = ch
+	p.mu.Unlock()
+	<-ch
 }
 
 func (s *Server) writeError(c *gateway.Conn, id string, err error) {

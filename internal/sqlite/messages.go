@@ -19,6 +19,19 @@ import (
 // (without its ciphertexts) and duplicate=true. An empty ClientID is never
 // deduplicated.
 func (s *Store) AppendMessage(ctx context.Context, m *switchboard.Message) (*switchboard.Message, bool, error) {
+	in := newAppendIn(m)
+	out, err := s.appends.Do(ctx, in)
+	return appended(m, in, out, err)
+}
+
+// AppendMessageAsync implements switchboard.AsyncAppender: AppendMessage
+// without the wait.
+func (s *Store) AppendMessageAsync(m *switchboard.Message, done func(*switchboard.Message, bool, error)) {
+	in := newAppendIn(m)
+	s.appends.Go(in, func(out appendOut, err error) { done(appended(m, in, out, err)) })
+}
+
+func newAppendIn(m *switchboard.Message) appendIn {
 	in := appendIn{m: m, sentAt: m.SentAt.UTC().Truncate(time.Microsecond)}
 	if m.SentAt.IsZero() {
 		in.sentAt = time.Now().UTC().Truncate(time.Millisecond)
@@ -27,7 +40,11 @@ func (s *Store) AppendMessage(ctx context.Context, m *switchboard.Message) (*swi
 		// Here, not in the committer, which holds the writer.
 		in.set, in.setHash = recipientSet(m)
 	}
-	out, err := s.appends.Do(ctx, in)
+	return in
+}
+
+// appended is AppendMessage's result for in, once its batch committed.
+func appended(m *switchboard.Message, in appendIn, out appendOut, err error) (*switchboard.Message, bool, error) {
 	switch {
 	case err != nil:
 		return nil, false, fmt.Errorf("sqlite: append message to %s: %w", m.ConversationID, err)

@@ -36,7 +36,10 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-var _ switchboard.Store = (*Store)(nil)
+var (
+	_ switchboard.Store         = (*Store)(nil)
+	_ switchboard.AsyncAppender = (*Store)(nil)
+)
 
 // Store is a switchboard.Store in one SQLite file. It is safe for
 // concurrent use.

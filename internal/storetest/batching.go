@@ -81,6 +81,64 @@ func wantGapless(t *testing.T, s switchboard.Store, seqs map[string][]int64) {
 
 func batchingTests() []storeTest {
 	return []storeTest{
+		{"AppendMessageAsync returns at once, answers each message once after its commit, with seqs in call order", func(t *testing.T, s switchboard.Store) {
+			a, ok := s.(switchboard.AsyncAppender)
+			if !ok {
+				t.Skip("the store has no AppendMessageAsync")
+			}
+			w := newWorld(t, s)
+			other := createConversation(t, s, "conv-async", w.alice.ID, w.alice.ID, w.bob.ID).ID
+			convs := []string{w.conv.ID, other}
+			const sends = 100
+			results := make(chan error, sends+1)
+			seqs := make([]int64, sends)
+			for k := range sends {
+				m := w.perDevice(fmt.Sprint("async", k))
+				m.ConversationID = convs[k%2]
+				if k == 50 {
+					m.ClientID = "async0" // a retry of the first: its stored result
+				}
+				a.AppendMessageAsync(m, func(stored *switchboard.Message, dup bool, err error) {
+					switch {
+					case err != nil:
+					case dup != (k == 50):
+						err = fmt.Errorf("send %d: duplicate = %v", k, dup)
+					case stored.ConversationID != convs[k%2] && k != 50:
+						err = fmt.Errorf("send %d answered for conversation %s", k, stored.ConversationID)
+					default:
+						seqs[k] = stored.Seq
+						// A read from the committer's goroutine, which done
+						// should not do; here it shows the commit came first.
+						err = committed(s, w.b1.ID, stored.ConversationID, stored.Seq)
+					}
+					results <- err
+				})
+			}
+			for range sends {
+				if err := <-results; err != nil {
+					t.Fatal(err)
+				}
+			}
+			select {
+			case err := <-results:
+				t.Fatalf("a second answer: %v", err)
+			default:
+			}
+			next := map[string]int64{}
+			for k := range sends {
+				if k == 50 {
+					if seqs[k] != seqs[0] {
+						t.Errorf("the retry got seq %d, want the first send's %d", seqs[k], seqs[0])
+					}
+					continue
+				}
+				c := convs[k%2]
+				next[c]++
+				if seqs[k] != next[c] {
+					t.Errorf("send %d got seq %d in its conversation, want %d (call order)", k, seqs[k], next[c])
+				}
+			}
+		}},
 		{"64 concurrent senders in 4 conversations get each conversation's seqs without gap, committed on return", func(t *testing.T, s switchboard.Store) {
 			w := newWorld(t, s)
 			convs := []string{w.conv.ID}
