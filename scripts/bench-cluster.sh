@@ -107,18 +107,20 @@ metrics=$(printf '%s/metrics,' "${cluster_urls[@]}"); metrics=${metrics%,}
 
 # sample prints one tab-separated line: unix time, total sockets, summed node
 # RSS (bytes), NGINX workers' RSS (KiB), TCP inuse, TCP mem (pages), Slab
-# (KiB), MemAvailable (KiB), then each node's sockets.
+# (KiB), MemAvailable (KiB), each node's sockets, NGINX workers' private
+# memory (KiB).
 sample() {
   local total=0 rss=0 per=() u s r
   for u in "${cluster_urls[@]}"; do
     s=$(node_metric "$u" switchboard_sockets_open); r=$(node_metric "$u" process_resident_memory_bytes)
     total=$((total + ${s:-0})); rss=$((rss + ${r:-0})); per+=("${s:-?}")
   done
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date +%s)" "$total" "$rss" "$(nginx_workers_rss_kb)" \
-    "$(sockstat_tcp inuse)" "$(sockstat_tcp mem)" "$(meminfo_kb Slab)" "$(meminfo_kb MemAvailable)" "${per[*]}"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date +%s)" "$total" "$rss" "$(nginx_workers_rss_kb)" \
+    "$(sockstat_tcp inuse)" "$(sockstat_tcp mem)" "$(meminfo_kb Slab)" "$(meminfo_kb MemAvailable)" "${per[*]}" \
+    "$(nginx_workers_private_kb)"
 }
 samples="$results/$name.samples.tsv"
-printf 'time\tsockets\tnode_rss\tnginx_rss_kb\ttcp_inuse\ttcp_mem_pages\tslab_kb\tmem_available_kb\tper_node\n' >"$samples"
+printf 'time\tsockets\tnode_rss\tnginx_rss_kb\ttcp_inuse\ttcp_mem_pages\tslab_kb\tmem_available_kb\tper_node\tnginx_private_kb\n' >"$samples"
 at0=$(sample)
 echo "$at0" >>"$samples"
 ( while sleep 2; do sample >>"$samples"; done ) &
@@ -141,7 +143,8 @@ for line in open(path).read().splitlines()[1:]:
     f = line.split("\t")
     try:
         rows.append(dict(t=int(f[0]), sockets=int(f[1]), node_rss=int(f[2]), nginx_kb=int(f[3]), inuse=int(f[4]),
-                         mem_pages=int(f[5]), slab_kb=int(f[6]), avail_kb=int(f[7]), per_node=[int(x) if x.isdigit() else None for x in f[8].split()]))
+                         mem_pages=int(f[5]), slab_kb=int(f[6]), avail_kb=int(f[7]), per_node=[int(x) if x.isdigit() else None for x in f[8].split()],
+                         nginx_private_kb=int(f[9])))
     except (ValueError, IndexError):
         pass
 # At N: the last sample with the most sockets. At 0: the last sample with no
@@ -156,6 +159,7 @@ fig = {
     "nodes": nodes, "nginx_workers": workers, "sockets_at_n": N, "sockets_per_node_at_n": n["per_node"],
     "before_sbload": rows[0], "at_0": z, "at_n": n,
     "nginx_user_bytes_per_conn": per((n["nginx_kb"] - z["nginx_kb"]) * 1024),
+    "nginx_private_bytes_per_conn": per((n["nginx_private_kb"] - z["nginx_private_kb"]) * 1024),
     "kernel_tcp_mem_bytes_per_conn": per((n["mem_pages"] - z["mem_pages"]) * 4096),
     "kernel_slab_bytes_per_conn": per((n["slab_kb"] - z["slab_kb"]) * 1024),
     "tcp_sockets_per_conn": per(n["inuse"] - z["inuse"]),
@@ -164,17 +168,17 @@ fig = {
     "notes": [
         "per conn = (at N - at 0) / sockets at N; one proxied connection is 4 socket ends: client, NGINX front, NGINX back, node",
         "kernel_tcp_mem is /proc/net/sockstat TCP mem (pages of socket buffers the kernel charged); kernel_slab is /proc/meminfo Slab (socket, inode, dentry, file and epoll objects)",
-        "mem_used includes sbload's workers and everything else on the box",
+        "mem_used is MemAvailable's drop: it includes sbload's workers and whatever else the box did meanwhile (noisy)",
     ],
 }
 json.dump(fig, open(out, "w"), indent=2)
 print(f"\nat N: {N} sockets over {nodes} nodes {n['per_node']}, NGINX {workers} workers")
 print(f"  NGINX user space per proxied connection:  {fig['nginx_user_bytes_per_conn']} B  (workers' RSS {z['nginx_kb']} -> {n['nginx_kb']} KiB)")
+print(f"  NGINX private memory per connection:      {fig['nginx_private_bytes_per_conn']} B  (workers' Private_* {z['nginx_private_kb']} -> {n['nginx_private_kb']} KiB)")
 print(f"  kernel TCP buffer memory per connection:  {fig['kernel_tcp_mem_bytes_per_conn']} B  (sockstat TCP mem {z['mem_pages']} -> {n['mem_pages']} pages)")
 print(f"  kernel slab per proxied connection:       {fig['kernel_slab_bytes_per_conn']} B  (Slab {z['slab_kb']} -> {n['slab_kb']} KiB; 4 socket ends)")
 print(f"  TCP sockets per connection:               {fig['tcp_sockets_per_conn']}  (inuse {z['inuse']} -> {n['inuse']})")
 print(f"  node RSS per socket:                      {fig['node_rss_bytes_per_conn']} B  (nodes {z['node_rss']} -> {n['node_rss']} B)")
-print(f"  machine memory used per connection:       {fig['mem_used_bytes_per_conn']} B  (all processes and the kernel)")
 PY
 echo "summary: $results/$name.json; figures: $results/$name.cluster.json"
 exit "$rc"

@@ -122,6 +122,17 @@ nginx_workers_rss_kb() {
   ps -o rss= --ppid "$nginx_pid" 2>/dev/null | awk '{s += $1} END {print s + 0}'
 }
 
+# nginx_workers_private_kb prints the summed private memory (KiB:
+# Private_Clean + Private_Dirty of smaps_rollup) of the NGINX workers: RSS
+# without the pages each worker shares with the master.
+nginx_workers_private_kb() {
+  local pid s=0
+  for pid in $(ps -o pid= --ppid "$nginx_pid" 2>/dev/null); do
+    s=$((s + $(awk '/^Private_(Clean|Dirty):/ {t += $2} END {print t + 0}' "/proc/$pid/smaps_rollup" 2>/dev/null || echo 0)))
+  done
+  echo "$s"
+}
+
 # sockstat_tcp FIELD prints a number of the TCP line of /proc/net/sockstat
 # (inuse, orphan, tw, alloc, mem; mem is in pages).
 sockstat_tcp() {
