@@ -82,6 +82,10 @@ func TestDeployedLimits(t *testing.T) {
 	if rl, wc := num("worker_rlimit_nofile"), num("worker_connections"); wc >= rl || wc < rl*9/10 {
 		t.Errorf("worker_connections %d against worker_rlimit_nofile %d: want a little under it", wc, rl)
 	}
+	// The node closes an idle HTTP connection after 30 s (--request-timeout).
+	if kt := num("keepalive_timeout"); kt >= 30 {
+		t.Errorf("upstream keepalive_timeout %ds: NGINX would reuse connections the node is closing", kt)
+	}
 	// The node pings every 30 s and closes a socket silent for 60 s.
 	if rt := num("proxy_read_timeout"); rt <= 60 {
 		t.Errorf("proxy_read_timeout %ds: a quiet socket would be cut before the node's ping keeps it alive", rt)
