@@ -73,13 +73,13 @@ work=$(mktemp -d)
 sampler_pid=""
 cluster_cleanup() {
   if [ -n "$sampler_pid" ]; then kill "$sampler_pid" 2>/dev/null || true; wait "$sampler_pid" 2>/dev/null || true; fi
+  stop_cluster   # first: NGINX writes its buffered access log as it exits
   if [ -n "$nginx_dir" ] && [ -d "$nginx_dir" ]; then
     tail -c 100000 "$nginx_dir/error.log" >"$results/nginx-error-$name.log" 2>/dev/null || true
     # Statuses NGINX answered /v1/ws with (101 upgraded, 499 client gone
     # before the node answered, 502/504 node failed), with the count.
     awk '$7 ~ /^\/v1\/ws/ {print $9}' "$nginx_dir/access.log" 2>/dev/null | sort | uniq -c >"$results/nginx-ws-status-$name.txt" || true
   fi
-  stop_cluster
   bench_cleanup
 }
 trap cluster_cleanup EXIT
