@@ -1,8 +1,10 @@
 package server
 
 import (
+	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	sb "github.com/switchboard-chat/switchboard"
 	"github.com/switchboard-chat/switchboard/internal/chat"
@@ -51,17 +53,29 @@ func (p *peer) writeLocked(m *sb.Message, frame []byte) {
 	}
 }
 
-// hub routes messages from the bus to the local sockets of their recipient devices.
+// hub routes messages from the bus to the local sockets of their recipient
+// devices, in seq order per conversation (sequence.go).
 type hub struct {
-	svc *chat.Service
+	svc  *chat.Service
+	log  *slog.Logger
+	seq  *sequencer
+	gaps atomic.Uint64 // gaps read from the store (a publish that never came)
 
 	mu     sync.RWMutex
 	peers  map[string]*peer              // by device id
 	byUser map[string]map[*peer]struct{} // by user id, for user-wide events
 }
 
-func newHub(svc *chat.Service) *hub {
-	return &hub{svc: svc, peers: make(map[string]*peer), byUser: make(map[string]map[*peer]struct{})}
+// gapGrace is how long a message that arrived past a gap in its
+// conversation's seqs waits for the gap to fill before the gap is read
+// from the store. Out-of-order arrivals from two nodes fill it within
+// milliseconds; only a publish that never comes waits the whole time.
+const gapGrace = time.Second
+
+func newHub(svc *chat.Service, log *slog.Logger) *hub {
+	h := &hub{svc: svc, log: log, peers: make(map[string]*peer), byUser: make(map[string]map[*peer]struct{})}
+	h.seq = newSequencer(gapGrace, h.fanOut, h.catchUp)
+	return h
 }
 
 // add registers p and returns the peer it replaces (the same device's older socket), if any.
@@ -131,10 +145,14 @@ func (h *hub) get(deviceID string) *peer {
 	return h.peers[deviceID]
 }
 
-// onBus is the bus subscriber: it hands a published message to each local
-// recipient. A shared ciphertext is encoded once for all its recipients; a
-// per-device one is encoded into one reused buffer (Write copies it).
-func (h *hub) onBus(m *sb.Message) {
+// onBus is the bus subscriber: it hands each published message to fanOut
+// in seq order per conversation.
+func (h *hub) onBus(m *sb.Message) { h.seq.add(m) }
+
+// fanOut hands a message to each local recipient. A shared ciphertext is
+// encoded once for all its recipients; a per-device one is encoded into one
+// reused buffer (Write copies it).
+func (h *hub) fanOut(m *sb.Message) {
 	var shared, buf []byte
 	d := delivery(m, m.Shared)
 	h.mu.RLock()

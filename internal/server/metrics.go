@@ -19,6 +19,9 @@ func (s *Server) metricsHandler() http.Handler {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "switchboard_sockets_open", Help: "WebSocket connections open on this node.",
 		}, func() float64 { return float64(s.gw.Count()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "switchboard_bus_gaps_total", Help: "Gaps in a conversation's seqs that no publish filled within a second, read from the store instead.",
+		}, func() float64 { return float64(s.hub.gaps.Load()) }),
 	)
 	if b, ok := s.bus.(*redisbus.Bus); ok {
 		reg.MustRegister(

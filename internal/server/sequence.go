@@ -1,0 +1,189 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	sb "github.com/switchboard-chat/switchboard"
+)
+
+// sequencer puts the bus's messages back in seq order per conversation
+// before the hub delivers them. One node publishes its commits in order
+// (the store's AppendObserver), but the commits of two nodes to one
+// conversation reach a third over two Redis connections, so seq 7 can
+// arrive before seq 6; a socket that got 7 would then drop 6 (its per
+// conversation high-water mark), and a client that drops what is at or
+// below the last seq it saw would too.
+//
+// A message past the next expected seq waits, with any others past it,
+// until the gap fills, or for at most grace: then the gap's messages are
+// read from the store for each local device of the conversation (a
+// publish that never came: a node that died between its commit and its
+// publish, a Redis restart) and the waiting ones go out after them.
+//
+// The per-conversation state is small (the next seq) and dropped after
+// idle without waiting messages, so a node that sees many conversations
+// keeps only the busy ones; the first message after that is taken as in
+// order.
+type sequencer struct {
+	grace   time.Duration
+	idle    time.Duration
+	deliver func(m *sb.Message)                 // the hub's delivery, in order
+	catchUp func(convID string, from, to int64) // reads seqs from..to from the store for local devices
+
+	mu    sync.Mutex
+	convs map[string]*convSeq
+	swept time.Time
+}
+
+type convSeq struct {
+	next  int64                 // the seq delivered next
+	held  map[int64]*sb.Message // arrived past next
+	timer *time.Timer           // running while held is not empty
+	seen  time.Time             // last arrival
+}
+
+func newSequencer(grace time.Duration, deliver func(*sb.Message), catchUp func(string, int64, int64)) *sequencer {
+	return &sequencer{grace: grace, idle: 10 * time.Minute, deliver: deliver, catchUp: catchUp,
+		convs: make(map[string]*convSeq), swept: time.Now()}
+}
+
+// add hands m to the hub now, or once the seqs before it have gone out.
+func (q *sequencer) add(m *sb.Message) {
+	now := time.Now()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.sweep(now)
+	c := q.convs[m.ConversationID]
+	if c == nil {
+		c = &convSeq{next: m.Seq}
+		q.convs[m.ConversationID] = c
+	}
+	c.seen = now
+	switch {
+	case m.Seq < c.next:
+		// Already past it: a duplicate, or a message that came after its
+		// gap was read from the store. Sockets drop what they have.
+		q.deliver(m)
+	case m.Seq == c.next:
+		q.deliver(m)
+		c.next++
+		q.release(c)
+	default:
+		if c.held == nil {
+			c.held = make(map[int64]*sb.Message)
+		}
+		c.held[m.Seq] = m
+		if c.timer == nil {
+			conv := m.ConversationID
+			c.timer = time.AfterFunc(q.grace, func() { q.expire(conv, c) })
+		}
+	}
+}
+
+// release delivers the held messages that are next in line. q.mu is held.
+func (q *sequencer) release(c *convSeq) {
+	for len(c.held) > 0 {
+		m, ok := c.held[c.next]
+		if !ok {
+			return
+		}
+		delete(c.held, c.next)
+		q.deliver(m)
+		c.next++
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+}
+
+// expire ends a wait of grace: the missing seqs are read from the store,
+// then the held messages go out in order.
+func (q *sequencer) expire(convID string, c *convSeq) {
+	q.mu.Lock()
+	if q.convs[convID] != c || len(c.held) == 0 {
+		q.mu.Unlock()
+		return
+	}
+	from, to := c.next, c.next
+	for seq := range c.held {
+		if to == from || seq < to {
+			to = seq
+		}
+	}
+	q.mu.Unlock()
+
+	// Outside the lock: store reads. New messages of the conversation wait
+	// in held meanwhile (next has not moved), so order still holds.
+	q.catchUp(convID, from, to-1)
+
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.convs[convID] != c {
+		return
+	}
+	c.timer = nil
+	if c.next < to {
+		c.next = to
+	}
+	q.release(c)
+	if len(c.held) > 0 && c.timer == nil { // another gap further on
+		c.timer = time.AfterFunc(q.grace, func() { q.expire(convID, c) })
+	}
+}
+
+// sweep forgets conversations idle for q.idle with nothing held, at most
+// once a minute. q.mu is held.
+func (q *sequencer) sweep(now time.Time) {
+	if now.Sub(q.swept) < time.Minute {
+		return
+	}
+	q.swept = now
+	for id, c := range q.convs {
+		if len(c.held) == 0 && now.Sub(c.seen) > q.idle {
+			delete(q.convs, id)
+		}
+	}
+}
+
+// catchUp writes seqs from..to of a conversation, read from the store, to
+// each local socket of the conversation that has not had them, in order
+// and before anything later (the sequencer holds the later ones meanwhile).
+func (h *hub) catchUp(convID string, from, to int64) {
+	h.gaps.Add(1)
+	h.mu.RLock()
+	var peers []*peer
+	for _, p := range h.peers {
+		p.mu.Lock()
+		last, ok := p.last[convID]
+		p.mu.Unlock()
+		if ok && last < to {
+			peers = append(peers, p)
+		}
+	}
+	h.mu.RUnlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var buf []byte
+	for _, p := range peers {
+		p.mu.Lock()
+		after := p.last[convID]
+		p.mu.Unlock()
+		ds, err := h.svc.Messages(ctx, p.id, convID, after, int(to-after))
+		if err != nil {
+			h.log.Warn("reading a gap from the store", "conversation", convID, "from", from, "to", to, "device", p.id.DeviceID, "err", err)
+			continue
+		}
+		p.mu.Lock()
+		for i := range ds {
+			if d := &ds[i]; d.Seq <= to && !p.syncing && !p.closed && d.Seq > p.last[convID] {
+				p.last[convID] = d.Seq
+				buf = appendMessage(buf[:0], d)
+				p.conn.Write(buf)
+			}
+		}
+		p.mu.Unlock()
+	}
+}

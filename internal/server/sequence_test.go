@@ -1,0 +1,126 @@
+package server
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	sb "github.com/switchboard-chat/switchboard"
+)
+
+// recorder is a sequencer's hub: what it delivered and what it read from the store.
+type recorder struct {
+	mu        sync.Mutex
+	delivered []string // "conv:seq"
+	caughtUp  []string // "conv:from-to"
+	gap       chan struct{}
+}
+
+func (r *recorder) deliver(m *sb.Message) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.delivered = append(r.delivered, fmt.Sprintf("%s:%d", m.ConversationID, m.Seq))
+}
+
+func (r *recorder) catchUp(conv string, from, to int64) {
+	r.mu.Lock()
+	r.caughtUp = append(r.caughtUp, fmt.Sprintf("%s:%d-%d", conv, from, to))
+	r.mu.Unlock()
+	r.gap <- struct{}{}
+}
+
+func (r *recorder) got() (delivered, caughtUp []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.delivered), slices.Clone(r.caughtUp)
+}
+
+func msg(conv string, seq int64) *sb.Message { return &sb.Message{ConversationID: conv, Seq: seq} }
+
+func TestSequencer(t *testing.T) {
+	newSeq := func(grace time.Duration) (*sequencer, *recorder) {
+		r := &recorder{gap: make(chan struct{}, 4)}
+		return newSequencer(grace, r.deliver, r.catchUp), r
+	}
+
+	t.Run("messages in order go out at once", func(t *testing.T) {
+		q, r := newSeq(time.Hour)
+		for seq := int64(5); seq <= 7; seq++ {
+			q.add(msg("a", seq))
+		}
+		if d, _ := r.got(); !slices.Equal(d, []string{"a:5", "a:6", "a:7"}) {
+			t.Errorf("delivered %v", d)
+		}
+	})
+
+	t.Run("a message past a gap waits for it, then both go out in seq order", func(t *testing.T) {
+		q, r := newSeq(time.Hour)
+		q.add(msg("a", 1))
+		q.add(msg("a", 3))
+		q.add(msg("b", 9)) // another conversation is not held up
+		q.add(msg("a", 4))
+		if d, _ := r.got(); !slices.Equal(d, []string{"a:1", "b:9"}) {
+			t.Fatalf("before the gap fills: delivered %v, want a:1 b:9", d)
+		}
+		q.add(msg("a", 2))
+		d, c := r.got()
+		if !slices.Equal(d, []string{"a:1", "b:9", "a:2", "a:3", "a:4"}) {
+			t.Errorf("delivered %v, want a:2 a:3 a:4 once the gap filled", d)
+		}
+		if len(c) != 0 {
+			t.Errorf("read %v from the store, want nothing: the gap filled", c)
+		}
+	})
+
+	t.Run("a gap no publish fills is read from the store after the grace, then the held messages go out", func(t *testing.T) {
+		q, r := newSeq(20 * time.Millisecond)
+		q.add(msg("a", 1))
+		q.add(msg("a", 4))
+		q.add(msg("a", 5))
+		select {
+		case <-r.gap:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no store read after the grace")
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			d, c := r.got()
+			if slices.Equal(d, []string{"a:1", "a:4", "a:5"}) {
+				if !slices.Equal(c, []string{"a:2-3"}) {
+					t.Errorf("store reads %v, want a:2-3", c)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("delivered %v, want a:1 a:4 a:5", d)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		q.add(msg("a", 2)) // the lost publish after all: sockets drop what they have
+		q.add(msg("a", 6))
+		if d, _ := r.got(); !slices.Equal(d, []string{"a:1", "a:4", "a:5", "a:2", "a:6"}) {
+			t.Errorf("delivered %v, want the late a:2 handed on and a:6 at once", d)
+		}
+	})
+
+	t.Run("idle conversations with nothing held are forgotten", func(t *testing.T) {
+		q, _ := newSeq(time.Hour)
+		q.idle = time.Millisecond
+		q.add(msg("a", 1))
+		q.add(msg("b", 1))
+		q.add(msg("b", 3)) // held: b stays
+		time.Sleep(5 * time.Millisecond)
+		q.swept = time.Now().Add(-2 * time.Minute)
+		q.add(msg("c", 1))
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		if _, ok := q.convs["a"]; ok {
+			t.Error("a is still tracked after its idle time")
+		}
+		if _, ok := q.convs["b"]; !ok {
+			t.Error("b was forgotten while a message of it waits")
+		}
+	})
+}
