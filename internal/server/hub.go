@@ -74,7 +74,7 @@ const gapGrace = time.Second
 
 func newHub(svc *chat.Service, log *slog.Logger) *hub {
 	h := &hub{svc: svc, log: log, peers: make(map[string]*peer), byUser: make(map[string]map[*peer]struct{})}
-	h.seq = newSequencer(gapGrace, h.fanOut, h.catchUp)
+	h.seq = newSequencer(gapGrace, h.fanOut, h.catchUp, h.nextSeq)
 	return h
 }
 

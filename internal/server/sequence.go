@@ -24,13 +24,16 @@ import (
 //
 // The per-conversation state is small (the next seq) and dropped after
 // idle without waiting messages, so a node that sees many conversations
-// keeps only the busy ones; the first message after that is taken as in
-// order.
+// keeps only the busy ones. A conversation's first message since (or since
+// the node started) learns the next seq from the local sockets it goes to:
+// one past the highest seq any of them has had (their sync read the heads),
+// so a message that overtook the one before it waits for it here too.
 type sequencer struct {
 	grace   time.Duration
 	idle    time.Duration
 	deliver func(m *sb.Message)                 // the hub's delivery, in order
 	catchUp func(convID string, from, to int64) // reads seqs from..to from the store for local devices
+	start   func(m *sb.Message) int64           // the next seq of a conversation not tracked yet, m its first message
 
 	mu    sync.Mutex
 	convs map[string]*convSeq
@@ -44,8 +47,8 @@ type convSeq struct {
 	seen  time.Time             // last arrival
 }
 
-func newSequencer(grace time.Duration, deliver func(*sb.Message), catchUp func(string, int64, int64)) *sequencer {
-	return &sequencer{grace: grace, idle: 10 * time.Minute, deliver: deliver, catchUp: catchUp,
+func newSequencer(grace time.Duration, deliver func(*sb.Message), catchUp func(string, int64, int64), start func(*sb.Message) int64) *sequencer {
+	return &sequencer{grace: grace, idle: 10 * time.Minute, deliver: deliver, catchUp: catchUp, start: start,
 		convs: make(map[string]*convSeq), swept: time.Now()}
 }
 
@@ -57,7 +60,7 @@ func (q *sequencer) add(m *sb.Message) {
 	q.sweep(now)
 	c := q.convs[m.ConversationID]
 	if c == nil {
-		c = &convSeq{next: m.Seq}
+		c = &convSeq{next: q.start(m)}
 		q.convs[m.ConversationID] = c
 	}
 	c.seen = now
@@ -146,6 +149,30 @@ func (q *sequencer) sweep(now time.Time) {
 			delete(q.convs, id)
 		}
 	}
+}
+
+// nextSeq is one past the highest seq of m's conversation that a local
+// recipient of m has had, or m.Seq when none has had any: where the
+// sequencer starts a conversation it does not track.
+func (h *hub) nextSeq(m *sb.Message) int64 {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	next := int64(-1)
+	for deviceID := range m.Ciphertexts {
+		p := h.peers[deviceID]
+		if p == nil {
+			continue
+		}
+		p.mu.Lock()
+		if last, ok := p.last[m.ConversationID]; ok && !p.syncing {
+			next = max(next, last+1)
+		}
+		p.mu.Unlock()
+	}
+	if next < 0 {
+		return m.Seq
+	}
+	return next
 }
 
 // catchUp writes seqs from..to of a conversation, read from the store, to

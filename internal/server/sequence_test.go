@@ -42,7 +42,12 @@ func msg(conv string, seq int64) *sb.Message { return &sb.Message{ConversationID
 func TestSequencer(t *testing.T) {
 	newSeq := func(grace time.Duration) (*sequencer, *recorder) {
 		r := &recorder{gap: make(chan struct{}, 4)}
-		return newSequencer(grace, r.deliver, r.catchUp), r
+		return newSequencer(grace, r.deliver, r.catchUp, func(m *sb.Message) int64 {
+			if m.ConversationID == "known" {
+				return 3 // its local recipients have had seqs up to 2
+			}
+			return m.Seq
+		}), r
 	}
 
 	t.Run("messages in order go out at once", func(t *testing.T) {
@@ -102,6 +107,18 @@ func TestSequencer(t *testing.T) {
 		q.add(msg("a", 6))
 		if d, _ := r.got(); !slices.Equal(d, []string{"a:1", "a:4", "a:5", "a:2", "a:6"}) {
 			t.Errorf("delivered %v, want the late a:2 handed on and a:6 at once", d)
+		}
+	})
+
+	t.Run("a conversation's first message waits for the seqs its recipients have not had", func(t *testing.T) {
+		q, r := newSeq(time.Hour)
+		q.add(msg("known", 4))
+		if d, _ := r.got(); len(d) != 0 {
+			t.Fatalf("delivered %v before seq 3", d)
+		}
+		q.add(msg("known", 3))
+		if d, _ := r.got(); !slices.Equal(d, []string{"known:3", "known:4"}) {
+			t.Errorf("delivered %v, want known:3 known:4", d)
 		}
 	})
 
