@@ -202,7 +202,8 @@ func (p *peer) sendDone() {
 		return
 	}
 	p.mu.Lock()
-	if p.drained != nil {
+	// Checked again: a send may have started since, for a ping that now waits for it.
+	if p.drained != nil && p.sending.Load() == 0 {
 		close(p.drained)
 		p.drained = nil
 	}
