@@ -2,16 +2,10 @@ package load_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
-	"time"
-
-	"github.com/switchboard-chat/switchboard/internal/load"
 )
 
 // TestBroadcastAgainstBareAndNode is the CI's small version of
@@ -42,20 +36,8 @@ func TestBroadcastAgainstBareAndNode(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			url := tt.start(t)
 			summary := filepath.Join(dir, fmt.Sprintf("summary-%d.json", i))
-			run := exec.Command(bins["sbload"], "run", "--target", url, "--scenario", "broadcast",
-				"--conns", strconv.Itoa(conns), "--ramp", "2s", "--hold", "60s", "--rounds", strconv.Itoa(rounds), "--round-timeout", "20s", "--out", summary)
-			out, err := runBounded(run, 3*time.Minute)
-			if err != nil {
-				t.Fatalf("sbload run: %v\n%s", err, out)
-			}
-			b, err := os.ReadFile(summary)
-			if err != nil {
-				t.Fatalf("no summary: %v\n%s", err, out)
-			}
-			var s load.Summary
-			if err := json.Unmarshal(b, &s); err != nil {
-				t.Fatal(err)
-			}
+			s, out := runSbload(t, bins["sbload"], summary, "run", "--target", url, "--scenario", "broadcast",
+				"--conns", strconv.Itoa(conns), "--ramp", "2s", "--hold", "60s", "--rounds", strconv.Itoa(rounds), "--round-timeout", "20s")
 			if s.Conns.Connected != conns || s.Conns.AtEnd != conns {
 				t.Errorf("conns %+v, want all %d connected through the end", s.Conns, conns)
 			}

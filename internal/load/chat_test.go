@@ -2,14 +2,8 @@ package load_test
 
 import (
 	"bytes"
-	"encoding/json"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
-
-	"github.com/switchboard-chat/switchboard/internal/load"
 )
 
 // TestChatMixAgainstRealNode is the CI's small version of the chat-mix run
@@ -27,22 +21,10 @@ func TestChatMixAgainstRealNode(t *testing.T) {
 	bins := buildCommands(t, dir, "switchboard", "sbload")
 	url := startNode(t, bins["switchboard"], filepath.Join(dir, "data"), "--send-rate-conversation", "0")
 	const conns = 120
-	summary := filepath.Join(dir, "summary.json")
-	out, err := runBounded(exec.Command(bins["sbload"], "run", "--target", url, "--scenario", "chat", "--procs", "2",
+	s, out := runSbload(t, bins["sbload"], filepath.Join(dir, "summary.json"), "run", "--target", url, "--scenario", "chat", "--procs", "2",
 		"--conns", "120", "--devices-per-user", "3", "--dms", "2", "--small-group", "5", "--large-group", "20",
 		"--mix", "50,30,20", "--chat-rate", "60", "--churn", "8", "--payload-min", "100", "--payload", "300",
-		"--ramp", "2s", "--hold", "5s", "--ack-interval", "300ms", "--out", summary), 3*time.Minute)
-	if err != nil {
-		t.Fatalf("sbload run: %v\n%s", err, out)
-	}
-	b, err := os.ReadFile(summary)
-	if err != nil {
-		t.Fatalf("no summary: %v\n%s", err, out)
-	}
-	var s load.Summary
-	if err := json.Unmarshal(b, &s); err != nil {
-		t.Fatal(err)
-	}
+		"--ramp", "2s", "--hold", "5s", "--ack-interval", "300ms")
 	if s.Conns.Connected != conns || s.Conns.Failed != 0 || s.Conns.Dropped != 0 {
 		t.Errorf("conns %+v, want all %d connected and none failed or dropped", s.Conns, conns)
 	}

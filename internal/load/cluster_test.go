@@ -2,11 +2,9 @@ package load_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -80,24 +78,16 @@ func TestFanoutThroughNGINX(t *testing.T) {
 	args := []string{"run", "--target", ng.URL(), "--metrics", strings.Join(metrics, ","),
 		"--scenario", "fanout", "--procs", "2",
 		"--groups", fmt.Sprint(groups), "--group-size", fmt.Sprint(users), "--devices-per-user", fmt.Sprint(devices),
-		"--senders", "3", "--rate", "2", "--ramp", "5s", "--hold", "15s", "--ack-interval", "500ms", "--out", summary}
-	out, err := runBounded(exec.Command(bins["sbload"], args...), 3*time.Minute)
-	close(stop)
-	wg.Wait()
-	if t.Failed() || err != nil {
-		t.Logf("nginx error log:\n%s", ng.ErrorLog())
-	}
-	if err != nil {
-		t.Fatalf("sbload run: %v\n%s", err, out)
-	}
-	b, err := os.ReadFile(summary)
-	if err != nil {
-		t.Fatalf("no summary: %v\n%s", err, out)
-	}
-	var s load.Summary
-	if err := json.Unmarshal(b, &s); err != nil {
-		t.Fatal(err)
-	}
+		"--senders", "3", "--rate", "2", "--ramp", "5s", "--hold", "15s", "--ack-interval", "500ms"}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("nginx error log:\n%s", ng.ErrorLog())
+		}
+	})
+	stopSampler := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	t.Cleanup(stopSampler) // also when sbload fails the test
+	s, out := runSbload(t, bins["sbload"], summary, args...)
+	stopSampler()
 
 	if s.Conns.Connected != conns || s.Conns.AtEnd != conns || s.Conns.Failed != 0 || s.Conns.Dropped != 0 {
 		t.Errorf("conns %+v, want all %d connected through the end", s.Conns, conns)
@@ -113,19 +103,7 @@ func TestFanoutThroughNGINX(t *testing.T) {
 	if len(s.Params.Metrics) != 2 || s.Server.RSSAt0 <= 0 || s.Server.RSSAtN <= 0 {
 		t.Errorf("metrics URLs %v, RSS at 0 %d and at N %d: want both nodes sampled", s.Params.Metrics, s.Server.RSSAt0, s.Server.RSSAtN)
 	}
-	f := s.Fanout
-	if f == nil {
-		t.Fatalf("no fanout summary\n%s", out)
-	}
-	if f.SentOK == 0 || f.SentOK != f.Sent || f.Stored != f.SentOK {
-		t.Errorf("sent %d, sent ok %d, stored %d; want every send stored and at least one", f.Sent, f.SentOK, f.Stored)
-	}
-	if want := f.Stored * (users*devices - 1); f.Expected != want || f.Delivered != want {
-		t.Errorf("delivered %d of %d expected, want %d of %d", f.Delivered, f.Expected, want, want)
-	}
-	if !f.ZeroLoss || f.Lost != 0 || f.Duplicates != 0 || f.OwnEcho != 0 || f.Foreign != 0 || f.SendErrors != 0 {
-		t.Errorf("fanout %+v, want zero loss and nothing extra", *f)
-	}
+	wantFanoutComplete(t, s, out, users*devices)
 	// Both nodes took sends and published them on Redis; none was dropped.
 	for i, u := range nodes {
 		if got := metricValue(t, u, "switchboard_bus_published_total"); got == 0 {

@@ -2,16 +2,11 @@ package load_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/switchboard-chat/switchboard/internal/load"
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 )
 
@@ -41,22 +36,11 @@ func TestFanoutAgainstRealNode(t *testing.T) {
 			summary := filepath.Join(dir, fmt.Sprintf("summary-%d.json", i))
 			args := []string{"run", "--target", url, "--scenario", "fanout", "--procs", "2",
 				"--groups", fmt.Sprint(groups), "--group-size", fmt.Sprint(users), "--devices-per-user", fmt.Sprint(devices),
-				"--senders", "5", "--rate", "4", "--ramp", "2s", "--hold", "3s", "--ack-interval", "500ms", "--out", summary}
+				"--senders", "5", "--rate", "4", "--ramp", "2s", "--hold", "3s", "--ack-interval", "500ms"}
 			if shape == "pairwise" {
 				args = append(args, "--pairwise")
 			}
-			out, err := runBounded(exec.Command(bins["sbload"], args...), 3*time.Minute)
-			if err != nil {
-				t.Fatalf("sbload run: %v\n%s", err, out)
-			}
-			b, err := os.ReadFile(summary)
-			if err != nil {
-				t.Fatalf("no summary: %v\n%s", err, out)
-			}
-			var s load.Summary
-			if err := json.Unmarshal(b, &s); err != nil {
-				t.Fatal(err)
-			}
+			s, out := runSbload(t, bins["sbload"], summary, args...)
 			const conns = groups * users * devices
 			if s.Conns.Connected != conns || s.Conns.AtEnd != conns {
 				t.Errorf("conns %+v, want all %d connected through the end", s.Conns, conns)
@@ -64,19 +48,7 @@ func TestFanoutAgainstRealNode(t *testing.T) {
 			if s.ErrorsTotal != 0 {
 				t.Errorf("errors %v (samples %v), want none", s.Errors, s.ErrorSample)
 			}
-			f := s.Fanout
-			if f == nil {
-				t.Fatalf("no fanout summary\n%s", out)
-			}
-			if f.SentOK == 0 || f.SentOK != f.Sent || f.Stored != f.SentOK {
-				t.Errorf("sent %d, sent ok %d, stored %d; want every send stored and at least one", f.Sent, f.SentOK, f.Stored)
-			}
-			if want := f.Stored * (users*devices - 1); f.Expected != want || f.Delivered != want {
-				t.Errorf("delivered %d of %d expected, want %d of %d", f.Delivered, f.Expected, want, want)
-			}
-			if !f.ZeroLoss || f.Lost != 0 || f.Duplicates != 0 || f.OwnEcho != 0 || f.Foreign != 0 || f.SendErrors != 0 {
-				t.Errorf("fanout %+v, want zero loss and nothing extra", *f)
-			}
+			f := wantFanoutComplete(t, s, out, users*devices)
 			if f.DeliveryLatency.Count != f.Delivered || f.CommitLatency.Count != f.SentOK {
 				t.Errorf("latency samples: %d deliveries, %d commits; want one per delivery and per send",
 					f.DeliveryLatency.Count, f.CommitLatency.Count)

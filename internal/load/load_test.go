@@ -34,21 +34,8 @@ func TestHoldAgainstRealNode(t *testing.T) {
 	const conns = 3000
 	url := startNode(t, bins["switchboard"], filepath.Join(dir, "data"))
 
-	summary := filepath.Join(dir, "summary.json")
-	run := exec.Command(bins["sbload"], "run", "--target", url, "--scenario", "hold",
-		"--conns", fmt.Sprint(conns), "--procs", "2", "--ramp", "10s", "--hold", "20s", "--out", summary)
-	out, err := runBounded(run, 3*time.Minute)
-	if err != nil {
-		t.Fatalf("sbload run: %v\n%s", err, out)
-	}
-	var s load.Summary
-	b, err := os.ReadFile(summary)
-	if err != nil {
-		t.Fatalf("no summary: %v\n%s", err, out)
-	}
-	if err := json.Unmarshal(b, &s); err != nil {
-		t.Fatal(err)
-	}
+	s, out := runSbload(t, bins["sbload"], filepath.Join(dir, "summary.json"), "run", "--target", url, "--scenario", "hold",
+		"--conns", fmt.Sprint(conns), "--procs", "2", "--ramp", "10s", "--hold", "20s")
 	if s.Conns.Wanted != conns || s.Conns.Connected != conns || s.Conns.AtEnd != conns || s.Conns.Dropped != 0 {
 		t.Errorf("conns %+v, want %d wanted, connected and still connected at the end", s.Conns, conns)
 	}
@@ -154,6 +141,46 @@ func startServer(t *testing.T, bin string, args ...string) string {
 		t.Fatalf("%s did not log its URL within 30s", filepath.Base(bin))
 	}
 	return ""
+}
+
+// runSbload runs sbload with args, which write the summary to the file
+// summary, for at most 3 minutes, and returns that summary and what sbload
+// printed.
+func runSbload(t *testing.T, bin, summary string, args ...string) (load.Summary, []byte) {
+	t.Helper()
+	out, err := runBounded(exec.Command(bin, append(args, "--out", summary)...), 3*time.Minute)
+	if err != nil {
+		t.Fatalf("sbload run: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(summary)
+	if err != nil {
+		t.Fatalf("no summary: %v\n%s", err, out)
+	}
+	var s load.Summary
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s, out
+}
+
+// wantFanoutComplete fails t unless every send was stored and reached every
+// other device of its group (groupDevices in all) once, and nothing else came.
+func wantFanoutComplete(t *testing.T, s load.Summary, out []byte, groupDevices int) *load.FanoutSummary {
+	t.Helper()
+	f := s.Fanout
+	if f == nil {
+		t.Fatalf("no fanout summary\n%s", out)
+	}
+	if f.SentOK == 0 || f.SentOK != f.Sent || f.Stored != f.SentOK {
+		t.Errorf("sent %d, sent ok %d, stored %d; want every send stored and at least one", f.Sent, f.SentOK, f.Stored)
+	}
+	if want := f.Stored * int64(groupDevices-1); f.Expected != want || f.Delivered != want {
+		t.Errorf("delivered %d of %d expected, want %d of %d", f.Delivered, f.Expected, want, want)
+	}
+	if !f.ZeroLoss || f.Lost != 0 || f.Duplicates != 0 || f.OwnEcho != 0 || f.Foreign != 0 || f.SendErrors != 0 {
+		t.Errorf("fanout %+v, want zero loss and nothing extra", *f)
+	}
+	return f
 }
 
 // runBounded runs cmd and kills it (and so its workers) after limit.
