@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,7 +25,7 @@ type NGINXServer struct {
 	Addr string // host:port clients connect to
 	Dir  string // the prefix: nginx.conf, error.log, access.log, nginx.pid
 	cmd  *exec.Cmd
-	exit chan struct{} // closed when the master has exited
+	exit <-chan struct{} // closed when the master has exited
 }
 
 // URL is the base URL clients use, e.g. http://127.0.0.1:41234.
@@ -95,20 +94,8 @@ func (n *NGINXServer) start(bin string, upstreams []string) error {
 	cmd.Stdout, cmd.Stderr = out, out
 	// SIGTERM is NGINX's fast shutdown: the master stops its workers and
 	// exits. Sent when the test binary dies without cleaning up.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	started, exit := make(chan error, 1), make(chan struct{})
-	go func() {
-		// Pdeathsig fires when the starting thread ends: keep it while nginx runs.
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = cmd.Wait()
-		close(exit)
-	}()
-	if err := <-started; err != nil {
+	exit, err := startChild(cmd, syscall.SIGTERM)
+	if err != nil {
 		return err
 	}
 	n.cmd, n.exit = cmd, exit

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,7 +27,7 @@ type postgresServer struct {
 	url    string // of the "postgres" database
 	asUser string // "postgres" when we are root (PostgreSQL refuses root), else ""
 	cmd    *exec.Cmd
-	exited chan struct{} // closed when cmd has exited
+	exited <-chan struct{} // closed when cmd has exited
 }
 
 func startPostgres() (*postgresServer, error) {
@@ -92,22 +91,8 @@ func (s *postgresServer) run(ctx context.Context, port int) error {
 	}
 	cmd := s.command(context.Background(), "postgres", args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: s.quitSignal()}
-	started := make(chan error, 1)
-	exited := make(chan struct{})
-	go func() {
-		// Pdeathsig fires when the thread that started the child ends, not
-		// the process: keep this goroutine on its thread while the child lives.
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		cmd.Wait()
-		close(exited)
-	}()
-	if err := <-started; err != nil {
+	exited, err := startChild(cmd, s.quitSignal())
+	if err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
 

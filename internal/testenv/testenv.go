@@ -28,7 +28,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
+	"runtime"
 	"sync/atomic"
+	"syscall"
 	"testing"
 )
 
@@ -60,4 +63,28 @@ func FreePort() int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startChild starts cmd so that it gets sig when the test binary dies
+// without stopping it (Pdeathsig), and returns a channel closed when it has
+// exited (and been waited for).
+func startChild(cmd *exec.Cmd, sig syscall.Signal) (<-chan struct{}, error) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: sig}
+	started, exited := make(chan error, 1), make(chan struct{})
+	go func() {
+		// Pdeathsig fires when the thread that started the child ends, not
+		// the process: keep this goroutine on its thread while the child lives.
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return exited, nil
 }
