@@ -198,6 +198,9 @@ func (h *hub) catchUp(convID string, from, to int64) {
 		p.mu.Lock()
 		after := p.last[convID]
 		p.mu.Unlock()
+		if after >= to { // the gap reached it meanwhile
+			continue
+		}
 		ds, err := h.svc.Messages(ctx, p.id, convID, after, int(to-after))
 		if err != nil {
 			h.log.Warn("reading a gap from the store", "conversation", convID, "from", from, "to", to, "device", p.id.DeviceID, "err", err)
