@@ -75,7 +75,7 @@ func TestBus(t *testing.T) {
 			prefix string
 			in     *inbox
 		}{{a, "conv.", &convA}, {b, "conv.", &convB}, {b, "user.", &users}} {
-			if _, err := s.bus.Subscribe(s.prefix, s.in.fn); err != nil {
+			if _, err := s.bus.Subscribe(s.prefix, s.in.fn, nil); err != nil {
 				t.Fatalf("Subscribe(%s): %v", s.prefix, err)
 			}
 		}
@@ -105,7 +105,7 @@ func TestBus(t *testing.T) {
 		srv := testenv.Redis(t)
 		a, b := open(t, srv.URL()), open(t, srv.URL())
 		var in inbox
-		if _, err := b.Subscribe("conv.", in.fn); err != nil {
+		if _, err := b.Subscribe("conv.", in.fn, nil); err != nil {
 			t.Fatal(err)
 		}
 		all := make([]byte, 256)
@@ -139,10 +139,10 @@ func TestBus(t *testing.T) {
 		srv := testenv.Redis(t)
 		a := open(t, srv.URL())
 		var kept, gone inbox
-		if _, err := a.Subscribe("conv.", kept.fn); err != nil {
+		if _, err := a.Subscribe("conv.", kept.fn, nil); err != nil {
 			t.Fatal(err)
 		}
-		cancel, err := a.Subscribe("conv.", gone.fn)
+		cancel, err := a.Subscribe("conv.", gone.fn, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,7 +161,7 @@ func TestBus(t *testing.T) {
 		srv := testenv.Redis(t)
 		a, b := open(t, srv.URL()), open(t, srv.URL())
 		var in inbox
-		if _, err := b.Subscribe("conv.", in.fn); err != nil {
+		if _, err := b.Subscribe("conv.", in.fn, nil); err != nil {
 			t.Fatal(err)
 		}
 		for i := range 500 {
@@ -174,7 +174,7 @@ func TestBus(t *testing.T) {
 		if err := a.Publish(ctx, "conv.1", nil); !errors.Is(err, redisbus.ErrClosed) {
 			t.Errorf("Publish after Close: %v, want ErrClosed", err)
 		}
-		if _, err := a.Subscribe("conv.", in.fn); !errors.Is(err, redisbus.ErrClosed) {
+		if _, err := a.Subscribe("conv.", in.fn, nil); !errors.Is(err, redisbus.ErrClosed) {
 			t.Errorf("Subscribe after Close: %v, want ErrClosed", err)
 		}
 		if err := a.Ping(ctx); !errors.Is(err, redisbus.ErrClosed) {
@@ -186,7 +186,7 @@ func TestBus(t *testing.T) {
 		srv := testenv.Redis(t)
 		a, b := open(t, srv.URL()), open(t, srv.URL())
 		var in inbox
-		if _, err := b.Subscribe("conv.", in.fn); err != nil {
+		if _, err := b.Subscribe("conv.", in.fn, nil); err != nil {
 			t.Fatal(err)
 		}
 		a.Publish(ctx, "conv.1", []byte("before"))
@@ -234,7 +234,7 @@ func BenchmarkPublish(b *testing.B) {
 			if got.Add(1) == n {
 				close(all)
 			}
-		}); err != nil {
+		}, nil); err != nil {
 			b.Fatal(err)
 		}
 		publish, stats := publisher(srv.URL())

@@ -61,6 +61,9 @@ type hub struct {
 	seq  *sequencer
 	gaps atomic.Uint64 // gaps read from the store (a publish that never came)
 
+	resuming sync.Mutex    // held by a resume (sequence.go)
+	resumes  atomic.Uint64 // catch-ups after the bus was back
+
 	mu     sync.RWMutex
 	peers  map[string]*peer              // by device id
 	byUser map[string]map[*peer]struct{} // by user id, for user-wide events

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	sb "github.com/switchboard-chat/switchboard"
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/gateway"
@@ -30,6 +31,11 @@ type Config struct {
 	LimitExempt    []netip.Prefix // client addresses no per-address limit applies to [loopback]; empty, not nil: none
 	RequestTimeout time.Duration  // to receive a whole HTTP request, and idle keep-alive [30s]
 	FlushDelay     time.Duration  // how long a socket's first pending frame waits for more to share its write [0]
+
+	// Metrics is the node's registry, served at /metrics, in which the
+	// adapters (the Redis bus) registered their own collectors; the server
+	// adds its own [a new registry].
+	Metrics *prometheus.Registry
 }
 
 // Server is one node's HTTP API and WebSocket gateway.
@@ -79,7 +85,7 @@ func (s *Server) Start() error {
 			return
 		}
 		s.hub.onBus(m)
-	})
+	}, func() { s.hub.resume(s.ctx) })
 	if err != nil {
 		return fmt.Errorf("subscribe: %w", err)
 	}
@@ -90,7 +96,7 @@ func (s *Server) Start() error {
 			return
 		}
 		s.hub.onControl(c)
-	})
+	}, nil)
 	if err != nil {
 		unsub()
 		return fmt.Errorf("subscribe: %w", err)

@@ -87,7 +87,17 @@ wait:
 // what clients see when Redis restarts.
 func (r *RedisServer) Restart(t testing.TB) {
 	t.Helper()
-	r.stop()
+	r.Stop()
+	r.Start(t)
+}
+
+// Stop kills the server (SIGKILL), as when Redis dies: clients see their
+// connections broken, and new ones refused until Start.
+func (r *RedisServer) Stop() { r.stop() }
+
+// Start starts a stopped server again on the same port, empty.
+func (r *RedisServer) Start(t testing.TB) {
+	t.Helper()
 	bin, _ := exec.LookPath("redis-server")
 	if err := r.start(bin); err != nil {
 		t.Fatalf("testenv: restart redis-server: %v", err)
