@@ -1,0 +1,127 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	sb "github.com/switchboard-chat/switchboard"
+	"github.com/switchboard-chat/switchboard/internal/chat"
+	"github.com/switchboard-chat/switchboard/internal/inmem"
+)
+
+// outageBus is an in-process bus that can go down as Redis does: while
+// down, conversation messages published are lost; back, it calls the
+// subscribers' resumed callbacks, as the Redis bus does once it has
+// subscribed again.
+type outageBus struct {
+	*inmem.Bus
+	mu      sync.Mutex
+	down    bool
+	resumed []func()
+}
+
+func (b *outageBus) Publish(ctx context.Context, topic string, data []byte) error {
+	b.mu.Lock()
+	lost := b.down && strings.HasPrefix(topic, chat.TopicPrefix)
+	b.mu.Unlock()
+	if lost {
+		return nil // as a publish Redis never took
+	}
+	return b.Bus.Publish(ctx, topic, data)
+}
+
+func (b *outageBus) Subscribe(prefix string, fn func(string, []byte), resumed func()) (func(), error) {
+	if resumed != nil {
+		b.mu.Lock()
+		b.resumed = append(b.resumed, resumed)
+		b.mu.Unlock()
+	}
+	return b.Bus.Subscribe(prefix, fn, nil)
+}
+
+func (b *outageBus) setDown(down bool) {
+	b.mu.Lock()
+	b.down = down
+	fns := b.resumed
+	b.mu.Unlock()
+	if !down {
+		for _, fn := range fns {
+			go fn()
+		}
+	}
+}
+
+var _ sb.Bus = (*outageBus)(nil)
+
+// TestBusResumed: messages stored while the bus was down reach the online
+// devices when it is back, though nothing is sent after them (issue 16,
+// defect 4), each once and in seq order, on the same sockets.
+func TestBusResumed(t *testing.T) {
+	cases := []struct {
+		name string
+		// during runs while the bus is down and returns the conversation
+		// the lost messages went to.
+		during func(t *testing.T, n *node, alice device, bob []device, conv string) string
+	}{
+		{"in a conversation the sockets have had messages of", func(t *testing.T, n *node, alice device, bob []device, conv string) string {
+			return conv
+		}},
+		{"in a conversation created while the bus was down", func(t *testing.T, n *node, alice device, bob []device, conv string) string {
+			return n.conversation(t, alice, "direct", bob[0].user)
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, b := range backends {
+				t.Run(b.name, func(t *testing.T) {
+					bus := &outageBus{Bus: &inmem.Bus{}}
+					n := startNodeOn(t, b.open(t), bus, slog.LevelInfo)
+					alice := n.signup(t, "alice", "phone")[0]
+					bob := n.signup(t, "bob", "phone", "laptop")
+					conv := n.conversation(t, alice, "group", bob[0].user)
+					readers := []*socket{n.dial(t, bob[0].token), n.dial(t, bob[1].token)}
+					for _, r := range readers {
+						r.expect(t, "synced")
+					}
+					s := n.dial(t, alice.token)
+					s.expect(t, "synced")
+					send := func(conv string, k int) {
+						s.send(t, map[string]any{"type": "send", "id": fmt.Sprint("m", k), "conversation": conv, "ciphertext": []byte("x")})
+						s.expect(t, "sent")
+					}
+					send(conv, 0)
+					for _, r := range readers {
+						r.expect(t, "message")
+					}
+
+					bus.setDown(true)
+					lostIn := tc.during(t, n, alice, bob, conv)
+					first := int64(1)
+					if lostIn == conv {
+						first = 2
+					}
+					for k := 1; k <= 3; k++ {
+						send(lostIn, k)
+					}
+					bus.setDown(false)
+
+					for i, r := range readers {
+						for want := first; want < first+3; want++ {
+							f := r.expect(t, "message")
+							if f["conversation"] != lostIn || f["seq"] != float64(want) {
+								t.Fatalf("reader %d: %v, want seq %d of %s (every seq once, in order)", i, f, want, lostIn)
+							}
+						}
+						// Nothing else came before the answer to a ping.
+						r.send(t, map[string]any{"type": "ping"})
+						r.expect(t, "pong")
+					}
+				})
+			}
+		})
+	}
+}
