@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/base64"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +54,8 @@ func TestHTTPBadInput(t *testing.T) {
 		{"an unknown kind is refused", "POST", "/v1/conversations", alice.token, map[string]any{"kind": "channel"}, 400, "invalid_conversation"},
 		{"devices of an unknown user are not found", "GET", "/v1/users/usr_nope/devices", alice.token, nil, 404, "not_found"},
 		{"an unknown path is not found", "GET", "/v1/nope", "", nil, 404, "not_found"},
+		{"a known path with a wrong method is not allowed", "PUT", "/v1/accounts", "", nil, 405, "method_not_allowed"},
+		{"a wrong method on a path with a wildcard is not allowed", "POST", "/v1/users/usr_x/devices", alice.token, nil, 405, "method_not_allowed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st, body := n.call(t, tc.method, tc.path, tc.token, tc.body)
@@ -247,5 +250,27 @@ func TestEndToEndOnlyRefusesPlaintext(t *testing.T) {
 	}
 	if st, body := n.call(t, "GET", "/v1/conversations/"+direct+"/messages", bob.token, nil); st != 200 || len(body["messages"].([]any)) != 0 {
 		t.Fatalf("bob's history after refused sends: %d %v", st, body)
+	}
+}
+
+func TestWrongMethodListsTheAllowedOnes(t *testing.T) {
+	n := startNode(t, backends[0].open(t))
+	for _, tc := range []struct{ method, path, allow string }{
+		{"PUT", "/v1/accounts", "POST"},
+		{"PATCH", "/v1/conversations", "GET, HEAD, POST"},
+		{"GET", "/v1/devices/dev_x", "DELETE"},
+		{"DELETE", "/v1/conversations/cnv_x/messages", "GET, HEAD, POST"},
+	} {
+		t.Run(tc.method+" "+tc.path+" allows "+tc.allow, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, n.url+tc.path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 405 || resp.Header.Get("Allow") != tc.allow {
+				t.Fatalf("got %d Allow %q, want 405 Allow %q", resp.StatusCode, resp.Header.Get("Allow"), tc.allow)
+			}
+		})
 	}
 }

@@ -16,6 +16,7 @@ var statusOf = map[string]int{
 	sb.EUNAUTHORIZED: http.StatusUnauthorized,
 	sb.EFORBIDDEN:    http.StatusForbidden,
 	sb.ENOTFOUND:     http.StatusNotFound,
+	sb.EMETHOD:       http.StatusMethodNotAllowed,
 	sb.ECONFLICT:     http.StatusConflict,
 	sb.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	sb.ERATELIMIT:    http.StatusTooManyRequests,
@@ -30,8 +31,8 @@ type problem struct {
 	Status  int      `json:"status"`
 	Code    string   `json:"code"`
 	Detail  string   `json:"detail"`
-	Missing []string `json:"missing,omitempty"`
-	Extra   []string `json:"extra,omitempty"`
+	Missing []string `json:"missing,omitzero"` // both present for devices_mismatch, empty when empty
+	Extra   []string `json:"extra,omitzero"`
 }
 
 // asError returns err as a client-facing *sb.Error; anything else is an
