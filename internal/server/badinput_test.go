@@ -274,3 +274,45 @@ func TestWrongMethodListsTheAllowedOnes(t *testing.T) {
 		})
 	}
 }
+
+// A refusal names the field at fault, over HTTP and on the socket.
+func TestErrorsNameTheField(t *testing.T) {
+	n := startNode(t, backends[0].open(t))
+	alice := n.signup(t, "alice", "phone")[0]
+	conv := n.conversation(t, alice, "group")
+	for _, tc := range []struct {
+		name, method, path, token string
+		body                      any
+		code, field               string
+	}{
+		{"a public key that is not base64", "POST", "/v1/sessions", "",
+			`{"username":"alice","password":"password-alice","device":{"name":"x","kem":"x25519","public_key":"%%%","signing_key":"AA=="}}`,
+			"bad_request", "device.public_key"},
+		{"a signing key that is not base64", "POST", "/v1/sessions", "",
+			`{"username":"alice","password":"password-alice","device":{"name":"x","kem":"x25519","public_key":"AA==","signing_key":"***"}}`,
+			"bad_request", "device.signing_key"},
+		{"a login without a device", "POST", "/v1/sessions", "",
+			map[string]any{"username": "alice", "password": "password-alice"}, "invalid_device", "device is required"},
+		{"a ciphertext that is not base64", "POST", "/v1/conversations/" + conv + "/messages", alice.token,
+			`{"id":"m1","ciphertexts":{"dev_a":"AA==","dev_b":"!!"}}`, "bad_request", "ciphertexts.dev_b"},
+		{"a shared ciphertext of the wrong type", "POST", "/v1/conversations/" + conv + "/messages", alice.token,
+			`{"id":"m1","ciphertext":7}`, "bad_request", "ciphertext"},
+	} {
+		t.Run(tc.name+" is named", func(t *testing.T) {
+			st, body := n.call(t, tc.method, tc.path, tc.token, tc.body)
+			detail, _ := body["detail"].(string)
+			if st != 400 || body["code"] != tc.code || !strings.Contains(detail, tc.field) {
+				t.Fatalf("got %d %v, want 400 %s naming %q", st, body, tc.code, tc.field)
+			}
+		})
+	}
+	t.Run("a ciphertext that is not base64 on the socket is named", func(t *testing.T) {
+		s := n.dial(t, alice.token)
+		s.expect(t, "synced")
+		s.send(t, map[string]any{"type": "send", "id": "m2", "conversation": conv, "ciphertext": "%%%"})
+		f := s.expect(t, "error", "bad_frame")
+		if msg, _ := f["message"].(string); !strings.Contains(msg, "ciphertext") {
+			t.Fatalf("error %v does not name ciphertext", f)
+		}
+	})
+}

@@ -126,9 +126,9 @@ type deviceJSON struct {
 
 func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		Username string     `json:"username"`
-		Password string     `json:"password"`
-		Device   deviceJSON `json:"device"`
+		Username string      `json:"username"`
+		Password string      `json:"password"`
+		Device   *deviceJSON `json:"device"`
 	}
 	if err := s.limitAddress(r, chat.LimitLoginIP); err != nil {
 		writeProblem(w, s.log, err)
@@ -139,6 +139,11 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := req.Device
+	if d == nil {
+		writeProblem(w, s.log, sb.Errorf(sb.EINVALID, "invalid_device",
+			"device is required: a login registers a device (name, kem, public_key, signing_key)"))
+		return
+	}
 	login, err := s.svc.Login(r.Context(), req.Username, req.Password,
 		chat.DeviceInfo{Name: d.Name, KEM: d.KEM, PublicKey: d.PublicKey, SigningKey: d.SigningKey})
 	if err != nil {

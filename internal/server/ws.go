@@ -132,7 +132,7 @@ func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 		return
 	}
 	if err != nil {
-		s.writeError(c, head.ID, sb.Errorf(sb.EINVALID, "bad_frame", "malformed %s frame: %v", head.Type, err))
+		s.writeError(c, head.ID, sb.Errorf(sb.EINVALID, "bad_frame", "malformed %s frame: %s", head.Type, describeDecodeError(data, &f, err)))
 		return
 	}
 	ctx := s.ctx
