@@ -3,6 +3,8 @@ package server_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -315,4 +317,32 @@ func TestErrorsNameTheField(t *testing.T) {
 			t.Fatalf("error %v does not name ciphertext", f)
 		}
 	})
+}
+
+// Every body over --max-body gets 413 with a problem document, whatever its
+// size: a little over is refused by the handler, far over by the gateway
+// before it is buffered (and the connection is closed after the answer).
+func TestEveryOverLimitBodyGets413(t *testing.T) {
+	const limit = 4096
+	n := startNode(t, backends[0].open(t), func(_ *chat.Config, c *server.Config) { c.MaxBody = limit })
+	for _, size := range []int{limit + 1, 200 << 10, 8 << 20} {
+		t.Run(fmt.Sprintf("a %d-byte body", size), func(t *testing.T) {
+			body := `{"username":"bob","password":"` + strings.Repeat("p", size) + `"}`
+			resp, err := http.Post(n.url+"/v1/accounts", "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			defer resp.Body.Close()
+			var p map[string]any
+			if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+				t.Fatalf("413 body: %v", err)
+			}
+			if resp.StatusCode != 413 || resp.Header.Get("Content-Type") != "application/problem+json" || p["code"] != "too_large" || p["status"] != float64(413) {
+				t.Fatalf("got %d %s %v, want a 413 too_large problem", resp.StatusCode, resp.Header.Get("Content-Type"), p)
+			}
+		})
+	}
+	if st, _ := n.call(t, "GET", "/healthz", "", nil); st != 200 {
+		t.Fatalf("healthz after the refusals: %d", st)
+	}
 }

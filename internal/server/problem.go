@@ -69,6 +69,17 @@ func writeProblem(w http.ResponseWriter, log *slog.Logger, err error) {
 		Code: e.Code, Detail: e.Message, Missing: e.Missing, Extra: e.Extra})
 }
 
+// tooLargeProblem is the problem document the gateway answers with (413)
+// when a request passes gatewayMaxBody: the same code and detail as decode's.
+func tooLargeProblem(maxBody int64) []byte {
+	if maxBody <= 0 {
+		maxBody = 1 << 20
+	}
+	b, _ := json.Marshal(problem{Type: "about:blank", Title: http.StatusText(http.StatusRequestEntityTooLarge),
+		Status: http.StatusRequestEntityTooLarge, Code: "too_large", Detail: fmt.Sprintf("request body over %d bytes", maxBody)})
+	return b
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

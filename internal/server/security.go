@@ -165,9 +165,9 @@ func (s *Server) logRequest(w *statusWriter, r *http.Request, start time.Time) {
 }
 
 // gatewayMaxBody is what the gateway may buffer of one request: nbio reads a
-// whole request before the handler runs, so the bound must be there. The
-// margin lets a body a little over MaxBody still get its 413 problem; past
-// it the connection is closed.
+// whole request before the handler runs, so the bound must be there. Within
+// the margin a body over MaxBody gets its 413 problem from decode; past it,
+// from the gateway (tooLargeProblem), before the rest is read.
 func gatewayMaxBody(maxBody int64) int {
 	if maxBody <= 0 {
 		maxBody = 1 << 20
