@@ -308,6 +308,7 @@ func TestReconnectsAfterTheSocketDrops(t *testing.T) {
 		{"an abrupt drop is followed by a reconnect", 0},
 		{"going away (1001) is followed by a reconnect", websocket.StatusGoingAway},
 		{"slow consumer (4008) is followed by a reconnect", CloseSlowConsumer},
+		{"ping timeout (4009) is followed by a reconnect", ClosePingTimeout},
 		{"a normal closure by the server is followed by a reconnect", websocket.StatusNormalClosure},
 	}
 	for _, tt := range tests {

@@ -8,10 +8,11 @@
 //
 // A [Client] holds the base URL and an *http.Client. [Client.CreateAccount]
 // and [Client.Login] need no token; Login returns a [*Session] whose methods
-// (Devices, CreateConversation, Conversations, Messages, SendHTTP) send its
-// bearer token. A saved session is bound again with [Client.Resume]. Every
-// refusal from the server is an [*Error] carrying the HTTP status and the
-// machine code of the problem document; use errors.As.
+// (Devices, RevokeDevice, CreateConversation, Conversations, Messages,
+// SendHTTP) send its bearer token. A saved session is bound again with
+// [Client.Resume]. Every refusal from the server is an [*Error] carrying
+// the HTTP status and the machine code of the problem document; use
+// errors.As.
 //
 // # Connections and the delivery guarantees
 //
