@@ -14,8 +14,9 @@ import (
 // ConnOptions configures [Connect]. The zero value is ready to use; zero
 // fields get the defaults below.
 type ConnOptions struct {
-	// AutoAck acks each message as soon as it is in the Messages channel.
-	// Off by default: ack what you have stored, with Conn.Ack.
+	// AutoAck acks each message as soon as it is in the Messages channel
+	// (coalesced like Conn.Ack). Off by default: ack what you have stored,
+	// with Conn.Ack.
 	AutoAck bool
 
 	// AckInterval is how long an ack may wait to be sent (default 200ms):

@@ -182,6 +182,9 @@ func (c *Conn) keep(ctx context.Context, ws *websocket.Conn, overflowed <-chan s
 			drain, overflowed = t.C, nil
 		case <-drain:
 			if len(c.msgs) <= cap(c.msgs)/2 {
+				// The acks first, so the replay on the next socket starts
+				// from them.
+				c.flushAcks(ws)
 				_ = ws.Close(websocket.StatusNormalClosure, "resync")
 				return
 			}

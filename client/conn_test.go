@@ -582,6 +582,28 @@ func TestASlowReaderLosesNothing(t *testing.T) {
 	}
 }
 
+func TestAResyncStartsFromTheAcksOfTheSocketItLeaves(t *testing.T) {
+	// The coalesced acks are written before the Conn closes a socket to
+	// resync, so the replay does not send again what was acked.
+	f := newFake(t)
+	c := f.connect(ConnOptions{Buffer: 2, AutoAck: true, AckInterval: time.Hour})
+	for range 6 {
+		f.publish("cnv_a", []byte("m"))
+	}
+	// 1 and 2 fill the buffer, so they are acked before it overflows (3, or
+	// a later one if the test took 1 first).
+	for want := int64(1); want <= 6; want++ {
+		if m := recv(t, c); m.Seq != want {
+			t.Fatalf("got seq %d, want %d", m.Seq, want)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.replayed) < 2 || len(f.replayed[1]) == 0 || f.replayed[1][0] <= 2 {
+		t.Fatalf("replayed per socket %v, want the second socket to start after the acked 2", f.replayed)
+	}
+}
+
 func TestCloseEndsEverything(t *testing.T) {
 	f := newFake(t)
 	f.onSend = func(*fakeConn, fakeSend) {} // never answers
