@@ -128,9 +128,6 @@ func (h *hub) ofUsers(userIDs []string) []*peer {
 // onControl acts on a control event: a revoked device's socket closes with
 // 4001 wherever it is; a changed device list is announced to the users told.
 func (h *hub) onControl(c *chat.Control) {
-	if c.DevicesChanged != "" {
-		h.svc.ForgetDevices(c.DevicesChanged)
-	}
 	if c.Revoked != "" {
 		if p := h.get(c.Revoked); p != nil {
 			p.conn.Close(CloseDeviceRevoked, "device revoked")

@@ -78,30 +78,12 @@ func New(svc *chat.Service, store sb.Store, bus sb.Bus, cfg Config) *Server {
 
 // Start subscribes to the bus and starts listening.
 func (s *Server) Start() error {
-	unsub, err := s.bus.Subscribe(chat.TopicPrefix, func(_ string, data []byte) {
-		m, err := chat.DecodeMessage(data)
-		if err != nil {
-			s.log.Error("bad bus message", "err", err)
-			return
-		}
-		s.hub.onBus(m)
-	}, func() { s.hub.resume(s.ctx) })
+	unsub, err := s.svc.Subscribe(chat.Live{Message: s.hub.onBus, Control: s.hub.onControl,
+		Resumed: func() { s.hub.resume(s.ctx) }})
 	if err != nil {
-		return fmt.Errorf("subscribe: %w", err)
+		return err
 	}
-	unsubCtl, err := s.bus.Subscribe(chat.ControlPrefix, func(_ string, data []byte) {
-		c, err := chat.DecodeControl(data)
-		if err != nil {
-			s.log.Error("bad control event", "err", err)
-			return
-		}
-		s.hub.onControl(c)
-	}, nil)
-	if err != nil {
-		unsub()
-		return fmt.Errorf("subscribe: %w", err)
-	}
-	s.unsubBus = func() { unsub(); unsubCtl() }
+	s.unsubBus = unsub
 	if err := s.gw.Start(); err != nil {
 		s.unsubBus()
 		return fmt.Errorf("listen %s: %w", s.cfg.Addr, err)
