@@ -250,7 +250,7 @@ func (m *Main) Run(ctx context.Context) error {
 		cc.MaxCiphertext = sc.MaxFrame
 	}
 	svc := chat.New(store, m.bus, cc)
-	m.server = server.New(svc, store, m.bus, sc)
+	m.server = server.New(svc, sc)
 	if err := m.server.Start(); err != nil {
 		m.Close()
 		return err

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	sb "github.com/switchboard-chat/switchboard"
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/gateway"
 )
@@ -40,14 +39,12 @@ type Config struct {
 
 // Server is one node's HTTP API and WebSocket gateway.
 type Server struct {
-	cfg   Config
-	svc   *chat.Service
-	store sb.Store
-	bus   sb.Bus
-	log   *slog.Logger
-	gw    *gateway.Server
-	hub   *hub
-	edge  *edge
+	cfg  Config
+	svc  *chat.Service
+	log  *slog.Logger
+	gw   *gateway.Server
+	hub  *hub
+	edge *edge
 
 	ctx      context.Context // cancelled at shutdown: stops syncs and in-flight work
 	cancel   context.CancelFunc
@@ -56,8 +53,9 @@ type Server struct {
 	unsubBus func()
 }
 
-// New wires a server; Start listens.
-func New(svc *chat.Service, store sb.Store, bus sb.Bus, cfg Config) *Server {
+// New wires a server over the service, which owns the store and the bus;
+// Start listens.
+func New(svc *chat.Service, cfg Config) *Server {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:8080"
 	}
@@ -67,7 +65,7 @@ func New(svc *chat.Service, store sb.Store, bus sb.Bus, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, svc: svc, store: store, bus: bus, log: cfg.Logger, hub: newHub(svc, cfg.Logger), edge: newEdge(cfg, svc.Limits())}
+	s := &Server{cfg: cfg, svc: svc, log: cfg.Logger, hub: newHub(svc, cfg.Logger), edge: newEdge(cfg, svc.Limits())}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.gw = gateway.New(gateway.Config{Addr: cfg.Addr, Handler: s.secure(s.routes()), MaxFrame: cfg.MaxFrame,
 		MaxQueued: cfg.MaxQueued, PingInterval: cfg.PingInterval, Logger: cfg.Logger,
