@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	sb "github.com/switchboard-chat/switchboard"
 	"github.com/switchboard-chat/switchboard/internal/chat"
@@ -122,6 +123,102 @@ func TestBusResumed(t *testing.T) {
 					}
 				})
 			}
+		})
+	}
+}
+
+// gatedStore holds up one device's sync in its backlog read (the read is
+// done, its answer waits) until its user's heads have been read twice more
+// after that sync read them: by a resume, and by the resume's next look at
+// the sockets that were syncing. A resume that did not wait for them would
+// leave the sync held up for good.
+type gatedStore struct {
+	sb.Store
+	mu      sync.Mutex
+	device  string // once
+	user    string
+	heads   int // Heads calls for user
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *gatedStore) Messages(ctx context.Context, deviceID, convID string, after int64, limit int) ([]sb.Delivery, error) {
+	ds, err := s.Store.Messages(ctx, deviceID, convID, after, limit)
+	s.mu.Lock()
+	gated := deviceID == s.device
+	if gated {
+		s.device = ""
+	}
+	s.mu.Unlock()
+	if gated {
+		close(s.entered)
+		select {
+		case <-s.release:
+		case <-time.After(10 * time.Second): // no resume came back for it: the test fails, not hangs
+		}
+	}
+	return ds, err
+}
+
+func (s *gatedStore) Heads(ctx context.Context, userID string) (map[string]int64, error) {
+	s.mu.Lock()
+	if userID == s.user {
+		if s.heads++; s.heads == 3 {
+			close(s.release)
+		}
+	}
+	s.mu.Unlock()
+	return s.Store.Heads(ctx, userID)
+}
+
+// The store's optional abilities, passed through (a wrapper would drop them).
+func (s *gatedStore) OnAppended(fn func(*sb.Message)) { s.Store.(sb.AppendObserver).OnAppended(fn) }
+func (s *gatedStore) AppendMessageAsync(m *sb.Message, done func(*sb.Message, bool, error)) {
+	s.Store.(sb.AsyncAppender).AppendMessageAsync(m, done)
+}
+
+// TestBusResumedWhileSyncing: a socket whose sync read the store before
+// messages were lost on the bus gets them once its sync is done: the resume
+// waits for it.
+func TestBusResumedWhileSyncing(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			bus := &outageBus{Bus: &inmem.Bus{}}
+			store := &gatedStore{Store: b.open(t), entered: make(chan struct{}), release: make(chan struct{})}
+			n := startNodeOn(t, store, bus, slog.LevelInfo)
+			alice := n.signup(t, "alice", "phone")[0]
+			bob := n.signup(t, "bob", "phone", "laptop")
+			conv := n.conversation(t, alice, "group", bob[0].user)
+			s := n.dial(t, alice.token)
+			s.expect(t, "synced")
+			send := func(k int) {
+				s.send(t, map[string]any{"type": "send", "id": fmt.Sprint("m", k), "conversation": conv, "ciphertext": []byte("x")})
+				s.expect(t, "sent")
+			}
+			send(0)
+
+			bus.setDown(true)
+			store.mu.Lock()
+			store.device, store.user = bob[1].id, bob[1].user
+			store.mu.Unlock()
+			laptop := n.dial(t, bob[1].token)
+			<-store.entered // its sync has read the store: seq 1
+			for k := 1; k <= 3; k++ {
+				send(k)
+			}
+			bus.setDown(false) // the resume finds the laptop syncing
+
+			if f := laptop.expect(t, "message"); f["seq"] != 1.0 {
+				t.Fatalf("backlog: %v, want seq 1", f)
+			}
+			laptop.expect(t, "synced")
+			for want := 2.0; want <= 4; want++ {
+				if f := laptop.expect(t, "message"); f["seq"] != want {
+					t.Fatalf("%v, want seq %v (every seq once, in order)", f, want)
+				}
+			}
+			laptop.send(t, map[string]any{"type": "ping"})
+			laptop.expect(t, "pong")
 		})
 	}
 }
