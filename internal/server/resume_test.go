@@ -171,12 +171,6 @@ func (s *gatedStore) Heads(ctx context.Context, userID string) (map[string]int64
 	return s.Store.Heads(ctx, userID)
 }
 
-// The store's optional abilities, passed through (a wrapper would drop them).
-func (s *gatedStore) OnAppended(fn func(*sb.Message)) { s.Store.(sb.AppendObserver).OnAppended(fn) }
-func (s *gatedStore) AppendMessageAsync(m *sb.Message, done func(*sb.Message, bool, error)) {
-	s.Store.(sb.AsyncAppender).AppendMessageAsync(m, done)
-}
-
 // TestBusResumedWhileSyncing: a socket whose sync read the store before
 // messages were lost on the bus gets them once its sync is done: the resume
 // waits for it.
