@@ -123,7 +123,7 @@ func TestRedisOutageCatchUp(t *testing.T) {
 	send(group, 1)
 	check("before the outage")
 
-	redis.Stop()
+	redis.Kill()
 	for i := 2; i < 42; i++ {
 		send([]string{direct, group}[i%2], i)
 	}

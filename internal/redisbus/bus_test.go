@@ -198,7 +198,7 @@ func TestBus(t *testing.T) {
 	t.Run("publishes Redis could not take are sent, in order, once it is back", func(t *testing.T) {
 		srv := testenv.Redis(t)
 		a := open(t, srv.URL())
-		srv.Stop()
+		srv.Kill()
 		const n = 100
 		for i := range n {
 			if err := a.Publish(ctx, "conv.1", []byte(fmt.Sprint(i))); err != nil {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -87,17 +88,7 @@ wait:
 // what clients see when Redis restarts.
 func (r *RedisServer) Restart(t testing.TB) {
 	t.Helper()
-	r.Stop()
-	r.Start(t)
-}
-
-// Stop kills the server (SIGKILL), as when Redis dies: clients see their
-// connections broken, and new ones refused until Start.
-func (r *RedisServer) Stop() { r.stop() }
-
-// Start starts a stopped server again on the same port, empty.
-func (r *RedisServer) Start(t testing.TB) {
-	t.Helper()
+	r.stop()
 	bin, _ := exec.LookPath("redis-server")
 	if err := r.start(bin); err != nil {
 		t.Fatalf("testenv: restart redis-server: %v", err)
@@ -132,4 +123,36 @@ func pingRedis(addr string) error {
 		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil
+}
+
+// Kill stops the server at once (kill -9), as a crashed Redis; Start
+// brings it back. Its data is gone, as after any restart here.
+func (r *RedisServer) Kill() { r.stop() }
+
+// Start starts a killed server again on the same port.
+func (r *RedisServer) Start(t testing.TB) {
+	t.Helper()
+	if r.cmd != nil {
+		return
+	}
+	bin, _ := exec.LookPath("redis-server")
+	if err := r.start(bin); err != nil {
+		t.Fatalf("testenv: start redis-server again: %v", err)
+	}
+}
+
+// Pause freezes the server (SIGSTOP): connections stay open and nothing
+// answers, as a Redis stuck on a slow disk or a long command. Resume
+// (SIGCONT) lets it go on.
+func (r *RedisServer) Pause() {
+	if r.cmd != nil {
+		_ = r.cmd.Process.Signal(syscall.SIGSTOP)
+	}
+}
+
+// Resume undoes Pause.
+func (r *RedisServer) Resume() {
+	if r.cmd != nil {
+		_ = r.cmd.Process.Signal(syscall.SIGCONT)
+	}
 }
