@@ -13,6 +13,7 @@ import (
 	sb "github.com/switchboard-chat/switchboard"
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/gateway"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // edge holds the HTTP edge's security settings, parsed once: which browser
@@ -312,7 +313,7 @@ func (s *Server) admitFrame(c *gateway.Conn, p *peer, data []byte) bool {
 		c.Close(gateway.ClosePolicy, "rate limit ignored")
 		return false
 	}
-	var head frameHead
+	var head wire.Head
 	_ = json.Unmarshal(data, &head) // only to name the refused frame's id
 	s.writeError(c, head.ID, err)
 	return false
