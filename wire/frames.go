@@ -89,9 +89,10 @@ type Error struct {
 	ID      string `json:"id,omitempty"` // the failing frame's id, when it had one
 	Code    string `json:"code"`         // one of the Code constants
 	Message string `json:"message"`      // for humans
-	// Missing and Extra are set for devices_mismatch.
-	Missing []string `json:"missing,omitempty"`
-	Extra   []string `json:"extra,omitempty"`
+	// Missing and Extra are set for devices_mismatch: both present, empty
+	// when empty (omitzero drops only a nil slice).
+	Missing []string `json:"missing,omitzero"`
+	Extra   []string `json:"extra,omitzero"`
 	// RetryAfterMS is set for rate_limited: milliseconds until a retry can succeed.
 	RetryAfterMS int64 `json:"retry_after_ms,omitempty"`
 }
