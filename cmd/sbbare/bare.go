@@ -89,7 +89,7 @@ func (b *bare) routes() http.Handler {
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, http.StatusNotFound, "not_found", "sbbare serves only what sbload needs: no "+r.Method+" "+r.URL.Path)
+		writeProblem(w, http.StatusNotFound, wire.CodeNotFound, "sbbare serves only what sbload needs: no "+r.Method+" "+r.URL.Path)
 	})
 	return mux
 }
@@ -120,7 +120,7 @@ func (b *bare) createAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Username == "" {
-		writeProblem(w, http.StatusBadRequest, "invalid_username", "username is empty")
+		writeProblem(w, http.StatusBadRequest, wire.CodeInvalidUsername, "username is empty")
 		return
 	}
 	b.amu.Lock()
@@ -131,7 +131,7 @@ func (b *bare) createAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	b.amu.Unlock()
 	if taken {
-		writeProblem(w, http.StatusConflict, "username_taken", "username is taken")
+		writeProblem(w, http.StatusConflict, wire.CodeUsernameTaken, "username is taken")
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"user_id": id})
@@ -159,7 +159,7 @@ func (b *bare) createSession(w http.ResponseWriter, r *http.Request) {
 	}
 	b.amu.Unlock()
 	if !ok {
-		writeProblem(w, http.StatusUnauthorized, "bad_credentials", "wrong username or password")
+		writeProblem(w, http.StatusUnauthorized, wire.CodeBadCredentials, "wrong username or password")
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"user_id": id.UserID, "device_id": id.DeviceID, "token": token,
@@ -170,7 +170,7 @@ func (b *bare) createSession(w http.ResponseWriter, r *http.Request) {
 // broadcast goes to every socket.
 func (b *bare) createConversation(w http.ResponseWriter, r *http.Request) {
 	if _, ok := b.authenticate(r); !ok {
-		writeProblem(w, http.StatusUnauthorized, "unauthorized", "missing or unknown token")
+		writeProblem(w, http.StatusUnauthorized, wire.CodeUnauthorized, "missing or unknown token")
 		return
 	}
 	_, _ = io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, 16<<20))
@@ -191,7 +191,7 @@ func (b *bare) authenticate(r *http.Request) (identity, bool) {
 func (b *bare) upgrade(w http.ResponseWriter, r *http.Request) {
 	id, ok := b.authenticate(r)
 	if !ok {
-		writeProblem(w, http.StatusUnauthorized, "unauthorized", "missing or unknown token")
+		writeProblem(w, http.StatusUnauthorized, wire.CodeUnauthorized, "missing or unknown token")
 		return
 	}
 	if _, err := b.gw.Upgrade(w, r, &device{id: id}); err != nil {
@@ -260,7 +260,7 @@ func (b *bare) OnMessage(c *gateway.Conn, data []byte) {
 func (b *bare) benchBroadcast(w http.ResponseWriter, r *http.Request) {
 	payload, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(b.cfg.MaxFrame)))
 	if err != nil {
-		writeProblem(w, http.StatusRequestEntityTooLarge, "too_large", err.Error())
+		writeProblem(w, http.StatusRequestEntityTooLarge, wire.CodeTooLarge, err.Error())
 		return
 	}
 	conv := r.URL.Query().Get("conversation")
@@ -309,7 +309,7 @@ func errorFrame(id, code, msg string) []byte {
 
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(v); err != nil {
-		writeProblem(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("malformed JSON: %v", err))
+		writeProblem(w, http.StatusBadRequest, wire.CodeBadRequest, fmt.Sprintf("malformed JSON: %v", err))
 		return false
 	}
 	return true
@@ -325,8 +325,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // writeProblem writes an RFC 9457 problem document, as a node does.
 func writeProblem(w http.ResponseWriter, status int, code, detail string) {
-	b, _ := json.Marshal(map[string]any{"type": "about:blank", "title": http.StatusText(status), "status": status, "code": code, "detail": detail})
-	w.Header().Set("Content-Type", "application/problem+json")
+	b, _ := json.Marshal(wire.Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Code: code, Detail: detail})
+	w.Header().Set("Content-Type", wire.ProblemMediaType)
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
