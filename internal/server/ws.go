@@ -12,11 +12,11 @@ import (
 	"github.com/switchboard-chat/switchboard/wire"
 )
 
-// Close codes of our own (docs/protocol.md keeps the table).
+// The node's own close codes; wire/close.go allocates and documents them.
 const (
-	CloseDeviceRevoked  = 4001
-	CloseReplaced       = 4002
-	CloseSessionExpired = 4003 // the token expired while the socket was open: log in again
+	CloseDeviceRevoked  = wire.CloseDeviceRevoked
+	CloseReplaced       = wire.CloseReplaced
+	CloseSessionExpired = wire.CloseSessionExpired // the token expired while the socket was open: log in again
 )
 
 var _ gateway.Handler = (*Server)(nil)
