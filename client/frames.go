@@ -14,12 +14,6 @@ func newSendFrame(typ string, r SendRequest) wire.ClientFrame {
 	return wire.ClientFrame{Type: typ, ID: r.ID, Conversation: r.Conversation, Ciphertexts: r.Ciphertexts, Ciphertext: r.Ciphertext, Plaintext: r.Plaintext}
 }
 
-type ackFrame struct {
-	Type         string `json:"type"`
-	Conversation string `json:"conversation"`
-	Seq          int64  `json:"seq"`
-}
-
 // serverFrame is any server frame (wire.ServerFrame), with the SDK's views of it.
 type serverFrame wire.ServerFrame
 

@@ -19,8 +19,9 @@ import (
 // the encoders. A definition is, in a non-test file: a constant with that
 // value (a close code: named Close… or in 4000-4999; a type name: named
 // Type… or …Frame…); a frame type name compared with, switched on or put
-// in a Type field or a "type" key; a string holding "type":"name" (a frame
-// written by hand); a close code written as a number in a Close call.
+// in a Type field or a "type" key, or passed to a function named …frame…;
+// a string holding "type":"name" (a frame written by hand); a close code
+// written as a number in a Close call.
 // Tests may spell frames out: they check the contract from outside.
 func TestEachNameHasOneHome(t *testing.T) {
 	types := map[string]bool{}
@@ -167,6 +168,13 @@ func definitions(f *ast.File, types map[string]bool, closes map[int]bool) []stri
 					out = append(out, fmt.Sprint("close ", c))
 				}
 			}
+			if strings.Contains(strings.ToLower(funcName(n.Fun)), "frame") {
+				for _, arg := range n.Args {
+					if s, ok := typeLit(arg); ok {
+						out = append(out, "type "+s)
+					}
+				}
+			}
 		}
 		return true
 	})
@@ -184,6 +192,17 @@ func isTypeName(e ast.Expr) bool {
 		return len(e.Args) == 1 && isTypeName(e.Args[0])
 	}
 	return false
+}
+
+// funcName is the name of the function or method fun calls, or "".
+func funcName(fun ast.Expr) string {
+	switch fun := fun.(type) {
+	case *ast.Ident:
+		return fun.Name
+	case *ast.SelectorExpr:
+		return fun.Sel.Name
+	}
+	return ""
 }
 
 // isTypeKey reports whether e is the map key "type".

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	sb "github.com/switchboard-chat/switchboard"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // statusOf maps an error kind to its HTTP status. Only the edge knows statuses.
@@ -23,17 +24,6 @@ var statusOf = map[string]int{
 	sb.EINTERNAL:     http.StatusInternalServerError,
 }
 
-// problem is an RFC 9457 problem document with our machine code.
-type problem struct {
-	Type    string   `json:"type"`
-	Title   string   `json:"title"`
-	Status  int      `json:"status"`
-	Code    string   `json:"code"`
-	Detail  string   `json:"detail"`
-	Missing []string `json:"missing,omitempty"`
-	Extra   []string `json:"extra,omitempty"`
-}
-
 // asError returns err as a client-facing *sb.Error; anything else is an
 // internal error, logged here and shown to the client without details.
 func asError(log *slog.Logger, err error) *sb.Error {
@@ -42,7 +32,7 @@ func asError(log *slog.Logger, err error) *sb.Error {
 		return e
 	}
 	log.Error("internal error", "err", err)
-	return sb.Errorf(sb.EINTERNAL, "internal", "internal error")
+	return sb.Errorf(sb.EINTERNAL, wire.CodeInternal, "internal error")
 }
 
 func writeProblem(w http.ResponseWriter, log *slog.Logger, err error) {
@@ -54,9 +44,9 @@ func writeProblem(w http.ResponseWriter, log *slog.Logger, err error) {
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds()+0.999)))
 	}
-	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Content-Type", wire.ProblemMediaType)
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(problem{Type: "about:blank", Title: http.StatusText(status), Status: status,
+	json.NewEncoder(w).Encode(wire.Problem{Type: "about:blank", Title: http.StatusText(status), Status: status,
 		Code: e.Code, Detail: e.Message, Missing: e.Missing, Extra: e.Extra})
 }
 
