@@ -29,6 +29,7 @@ const (
 	CodeNotMember           = wire.CodeNotMember
 	CodeNoSuchConversation  = wire.CodeNoSuchConversation
 	CodeNotFound            = wire.CodeNotFound
+	CodeMethodNotAllowed    = wire.CodeMethodNotAllowed // a known path with another method
 	CodeUsernameTaken       = wire.CodeUsernameTaken
 	CodeDevicesMismatch     = wire.CodeDevicesMismatch
 	CodeTooLarge            = wire.CodeTooLarge

@@ -18,6 +18,7 @@ const (
 	CodePlaintextRefused    = "plaintext_refused"    // 403 / error frame: a plaintext send to an --e2e-only node
 	CodeNoSuchConversation  = "no_such_conversation" // 404 / error frame
 	CodeNotFound            = "not_found"            // 404
+	CodeMethodNotAllowed    = "method_not_allowed"   // 405: a known path, another method; Allow lists the methods it takes
 	CodeUsernameTaken       = "username_taken"       // 409
 	CodeDevicesMismatch     = "devices_mismatch"     // 409 / error frame, with Missing and Extra
 	CodeTooManyDevices      = "too_many_devices"     // 409
@@ -33,7 +34,7 @@ const (
 var Codes = []string{
 	CodeBadRequest, CodeInvalidUsername, CodeInvalidPassword, CodeInvalidDevice, CodeInvalidConversation,
 	CodeDeviceMismatch, CodeInvalidMessage, CodeUnauthorized, CodeBadCredentials, CodeNotMember,
-	CodeOriginNotAllowed, CodePlaintextRefused, CodeNoSuchConversation, CodeNotFound, CodeUsernameTaken,
+	CodeOriginNotAllowed, CodePlaintextRefused, CodeNoSuchConversation, CodeNotFound, CodeMethodNotAllowed, CodeUsernameTaken,
 	CodeDevicesMismatch, CodeTooManyDevices, CodeTooLarge, CodeRateLimited, CodeUnavailable,
 	CodeBadFrame, CodeUnknownType, CodeInternal,
 }

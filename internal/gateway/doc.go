@@ -38,7 +38,8 @@
 //     (Config.RequestTimeout, default 30s) bounds the wait for a whole
 //     request, head and body, from the accept or the previous response, and
 //     so also the idle time of a kept-alive connection; a request over
-//     Config.MaxBody closes the connection before it is buffered. After the
+//     Config.MaxBody is answered 413 (Config.TooLarge) before it is
+//     buffered, its rest read and dropped, and the connection closed. After the
 //     upgrade the deadline is cleared and the sweeper takes over: a socket
 //     silent for PingInterval is pinged, one silent for 2×PingInterval is
 //     closed with 4009; a socket that was sent a close frame is dropped 5s

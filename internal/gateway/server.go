@@ -46,8 +46,12 @@ type Config struct {
 	// MaxBody bounds one HTTP request (headers + body). nbio buffers the whole
 	// request in memory before calling Handler, so http.MaxBytesReader in the
 	// handler cannot protect memory; this can (default 16 MiB; larger media
-	// uploads need a larger value). Past it the connection is closed.
+	// uploads need a larger value). Past it the request gets TooLarge.
 	MaxBody int
+	// TooLarge is the body (application/problem+json) of the 413 answer to
+	// a request over MaxBody, whatever its size; the connection is closed
+	// after it. Nil: such a connection is closed without an answer.
+	TooLarge []byte
 
 	// RequestTimeout bounds every read before a socket is upgraded: a new
 	// connection, and a kept-alive one after each response, must deliver a
@@ -207,7 +211,9 @@ func (s *Server) Start() error {
 		SupportServerOnly: true,
 	})
 	engine.OnWrittenSize(onWrittenSize)
-	s.handoff.hook(engine, raceHandoff(engine))
+	open, read := raceHandoff()
+	s.handoff.hook(engine, open)
+	engine.Engine.OnData(s.onData(read))
 	s.engine = engine
 	s.upgrader = s.newUpgrader(engine)
 

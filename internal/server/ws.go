@@ -54,6 +54,7 @@ func (s *Server) OnOpen(c *gateway.Conn) {
 	if old := s.hub.add(p); old != nil {
 		old.conn.Close(CloseReplaced, "replaced by a new connection of this device")
 	}
+	s.watchExpiry(p)
 	s.syncs.Add(1)
 	go func() {
 		defer s.syncs.Done()
@@ -106,6 +107,7 @@ func (s *Server) OnClose(c *gateway.Conn) {
 	p.mu.Lock()
 	p.closed, p.pending = true, nil
 	p.mu.Unlock()
+	p.stopExpiry()
 	s.hub.remove(p)
 	s.releaseConn(p)
 }
@@ -131,7 +133,7 @@ func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 		return
 	}
 	if err != nil {
-		s.writeError(c, head.ID, sb.Errorf(sb.EINVALID, "bad_frame", "malformed %s frame: %v", head.Type, err))
+		s.writeError(c, head.ID, sb.Errorf(sb.EINVALID, "bad_frame", "malformed %s frame: %s", head.Type, describeDecodeError(data, &f, err)))
 		return
 	}
 	ctx := s.ctx
