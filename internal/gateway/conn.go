@@ -23,13 +23,14 @@ type Conn struct {
 	state any
 	id    uint64
 
-	ready   atomic.Bool  // set last in Upgrade; see session.Parse
 	last    atomic.Int64 // unix nanoseconds of the last inbound bytes
 	pinged  atomic.Int64 // unix nanoseconds of the last ping we sent
 	queued  atomic.Int64 // outbound bytes handed to nbio that the kernel has not taken yet
 	backlog atomic.Int64 // inbound bytes read but not yet handled (approximate)
+	ready   atomic.Bool  // set last in Upgrade; see session.Parse
 	closing atomic.Bool  // a close frame was sent or received: no more writes
 	dropped atomic.Bool  // aborted: frames still queued for OnMessage are not handled
+	shut    bool         // the close frame was taken for writing: nothing may follow it (wmu)
 
 	drain atomic.Pointer[drainWaiter] // the goroutine in WaitQueued, if any
 
@@ -40,7 +41,6 @@ type Conn struct {
 	omu  sync.Mutex
 	wmu  sync.Mutex
 	wbuf *[]byte // encoded frames waiting for the flusher; nil when there are none (wmu)
-	shut bool    // the close frame was taken for writing: nothing may follow it (wmu)
 }
 
 // drainWaiter is a WaitQueued call waiting for the socket's queue to fall
@@ -190,7 +190,7 @@ func (c *Conn) Close(code int, reason string) {
 // kernel and no answer came, or the peer stopped reading). A closed
 // connection's Close does nothing, so a late timer is harmless.
 func (c *Conn) watchClose(start, queued int64) {
-	time.AfterFunc(closeTimeout, func() {
+	time.AfterFunc(c.srv.closeTimeout, func() {
 		q := c.queued.Load()
 		if q >= queued || nanotime()-start >= int64(closeDrainMax) {
 			_ = c.nbc.Close()

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // wireFrame is one frame as it arrived on the client's TCP stream.
@@ -246,5 +250,104 @@ func TestOneSocketsFramesGoOutWholeInOrderAndNothingAfterClose(t *testing.T) {
 					round, w, sent[w], next[w])
 			}
 		}
+	}
+}
+
+// TestSlowConsumerThatKeepsReadingGetsItsCloseCode: a socket closed as a slow
+// consumer gets the frames queued before the close, then the close frame
+// with 4008 "slow consumer", as long as it keeps reading, even when reading
+// them takes longer than the close timeout. The TCP connection used to be
+// dropped closeTimeout after the close whatever the peer did, so a client
+// still reading its queue saw a bare EOF and not why it was dropped.
+func TestSlowConsumerThatKeepsReadingGetsItsCloseCode(t *testing.T) {
+	conns := make(chan *Conn, 1)
+	var s *Server
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/ws", func(w http.ResponseWriter, r *http.Request) { _, _ = s.Upgrade(w, r, nil) })
+	s = New(Config{Addr: "127.0.0.1:0", Handler: mux, MaxQueued: 512 << 10}, &fakeHandler{open: func(c *Conn) {
+		// Small kernel buffers on both sides: the queue drains only as
+		// fast as the client reads.
+		_ = c.nbc.SetWriteBuffer(32 << 10)
+		conns <- c
+	}})
+	s.closeTimeout = 200 * time.Millisecond
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Shutdown(ctxT(t)) })
+
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err == nil {
+			err = c.(*net.TCPConn).SetReadBuffer(32 << 10)
+		}
+		return c, err
+	}}}
+	ws, _, err := websocket.Dial(ctxT(t), "ws://"+s.Addr().String()+"/v1/ws", &websocket.DialOptions{HTTPClient: hc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ws.CloseNow() })
+	c := <-conns
+
+	frame := bytes.Repeat([]byte("q"), 16<<10)
+	written := 0
+	for {
+		if err := c.Write(frame); err != nil {
+			if !errors.Is(err, ErrSlowConsumer) {
+				t.Fatalf("Write: %v", err)
+			}
+			break
+		}
+		written++
+	}
+	// Read at ~800 KB/s: the queue takes several close timeouts to drain.
+	for got := 0; ; got++ {
+		_, _, err := ws.Read(ctxT(t))
+		if err != nil {
+			var ce websocket.CloseError
+			if !errors.As(err, &ce) {
+				t.Fatalf("after %d of %d frames the connection ended without a close frame: %v", got, written, err)
+			}
+			if ce.Code != CloseSlowConsumer || ce.Reason != "slow consumer" || got != written {
+				t.Fatalf("after %d of %d frames: closed with %d %q, want all frames and then 4008", got, written, ce.Code, ce.Reason)
+			}
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestClosedPeerThatStopsReadingIsDropped: after a close, a peer that takes
+// no byte for the close timeout (it stopped reading, with frames queued) has
+// its TCP connection dropped and OnClose runs.
+func TestClosedPeerThatStopsReadingIsDropped(t *testing.T) {
+	conns := make(chan *Conn, 1)
+	closed := make(chan struct{})
+	var s *Server
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/ws", func(w http.ResponseWriter, r *http.Request) { _, _ = s.Upgrade(w, r, nil) })
+	s = New(Config{Addr: "127.0.0.1:0", Handler: mux, MaxQueued: 64 << 20}, &fakeHandler{
+		open:  func(c *Conn) { conns <- c },
+		close: func(*Conn) { close(closed) },
+	})
+	s.closeTimeout = 100 * time.Millisecond
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Shutdown(ctxT(t)) })
+	_ = dial(t, s.Addr().String()) // never reads
+	c := <-conns
+	frame := bytes.Repeat([]byte("s"), 64<<10)
+	for c.queued.Load() < 1<<20 { // past what the kernel takes: frames wait in nbio
+		if err := c.Write(frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close(CloseNormal, "bye")
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a peer that stopped reading was never dropped after the close")
 	}
 }

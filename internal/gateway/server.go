@@ -127,7 +127,8 @@ type Handler interface {
 	OnOpen(c *Conn)
 	// OnMessage receives one text message; data is valid only during the
 	// call. Calls for one Conn are serial and in order and may block without
-	// stalling other sockets' I/O.
+	// stalling other sockets' I/O. Messages still arrive after Close, until
+	// the close handshake ends (not after an abort: 1008, 4009).
 	OnMessage(c *Conn, data []byte)
 	// OnClose runs once per Conn, after its last OnMessage has returned.
 	OnClose(c *Conn)
@@ -156,6 +157,8 @@ type Server struct {
 	// between taking the pending frames and handing them to nbio: it widens
 	// the window in which another writer of the socket could overtake.
 	flushHook func()
+	// closeTimeout is the package's closeTimeout; tests shorten it.
+	closeTimeout time.Duration
 
 	nextID   atomic.Uint64
 	count    atomic.Int64
@@ -171,7 +174,7 @@ type shard struct {
 // New returns a Server; nothing listens before Start.
 func New(cfg Config, h Handler) *Server {
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, h: h, log: cfg.Logger, done: make(chan struct{})}
+	s := &Server{cfg: cfg, h: h, log: cfg.Logger, done: make(chan struct{}), closeTimeout: closeTimeout}
 	for i := range s.shards {
 		s.shards[i].conns = make(map[*Conn]struct{})
 	}
