@@ -61,6 +61,7 @@ func TestLargeBacklogSyncsInOneConnection(t *testing.T) {
 	conv := n.conversation(t, sender, "group", reader.user)
 	fillBacklog(t, n, sender, conv, count, size)
 
+	start := time.Now()
 	rs := dialSmallWindow(t, n, reader.token)
 	var last float64
 	for {
@@ -83,6 +84,7 @@ func TestLargeBacklogSyncsInOneConnection(t *testing.T) {
 	if last != count {
 		t.Fatalf("synced after %v messages, want %d", last, count)
 	}
+	t.Logf("%d messages (%d KiB each) synced in one connection in %v", count, size>>10, time.Since(start).Round(time.Millisecond))
 	// The socket stays open and live: a ping is answered.
 	rs.send(t, map[string]any{"type": "ping"})
 	rs.expect(t, "pong")
