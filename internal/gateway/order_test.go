@@ -351,3 +351,76 @@ func TestClosedPeerThatStopsReadingIsDropped(t *testing.T) {
 		t.Fatal("a peer that stopped reading was never dropped after the close")
 	}
 }
+
+// TestWaitQueuedReturnsWhenThePeerReadsOrTheSocketCloses: a writer waiting
+// for room is released once the peer has read enough, and with ErrClosed
+// when the socket closes while it waits.
+func TestWaitQueuedReturnsWhenThePeerReadsOrTheSocketCloses(t *testing.T) {
+	conns := make(chan *Conn, 1)
+	_, addr := startServer(t, Config{MaxQueued: 64 << 20}, &fakeHandler{open: func(c *Conn) { conns <- c }})
+	// fill writes until frames wait in nbio even once the kernel's buffers
+	// (a few MiB on loopback) are full.
+	fill := func(c *Conn) {
+		frame := bytes.Repeat([]byte("w"), 64<<10)
+		for c.queued.Load() < 1<<20 {
+			for c.queued.Load() < 4<<20 {
+				if err := c.Write(frame); err != nil {
+					t.Fatal(err)
+				}
+			}
+			time.Sleep(20 * time.Millisecond) // the flusher and the kernel take what they can
+		}
+	}
+	wait := func(c *Conn) chan error {
+		done := make(chan error, 1)
+		go func() { done <- c.WaitQueued(ctxT(t), 0) }()
+		return done
+	}
+
+	t.Run("a waiting writer is released when the peer reads", func(t *testing.T) {
+		ws := dial(t, addr)
+		c := <-conns
+		fill(c)
+		done := wait(c)
+		for range 10 {
+			select {
+			case err := <-done:
+				t.Fatalf("WaitQueued returned %v while nobody read", err)
+			default:
+			}
+			time.Sleep(time.Millisecond)
+		}
+		ws.SetReadLimit(-1)
+		go func() {
+			for {
+				if _, _, err := ws.Read(context.Background()); err != nil {
+					return
+				}
+			}
+		}()
+		select {
+		case err := <-done:
+			if err != nil || c.queued.Load() > 0 {
+				t.Fatalf("WaitQueued = %v with %d bytes queued, want nil with none", err, c.queued.Load())
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("WaitQueued still waits after the peer read everything")
+		}
+	})
+	t.Run("a waiting writer gets ErrClosed when the socket closes", func(t *testing.T) {
+		_ = dial(t, addr) // never reads
+		c := <-conns
+		fill(c)
+		done := wait(c)
+		time.Sleep(time.Millisecond)
+		c.Close(CloseNormal, "bye")
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrClosed) {
+				t.Fatalf("WaitQueued = %v after Close, want ErrClosed", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("WaitQueued still waits after Close")
+		}
+	})
+}
