@@ -590,8 +590,18 @@ func TestAResyncStartsFromTheAcksOfTheSocketItLeaves(t *testing.T) {
 	for range 6 {
 		f.publish("cnv_a", []byte("m"))
 	}
-	// 1 and 2 fill the buffer, so they are acked before it overflows (3, or
-	// a later one if the test took 1 first).
+	// 1 and 2 fill the buffer, so they are acked before 3 overflows it;
+	// nothing is read until the second socket's replay is done.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		f.mu.Lock()
+		replays := len(f.replayed)
+		f.mu.Unlock()
+		if replays >= 2 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	for want := int64(1); want <= 6; want++ {
 		if m := recv(t, c); m.Seq != want {
 			t.Fatalf("got seq %d, want %d", m.Seq, want)
