@@ -9,15 +9,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	sb "github.com/switchboard-chat/switchboard"
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/inmem"
 )
 
 // outageBus is an in-process bus that can go down as Redis does: while
-// down, conversation messages published are lost; back, it calls the
-// subscribers' resumed callbacks, as the Redis bus does once it has
-// subscribed again.
+// down, conversation messages and control events published are lost;
+// back, it calls the subscribers' resumed callbacks, as the Redis bus does
+// once it has subscribed again.
 type outageBus struct {
 	*inmem.Bus
 	mu      sync.Mutex
@@ -27,7 +28,7 @@ type outageBus struct {
 
 func (b *outageBus) Publish(ctx context.Context, topic string, data []byte) error {
 	b.mu.Lock()
-	lost := b.down && strings.HasPrefix(topic, chat.TopicPrefix)
+	lost := b.down && (strings.HasPrefix(topic, chat.TopicPrefix) || strings.HasPrefix(topic, chat.ControlPrefix))
 	b.mu.Unlock()
 	if lost {
 		return nil // as a publish Redis never took
@@ -215,4 +216,30 @@ func TestBusResumedWhileSyncing(t *testing.T) {
 			laptop.expect(t, "pong")
 		})
 	}
+}
+
+// TestBusResumedRevoked: a device revoked while the bus was down (its
+// control event lost) has its socket closed with 4001 when the bus is back.
+func TestBusResumedRevoked(t *testing.T) {
+	bus := &outageBus{Bus: &inmem.Bus{}}
+	n := startNodeOn(t, backends[0].open(t), bus, slog.LevelInfo)
+	bob := n.signup(t, "bob", "phone", "laptop")
+	phone, laptop := n.dial(t, bob[0].token), n.dial(t, bob[1].token)
+	phone.expect(t, "synced")
+	laptop.expect(t, "synced")
+
+	bus.setDown(true)
+	if st, body := n.call(t, "DELETE", "/v1/devices/"+bob[1].id, bob[0].token, nil); st != 204 {
+		t.Fatalf("DELETE: %d %v", st, body)
+	}
+	phone.send(t, map[string]any{"type": "ping"}) // the event would have come before the pong
+	phone.expect(t, "pong")
+	bus.setDown(false)
+
+	_, err := laptop.readErr(5 * time.Second)
+	if code := websocket.CloseStatus(err); code != 4001 {
+		t.Fatalf("laptop socket: %v (code %d), want 4001", err, code)
+	}
+	phone.send(t, map[string]any{"type": "ping"})
+	phone.expect(t, "pong") // the active device's socket stays
 }

@@ -287,13 +287,38 @@ func (h *hub) readInto(ctx context.Context, p *peer, convID string, to int64, bu
 // syncing when it began; the gaps of their conversations wait meanwhile.
 const resumeWait = 30 * time.Second
 
+// closeRevoked closes, with 4001, the sockets of user's devices that the
+// store no longer lists as active: a revocation's control event may have
+// been lost while the bus was down. It returns the others.
+func (h *hub) closeRevoked(ctx context.Context, user string, peers []*peer) []*peer {
+	devs, err := h.svc.Devices(ctx, user)
+	if err != nil {
+		h.log.Warn("reading devices after the bus was back", "user", user, "err", err)
+		return peers
+	}
+	active := make(map[string]bool, len(devs))
+	for _, d := range devs {
+		active[d.ID] = true
+	}
+	kept := peers[:0]
+	for _, p := range peers {
+		if active[p.id.DeviceID] {
+			kept = append(kept, p)
+		} else {
+			p.conn.Close(CloseDeviceRevoked, "device revoked")
+		}
+	}
+	return kept
+}
+
 // resume catches every local socket up after the bus was interrupted and
 // subscribed again (Bus.Subscribe's resumed): what was published meanwhile
 // may be lost (a Redis outage, a broken connection), and nothing else
 // would reveal it until a later message of the same conversation arrived
 // (the sequencer's gap), or ever, if none does. The store is the truth:
 // per local user, its heads are compared with what each socket of the user
-// has had, and the difference is read and written in seq order.
+// has had, and the difference is read and written in seq order. A socket
+// of a device revoked meanwhile is closed (its event may be lost too).
 //
 // The bus is live again before this runs, so a message stored after the
 // heads were read comes live; one stored before comes from here (or both
@@ -338,6 +363,7 @@ func (h *hub) resume(ctx context.Context) {
 			for conv, head := range got {
 				heads[conv] = max(heads[conv], head)
 			}
+			peers = h.closeRevoked(ctx, user, peers)
 			for _, p := range peers {
 				p.mu.Lock()
 				busy := p.syncing && !p.closed
