@@ -347,39 +347,41 @@ func (h *hub) resume(ctx context.Context) {
 	// The conversations to advance: those every local socket is caught up
 	// in. One that is not (a failed read, a sync that outlasts resumeWait)
 	// keeps its gap, which the sequencer reads when its grace ends.
+	var mu sync.Mutex // guards the three below, written by the workers
 	heads, behind := make(map[string]int64), make(map[string]bool)
 	complete := true // every user's heads were read
-	var buf []byte
 	deadline := time.Now().Add(resumeWait)
 	for len(users) > 0 {
 		syncing := make(map[string][]*peer)
+		// A few users at a time: a node with thousands of users is caught
+		// up in a fraction of the time, and the store (shared by every
+		// node, all resuming at once) sees a bounded number of reads.
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, resumeWorkers)
 		for user, peers := range users {
-			got, err := h.svc.Heads(ctx, peers[0].id)
-			if err != nil {
-				h.log.Warn("reading heads after the bus was back", "user", user, "err", err)
-				complete = false
-				continue
-			}
-			for conv, head := range got {
-				heads[conv] = max(heads[conv], head)
-			}
-			peers = h.closeRevoked(ctx, user, peers)
-			for _, p := range peers {
-				p.mu.Lock()
-				busy := p.syncing && !p.closed
-				p.mu.Unlock()
-				if busy {
-					syncing[user] = append(syncing[user], p)
-					continue
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				got, busy, lagging, err := h.resumeUser(ctx, user, peers)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					h.log.Warn("reading heads after the bus was back", "user", user, "err", err)
+					complete = false
+					return
 				}
 				for conv, head := range got {
-					if err := h.readInto(ctx, p, conv, head, &buf); err != nil {
-						h.log.Warn("reading what a socket missed while the bus was down", "conversation", conv, "device", p.id.DeviceID, "err", err)
-						behind[conv] = true
-					}
+					heads[conv] = max(heads[conv], head)
 				}
-			}
+				for _, conv := range lagging {
+					behind[conv] = true
+				}
+				if len(busy) > 0 {
+					syncing[user] = busy
+				}
+			})
 		}
+		wg.Wait()
 		users = syncing
 		if len(users) == 0 {
 			break
@@ -401,4 +403,34 @@ func (h *hub) resume(ctx context.Context) {
 			h.seq.advance(conv, head+1)
 		}
 	}
+}
+
+// resumeWorkers is how many users a resume catches up at once.
+const resumeWorkers = 4
+
+// resumeUser catches up the sockets of one user (resume): it returns the
+// user's heads, the sockets still syncing (to look at again), and the
+// conversations a socket could not be caught up in.
+func (h *hub) resumeUser(ctx context.Context, user string, peers []*peer) (heads map[string]int64, syncing []*peer, behind []string, err error) {
+	heads, err = h.svc.Heads(ctx, peers[0].id)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var buf []byte
+	for _, p := range h.closeRevoked(ctx, user, peers) {
+		p.mu.Lock()
+		busy := p.syncing && !p.closed
+		p.mu.Unlock()
+		if busy {
+			syncing = append(syncing, p)
+			continue
+		}
+		for conv, head := range heads {
+			if err := h.readInto(ctx, p, conv, head, &buf); err != nil {
+				h.log.Warn("reading what a socket missed while the bus was down", "conversation", conv, "device", p.id.DeviceID, "err", err)
+				behind = append(behind, conv)
+			}
+		}
+	}
+	return heads, syncing, behind, nil
 }
