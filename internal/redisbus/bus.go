@@ -15,12 +15,15 @@
 // message stored during an outage reaches the online devices as soon as
 // Redis is back, without waiting for a later message to reveal the gap.
 // What is kept is bounded (65,536 publishes, 64 MiB); past that the oldest
-// are dropped and counted (Stats). Nothing is lost for good either way: an
-// outage long enough to fill that bound also broke every node's
-// subscription, and each node reads what its devices missed from the store
-// when its subscription is back (the resumed callback of Subscribe). A
-// publish Redis answers with an error is dropped and counted: sending it
-// again would get the same answer.
+// are dropped and counted (Stats). The kept publishes are the fast path
+// only: when Redis was down, every node's subscription broke too, and each
+// node reads what its devices missed from the store once its subscription
+// is back (the resumed callback of Subscribe), whether the publishes sent
+// again reached it or not (they may reach Redis before a node has
+// subscribed again). Keeping them covers what that cannot: one node's
+// connection broken while the others' subscriptions held. A publish Redis
+// answers with an error is dropped and counted: sending it again would get
+// the same answer.
 //
 // Subscribe PSUBSCRIBEs prefix* once per prefix (rueidis subscribes again
 // after a reconnect, and then the subscribers' resumed callbacks run) and
