@@ -1,0 +1,224 @@
+package sqlcore
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/switchboard-chat/switchboard"
+)
+
+// Both stores append a batch in three steps, in one transaction:
+//
+//  1. read: the head seq and current epoch of each conversation of the
+//     batch (locking them), the batch's client ids already stored and, for
+//     a store whose foreign keys do not check devices, their owners
+//     (Snapshot; Keys and Devices say what to read);
+//  2. decide (Decide, pure): each message's fate, a duplicate of a stored
+//     message, a duplicate of an earlier message of the same batch, an
+//     unknown conversation (that caller alone gets ErrNotFound), an
+//     unknown device (ErrUnknownDevice), or new, with the next seq of its
+//     conversation in batch order; and for a new shared message, whether
+//     its recipient set starts an epoch (epochs.go): the batch's shared
+//     messages to one conversation with one set share an epoch, and a
+//     change of set mid-batch starts another;
+//  3. write the Plan: the new heads, the epochs and their recipients, the
+//     messages and their ciphertext rows; commit; then set each job's
+//     result from the Plan.
+
+// ClientKey identifies a message for idempotency: its sender device and
+// client id.
+type ClientKey struct{ Device, Client string }
+
+// Head is a conversation's state as a batch moves it: its head seq and
+// current epoch (the hash of its set, nil before the first, and its first
+// seq).
+type Head struct {
+	Seq     int64
+	SetHash []byte
+	From    int64
+}
+
+// Snapshot is what the read step found.
+type Snapshot struct {
+	// Heads holds each conversation of the batch that exists.
+	Heads map[string]Head
+	// Stored holds the batch's client ids that are already stored, with
+	// their messages (without ciphertexts).
+	Stored map[ClientKey]*switchboard.Message
+	// Owners maps each device of Devices to its user; nil when the store's
+	// foreign keys check the devices instead.
+	Owners map[string]string
+}
+
+// Plan is what the write step writes, and each job's result once it is
+// committed.
+type Plan struct {
+	Outs []AppendOut // by job
+	Errs []error     // by job: that job alone fails, having written nothing
+	// Heads are the conversations that moved, in the order of their first
+	// new message in the batch, with their new state.
+	Heads []ConvHead
+	// Messages are the new messages, in batch order.
+	Messages []NewMessage
+	// Epochs are the new recipient epochs, in batch order.
+	Epochs []Epoch
+}
+
+// ConvHead is a conversation's new state.
+type ConvHead struct {
+	ID string
+	Head
+}
+
+// NewMessage is a message to insert: the job at index Job of the batch,
+// with its seq and its message_ciphertexts rows (device to ciphertext; a
+// nil ciphertext is NULL, "read the shared one").
+type NewMessage struct {
+	Job  int
+	Seq  int64
+	Rows map[string][]byte
+}
+
+// Epoch is a new recipient epoch: its conversation, first seq and devices.
+type Epoch struct {
+	Conv    string
+	From    int64
+	Devices []string
+}
+
+// ErrUnknownDevice fails an append that names a device that does not
+// exist, or a sender device that is not the sender user's. The chat
+// service checks a send's devices against the members' first, so only a
+// device registered or a member added since trips it.
+var ErrUnknownDevice = errors.New("unknown device")
+
+// Keys returns what the read step looks up for a batch: its distinct
+// conversations, and the client keys of its messages that have a client id.
+func Keys(batch []*AppendJob) (convs []string, keys []ClientKey) {
+	seen := make(map[string]bool)
+	for _, j := range batch {
+		m := j.In.M
+		if !seen[m.ConversationID] {
+			seen[m.ConversationID] = true
+			convs = append(convs, m.ConversationID)
+		}
+		if m.ClientID != "" {
+			keys = append(keys, ClientKey{m.SenderDeviceID, m.ClientID})
+		}
+	}
+	return convs, keys
+}
+
+// Devices returns the distinct devices of a batch whose owners the read
+// step reads for a store whose foreign keys do not check them: each
+// sender's and, for per-device ciphertexts, every recipient's. A shared
+// message's recipients are its epoch's, which the foreign key of
+// shared_recipients checked when the epoch began (a set equal to the
+// current epoch's is that epoch's devices).
+func Devices(batch []*AppendJob) []string {
+	var ids []string
+	named := make(map[string]bool)
+	add := func(d string) {
+		if !named[d] {
+			named[d] = true
+			ids = append(ids, d)
+		}
+	}
+	for _, j := range batch {
+		m := j.In.M
+		add(m.SenderDeviceID)
+		if m.Shared == nil {
+			for d := range m.Ciphertexts {
+				add(d)
+			}
+		}
+	}
+	return ids
+}
+
+// Decide is the decide step: the fate of each message of the batch, given
+// what the read step found. It only reads its arguments.
+func Decide(batch []*AppendJob, snap Snapshot) Plan {
+	p := Plan{Outs: make([]AppendOut, len(batch)), Errs: make([]error, len(batch))}
+	heads := make(map[string]*Head)  // as the batch moves them
+	first := make(map[ClientKey]int) // the job that holds a client id in the batch
+	for i, j := range batch {
+		m := j.In.M
+		k := ClientKey{m.SenderDeviceID, m.ClientID}
+		if m.ClientID != "" {
+			if d := snap.Stored[k]; d != nil {
+				p.Outs[i].Dup = d
+				continue
+			}
+			// A failed first holds nothing: this one is tried as if alone.
+			if f, ok := first[k]; ok && p.Errs[f] == nil {
+				p.Outs[i].Dup = storedAs(batch[f].In, p.Outs[f])
+				continue
+			}
+			first[k] = i
+		}
+		h := heads[m.ConversationID]
+		if h == nil {
+			got, ok := snap.Heads[m.ConversationID]
+			if !ok {
+				p.Errs[i] = switchboard.ErrNotFound
+				continue
+			}
+			h = &got
+		}
+		if snap.Owners != nil {
+			if p.Errs[i] = checkDevices(m, snap.Owners); p.Errs[i] != nil {
+				continue
+			}
+		}
+		if heads[m.ConversationID] == nil {
+			heads[m.ConversationID] = h
+			p.Heads = append(p.Heads, ConvHead{ID: m.ConversationID})
+		}
+		h.Seq++
+		p.Outs[i].Seq = h.Seq
+		rows := m.Ciphertexts
+		if j.In.Set != nil {
+			if !bytes.Equal(h.SetHash, j.In.SetHash) {
+				h.SetHash, h.From = j.In.SetHash, h.Seq
+				p.Epochs = append(p.Epochs, Epoch{Conv: m.ConversationID, From: h.Seq, Devices: j.In.Set})
+			}
+			rows = selfRow(m)
+		}
+		p.Messages = append(p.Messages, NewMessage{Job: i, Seq: h.Seq, Rows: rows})
+	}
+	for i := range p.Heads {
+		p.Heads[i].Head = *heads[p.Heads[i].ID]
+	}
+	return p
+}
+
+// storedAs is the message of in as a later duplicate sees it: what
+// AppendMessage returns for a stored one, without its ciphertexts.
+func storedAs(in AppendIn, out AppendOut) *switchboard.Message {
+	if out.Dup != nil {
+		return out.Dup
+	}
+	m := in.M
+	return &switchboard.Message{ConversationID: m.ConversationID, Seq: out.Seq, SenderUserID: m.SenderUserID,
+		SenderDeviceID: m.SenderDeviceID, ClientID: m.ClientID, SentAt: in.SentAt, Shared: m.Shared}
+}
+
+// checkDevices returns an error wrapping ErrUnknownDevice unless every
+// device of m to check (Devices) is in owners and its sender device is
+// its sender user's.
+func checkDevices(m *switchboard.Message, owners map[string]string) error {
+	if owner, ok := owners[m.SenderDeviceID]; !ok || owner != m.SenderUserID {
+		return fmt.Errorf("%w: sender device %q of user %q", ErrUnknownDevice, m.SenderDeviceID, m.SenderUserID)
+	}
+	if m.Shared != nil {
+		return nil
+	}
+	for d := range m.Ciphertexts {
+		if _, ok := owners[d]; !ok {
+			return fmt.Errorf("%w: recipient device %q", ErrUnknownDevice, d)
+		}
+	}
+	return nil
+}
