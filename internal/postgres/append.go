@@ -181,7 +181,7 @@ func (s *Store) appendBatch(ctx context.Context, batch []*sqlcore.AppendJob) (er
 		return err
 	}
 	for i, j := range batch {
-		j.Out, j.Err = p.Outs[i], p.Errs[i]
+		j.Out, j.Err = p.Results[i].Out, p.Results[i].Err
 	}
 	return nil
 }

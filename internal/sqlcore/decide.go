@@ -54,8 +54,9 @@ type Snapshot struct {
 // Plan is what the write step writes, and each job's result once it is
 // committed.
 type Plan struct {
-	Outs []AppendOut // by job
-	Errs []error     // by job: that job alone fails, having written nothing
+	// Results are the jobs' results, by job. An Err fails that job alone,
+	// which wrote nothing.
+	Results []Result
 	// Heads are the conversations that moved, in the order of their first
 	// new message in the batch, with their new state.
 	Heads []ConvHead
@@ -63,6 +64,12 @@ type Plan struct {
 	Messages []NewMessage
 	// Epochs are the new recipient epochs, in batch order.
 	Epochs []Epoch
+}
+
+// Result is a job's result.
+type Result struct {
+	Out AppendOut
+	Err error
 }
 
 // ConvHead is a conversation's new state.
@@ -96,11 +103,16 @@ var ErrUnknownDevice = errors.New("unknown device")
 // Keys returns what the read step looks up for a batch: its distinct
 // conversations, and the client keys of its messages that have a client id.
 func Keys(batch []*AppendJob) (convs []string, keys []ClientKey) {
-	seen := make(map[string]bool)
+	var seen map[string]bool // not for a batch of one (a sequential sender's)
+	if len(batch) > 1 {
+		seen = make(map[string]bool)
+	}
 	for _, j := range batch {
 		m := j.In.M
 		if !seen[m.ConversationID] {
-			seen[m.ConversationID] = true
+			if seen != nil {
+				seen[m.ConversationID] = true
+			}
 			convs = append(convs, m.ConversationID)
 		}
 		if m.ClientID != "" {
@@ -140,44 +152,52 @@ func Devices(batch []*AppendJob) []string {
 // Decide is the decide step: the fate of each message of the batch, given
 // what the read step found. It only reads its arguments.
 func Decide(batch []*AppendJob, snap Snapshot) Plan {
-	p := Plan{Outs: make([]AppendOut, len(batch)), Errs: make([]error, len(batch))}
-	heads := make(map[string]*Head)  // as the batch moves them
-	first := make(map[ClientKey]int) // the job that holds a client id in the batch
+	p := Plan{Results: make([]Result, len(batch)), Messages: make([]NewMessage, 0, len(batch))}
+	var heads headIndex         // p.Heads by conversation
+	var first map[ClientKey]int // the job that holds a client id in the batch
+	if len(batch) > 1 {
+		first = make(map[ClientKey]int, len(batch))
+	}
 	for i, j := range batch {
-		m := j.In.M
+		m, r := j.In.M, &p.Results[i]
 		k := ClientKey{m.SenderDeviceID, m.ClientID}
 		if m.ClientID != "" {
 			if d := snap.Stored[k]; d != nil {
-				p.Outs[i].Dup = d
+				r.Out.Dup = d
 				continue
 			}
 			// A failed first holds nothing: this one is tried as if alone.
-			if f, ok := first[k]; ok && p.Errs[f] == nil {
-				p.Outs[i].Dup = storedAs(batch[f].In, p.Outs[f])
+			if f, ok := first[k]; ok && p.Results[f].Err == nil {
+				r.Out.Dup = storedAs(batch[f].In, p.Results[f].Out)
 				continue
 			}
-			first[k] = i
+			if first != nil {
+				first[k] = i
+			}
 		}
-		h := heads[m.ConversationID]
-		if h == nil {
-			got, ok := snap.Heads[m.ConversationID]
+		hi := heads.find(p.Heads, m.ConversationID)
+		if hi < 0 {
+			h, ok := snap.Heads[m.ConversationID]
 			if !ok {
-				p.Errs[i] = switchboard.ErrNotFound
+				r.Err = switchboard.ErrNotFound
 				continue
 			}
-			h = &got
-		}
-		if snap.Owners != nil {
-			if p.Errs[i] = checkDevices(m, snap.Owners); p.Errs[i] != nil {
+			if snap.Owners != nil {
+				if r.Err = checkDevices(m, snap.Owners); r.Err != nil {
+					continue
+				}
+			}
+			p.Heads = append(p.Heads, ConvHead{ID: m.ConversationID, Head: h})
+			hi = len(p.Heads) - 1
+			heads.add(p.Heads, hi)
+		} else if snap.Owners != nil {
+			if r.Err = checkDevices(m, snap.Owners); r.Err != nil {
 				continue
 			}
 		}
-		if heads[m.ConversationID] == nil {
-			heads[m.ConversationID] = h
-			p.Heads = append(p.Heads, ConvHead{ID: m.ConversationID})
-		}
+		h := &p.Heads[hi].Head
 		h.Seq++
-		p.Outs[i].Seq = h.Seq
+		r.Out.Seq = h.Seq
 		rows := m.Ciphertexts
 		if j.In.Set != nil {
 			if !bytes.Equal(h.SetHash, j.In.SetHash) {
@@ -188,10 +208,43 @@ func Decide(batch []*AppendJob, snap Snapshot) Plan {
 		}
 		p.Messages = append(p.Messages, NewMessage{Job: i, Seq: h.Seq, Rows: rows})
 	}
-	for i := range p.Heads {
-		p.Heads[i].Head = *heads[p.Heads[i].ID]
-	}
 	return p
+}
+
+// headIndex finds a conversation in a plan's heads: by looking through
+// them while they are few (no map for a batch of one conversation), by a
+// map once they are many.
+type headIndex struct{ byID map[string]int }
+
+// manyHeads is where a look through the heads gets slower than a map.
+const manyHeads = 8
+
+func (x *headIndex) find(heads []ConvHead, id string) int {
+	if x.byID != nil {
+		if i, ok := x.byID[id]; ok {
+			return i
+		}
+		return -1
+	}
+	for i := range heads {
+		if heads[i].ID == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// add indexes heads[i], just appended.
+func (x *headIndex) add(heads []ConvHead, i int) {
+	switch {
+	case x.byID != nil:
+		x.byID[heads[i].ID] = i
+	case len(heads) > manyHeads:
+		x.byID = make(map[string]int, 2*len(heads))
+		for k := range heads {
+			x.byID[heads[k].ID] = k
+		}
+	}
 }
 
 // storedAs is the message of in as a later duplicate sees it: what

@@ -2,6 +2,7 @@ package sqlcore
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -155,7 +156,7 @@ func TestDecide(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := Decide(tt.batch, tt.snap)
 			for i, want := range tt.want {
-				out, err := p.Outs[i], p.Errs[i]
+				out, err := p.Results[i].Out, p.Results[i].Err
 				switch want := want.(type) {
 				case int64:
 					switch {
@@ -183,20 +184,44 @@ func TestDecide(t *testing.T) {
 			var jobs []int
 			for _, nm := range p.Messages {
 				jobs = append(jobs, nm.Job)
-				if nm.Seq != p.Outs[nm.Job].Seq {
-					t.Errorf("job %d is written with seq %d, answered with %d", nm.Job, nm.Seq, p.Outs[nm.Job].Seq)
+				if nm.Seq != p.Results[nm.Job].Out.Seq {
+					t.Errorf("job %d is written with seq %d, answered with %d", nm.Job, nm.Seq, p.Results[nm.Job].Out.Seq)
 				}
 			}
 			if !reflect.DeepEqual(jobs, tt.messages) {
 				t.Errorf("stored jobs %v, want %v", jobs, tt.messages)
 			}
 			for later, first := range tt.sameAsJob {
-				if d := p.Outs[later].Dup; d.ClientID != tt.batch[first].In.M.ClientID || !d.SentAt.Equal(sentAt) {
+				if d := p.Results[later].Out.Dup; d.ClientID != tt.batch[first].In.M.ClientID || !d.SentAt.Equal(sentAt) {
 					t.Errorf("job %d's duplicate is %+v, want job %d's message", later, d, first)
 				}
 			}
 		})
 	}
+}
+
+func TestDecideManyConversations(t *testing.T) {
+	t.Run("a batch to more conversations than a look through finds fast numbers each conversation on its own", func(t *testing.T) {
+		snap := Snapshot{Heads: map[string]Head{}}
+		var batch []*AppendJob
+		for round := range 3 {
+			for c := range 2 * manyHeads {
+				conv := fmt.Sprint("c", c)
+				snap.Heads[conv] = Head{Seq: int64(100 * c)}
+				batch = append(batch, pairwise(conv, fmt.Sprint("m", round, c), "dev-b"))
+			}
+		}
+		p := Decide(batch, snap)
+		for i, r := range p.Results {
+			c := i % (2 * manyHeads)
+			if want := int64(100*c + i/(2*manyHeads) + 1); r.Err != nil || r.Out.Seq != want {
+				t.Fatalf("job %d to c%d: seq %d, err %v; want %d", i, c, r.Out.Seq, r.Err, want)
+			}
+		}
+		if len(p.Heads) != 2*manyHeads {
+			t.Fatalf("%d heads, want %d", len(p.Heads), 2*manyHeads)
+		}
+	})
 }
 
 func TestDecideRows(t *testing.T) {

@@ -66,7 +66,7 @@ func (s *Store) appendBatch(ctx context.Context, batch []*sqlcore.AppendJob) err
 		return err
 	}
 	for i, j := range batch {
-		j.Out, j.Err = p.Outs[i], p.Errs[i]
+		j.Out, j.Err = p.Results[i].Out, p.Results[i].Err
 	}
 	return nil
 }
@@ -77,7 +77,13 @@ func (s *Store) appendBatch(ctx context.Context, batch []*sqlcore.AppendJob) err
 const ciphertextChunk = 128
 
 const (
-	headQuery   = `SELECT head_seq, shared_set_hash, shared_from_seq FROM conversations WHERE id = ?`
+	// One row whatever exists: a NULL head for an unknown conversation
+	// (?1), a NULL message when its sender device (?2) did not store the
+	// client id (?3).
+	headAndLookupQuery = `SELECT c.head_seq, c.shared_set_hash, c.shared_from_seq,
+			m.conversation_id, m.seq, m.sender_user_id, m.sent_at, m.shared_ciphertext
+		FROM (SELECT 1) LEFT JOIN conversations c ON c.id = ?1
+		LEFT JOIN messages m ON m.sender_device_id = ?2 AND m.client_id = ?3`
 	lookupQuery = `SELECT conversation_id, seq, sender_user_id, sent_at, shared_ciphertext
 		FROM messages WHERE sender_device_id = ? AND client_id = ?`
 	setHeadQuery = `UPDATE conversations SET head_seq = ?, shared_set_hash = ?, shared_from_seq = ? WHERE id = ?`
@@ -101,8 +107,8 @@ func insertCiphertextsQuery(n int) string {
 // connection: compiling them each time was a good part of the cost of a
 // small batch. Only the committer uses them, so they need no lock.
 type appendStmts struct {
-	head, lookup, setHead, store, epoch, recipients *sql.Stmt
-	ciphertexts                                     map[int]*sql.Stmt // by rows
+	headAndLookup, lookup, setHead, store, epoch, recipients *sql.Stmt
+	ciphertexts                                              map[int]*sql.Stmt // by rows
 }
 
 // fixed lists the statements that do not depend on a batch, with their queries.
@@ -113,7 +119,7 @@ func (st *appendStmts) fixed() []struct {
 	return []struct {
 		stmt  **sql.Stmt
 		query string
-	}{{&st.head, headQuery}, {&st.lookup, lookupQuery}, {&st.setHead, setHeadQuery},
+	}{{&st.headAndLookup, headAndLookupQuery}, {&st.lookup, lookupQuery}, {&st.setHead, setHeadQuery},
 		{&st.store, storeQuery}, {&st.epoch, epochQuery}, {&st.recipients, recipientsQuery}}
 }
 
@@ -164,19 +170,19 @@ func (st *appendStmts) close() {
 // in returns an appender in tx. The statements are prepared (prepare).
 func (st *appendStmts) in(ctx context.Context, tx *sql.Tx) *appender {
 	a := &appender{tx: tx, stmts: st, ciphertexts: make(map[int]*sql.Stmt)}
-	a.head, a.lookup, a.setHead = a.use(ctx, st.head), a.use(ctx, st.lookup), a.use(ctx, st.setHead)
-	a.store, a.epoch, a.recipients = a.use(ctx, st.store), a.use(ctx, st.epoch), a.use(ctx, st.recipients)
-	return a
+	a.headAndLookup, a.lookup, a.setHead = a.use(ctx, st.headAndLookup), a.use(ctx, st.lookup), a.use(ctx, st.setHead)
+	a.store = a.use(ctx, st.store)
+	return a // epoch and recipients once a batch starts an epoch (startEpoch), which most do not
 }
 
 // appender reads and writes a batch in one transaction, through its
 // handles on the prepared statements.
 type appender struct {
-	tx                                              *sql.Tx
-	stmts                                           *appendStmts
-	head, lookup, setHead, store, epoch, recipients *sql.Stmt
-	ciphertexts                                     map[int]*sql.Stmt
-	used                                            []*sql.Stmt
+	tx                                                       *sql.Tx
+	stmts                                                    *appendStmts
+	headAndLookup, lookup, setHead, store, epoch, recipients *sql.Stmt
+	ciphertexts                                              map[int]*sql.Stmt
+	used                                                     []*sql.Stmt
 }
 
 // use returns the transaction's handle on stmt, which reuses what stmt
@@ -194,34 +200,60 @@ func (a *appender) close() {
 }
 
 // read is the read step: the heads of the batch's conversations that
-// exist, and its client ids already stored.
+// exist, and its client ids already stored. A message whose conversation
+// is not read yet reads both with one statement (readQuery), so that a
+// batch of one, a sequential sender's, runs no more statements than an
+// append that bumps the head in place; the others look up their client id
+// alone.
 func (a *appender) read(ctx context.Context, batch []*sqlcore.AppendJob) (sqlcore.Snapshot, error) {
-	convs, keys := sqlcore.Keys(batch)
-	snap := sqlcore.Snapshot{
-		Heads:  make(map[string]sqlcore.Head, len(convs)),
-		Stored: make(map[sqlcore.ClientKey]*switchboard.Message),
-	}
-	for _, id := range convs {
-		var h sqlcore.Head
-		err := a.head.QueryRowContext(ctx, id).Scan(&h.Seq, &h.SetHash, &h.From)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
+	snap := sqlcore.Snapshot{Heads: make(map[string]sqlcore.Head)}
+	for _, j := range batch {
+		m := j.In.M
+		k := sqlcore.ClientKey{Device: m.SenderDeviceID, Client: m.ClientID}
+		var d *switchboard.Message
+		var err error
+		if _, ok := snap.Heads[m.ConversationID]; ok {
+			if m.ClientID == "" {
+				continue
+			}
+			d, err = a.duplicate(ctx, k)
+		} else {
+			d, err = a.readOne(ctx, m, &snap)
 		}
-		if err != nil {
-			return snap, fmt.Errorf("head of %s: %w", id, err)
-		}
-		snap.Heads[id] = h
-	}
-	for _, k := range keys {
-		d, err := a.duplicate(ctx, k)
 		if err != nil {
 			return snap, err
 		}
 		if d != nil {
+			if snap.Stored == nil { // most batches hold no retry
+				snap.Stored = make(map[sqlcore.ClientKey]*switchboard.Message)
+			}
 			snap.Stored[k] = d
 		}
 	}
 	return snap, nil
+}
+
+// readOne reads the head of m's conversation into snap, if it exists, and
+// returns the message stored under m's client id, or nil.
+func (a *appender) readOne(ctx context.Context, m *switchboard.Message, snap *sqlcore.Snapshot) (*switchboard.Message, error) {
+	var (
+		head, from, seq, sentAt sql.NullInt64
+		hash, shared            []byte
+		conv, user              sql.NullString
+	)
+	err := a.headAndLookup.QueryRowContext(ctx, m.ConversationID, m.SenderDeviceID, nullString(m.ClientID)).
+		Scan(&head, &hash, &from, &conv, &seq, &user, &sentAt, &shared)
+	if err != nil {
+		return nil, fmt.Errorf("head of %s: %w", m.ConversationID, err)
+	}
+	if head.Valid {
+		snap.Heads[m.ConversationID] = sqlcore.Head{Seq: head.Int64, SetHash: hash, From: from.Int64}
+	}
+	if !conv.Valid {
+		return nil, nil
+	}
+	return &switchboard.Message{ConversationID: conv.String, Seq: seq.Int64, SenderUserID: user.String,
+		SenderDeviceID: m.SenderDeviceID, ClientID: m.ClientID, SentAt: fromMicros(sentAt.Int64), Shared: shared}, nil
 }
 
 // duplicate returns the message k.Device already stored under k.Client,
@@ -276,6 +308,9 @@ func (a *appender) write(ctx context.Context, batch []*sqlcore.AppendJob, p sqlc
 // startEpoch writes an epoch and its devices' rows, with one statement
 // for the devices.
 func (a *appender) startEpoch(ctx context.Context, e sqlcore.Epoch) error {
+	if a.epoch == nil {
+		a.epoch, a.recipients = a.use(ctx, a.stmts.epoch), a.use(ctx, a.stmts.recipients)
+	}
 	if _, err := a.epoch.ExecContext(ctx, e.Conv, e.From); err != nil {
 		return err
 	}
