@@ -14,7 +14,7 @@ import (
 // with concurrent calls (see append.go). A message with per-device
 // ciphertexts has a row per recipient device; a shared one has none, only
 // a new recipient epoch when its set is not the conversation's current one
-// (epochs.go).
+// (internal/sqlcore/epochs.go).
 // A client id the sender device already used returns the stored message
 // (without its ciphertexts) and duplicate=true. An empty ClientID is never
 // deduplicated.
