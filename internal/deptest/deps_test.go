@@ -38,6 +38,7 @@ var core = []string{
 type pkg struct {
 	ImportPath string
 	Standard   bool
+	Imports    []string // the packages it imports itself
 	Deps       []string // every package it imports, directly or not
 	Module     *struct{ Path string }
 }
@@ -120,7 +121,11 @@ func violations(pkgs map[string]*pkg) []string {
 				d, known := pkgs[dep]
 				std := known && d.Standard
 				if why := r.forbids(p, dep, std); why != "" {
-					out = append(out, fmt.Sprintf("%s: %s imports %s (%s)", r.name, p.ImportPath, dep, why))
+					how := "imports"
+					if !slices.Contains(p.Imports, dep) {
+						how = "imports, through another package,"
+					}
+					out = append(out, fmt.Sprintf("%s: %s %s %s (%s)", r.name, p.ImportPath, how, dep, why))
 				}
 			}
 		}
