@@ -280,6 +280,10 @@ func closing(t *testing.T, be Backend) {
 	if err := b.Ping(ctx); err == nil {
 		t.Error("Ping after Close succeeded")
 	}
+	// Another bus of the backend (another node) still publishes; the
+	// closed one delivers none of it. (An in-process backend has one bus:
+	// this publish is refused too.)
+	_ = be.Open(t).Publish(ctx, "conv.1", []byte("from another node"))
 	if got := in.quiet(); len(got) != 1 {
 		t.Errorf("received %q, want nothing after Close", got)
 	}
