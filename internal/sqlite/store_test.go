@@ -62,6 +62,37 @@ func TestMigrate(t *testing.T) {
 	})
 }
 
+// TestMigrateFoldsUsernames starts from a database of before migration
+// 0004, where Alice and alice could be two accounts: the oldest keeps its
+// name, the later one is renamed, and from then on case is ignored.
+func TestMigrateFoldsUsernames(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "switchboard.db")
+	open(t, path)
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		`DROP INDEX users_username_folded`,
+		`DELETE FROM schema_migrations WHERE version = 4`,
+		`INSERT INTO users (id, username, password_hash, created_at) VALUES
+			('usr_older', 'Alice', 'h', 1), ('usr_newer', 'alice', 'h', 2), ('usr_bob', 'bob', 'h', 3)`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s := open(t, path) // migrates
+	for name, want := range map[string]string{"ALICE": "usr_older", "alice-newer": "usr_newer", "Bob": "usr_bob"} {
+		u, err := s.UserByName(ctx, name)
+		if err != nil || u.ID != want {
+			t.Errorf("UserByName(%s) = %+v, %v; want %s", name, u, err, want)
+		}
+	}
+}
+
 func TestOpen(t *testing.T) {
 	t.Run("Open creates the folder and puts the database in WAL mode", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "a", "b", "switchboard.db")
