@@ -29,13 +29,13 @@ type Config struct {
 	// or signup waits up to HashWait for a slot, then gets 503 unavailable.
 	HashSlots int           // [one per core, GOMAXPROCS]
 	HashWait  time.Duration // [2 s]
-	SendRate      float64       // sends per second per device [50]
-	SendBurst     int           // sends a device may burst [100]
-	E2EOnly       bool          // refuse server-assisted (plaintext) sends with plaintext_refused
-	Limits        Limits        // abuse limits [DefaultLimits]
-	Limiter       Limiter       // where the limits count [an in-process MemoryLimiter]
-	Logger        *slog.Logger
-	Now           func() time.Time
+	SendRate  float64       // sends per second per device [50]
+	SendBurst int           // sends a device may burst [100]
+	E2EOnly   bool          // refuse server-assisted (plaintext) sends with plaintext_refused
+	Limits    Limits        // abuse limits [DefaultLimits]
+	Limiter   Limiter       // where the limits count [an in-process MemoryLimiter]
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 func (c *Config) setDefaults() {
