@@ -18,24 +18,26 @@ type Config struct {
 	SessionTTL    time.Duration // token lifetime [30 days]
 	MaxMembers    int           // members per conversation [1000]
 	MaxCiphertext int           // bytes per decoded ciphertext [64 KiB]
+	SendRate      float64       // sends per second per device [50]
+	SendBurst     int           // sends a device may burst [100]
+	E2EOnly       bool          // refuse server-assisted (plaintext) sends with plaintext_refused
+	Limits        Limits        // abuse limits [DefaultLimits]
+	Limiter       Limiter       // where the limits count [an in-process MemoryLimiter]
+	Logger        *slog.Logger
+	Now           func() time.Time
+
 	// Server-assisted sends: the node seals the plaintext once per
 	// recipient device, so one send costs recipients x size in CPU and in
 	// stored bytes. A negative value turns a bound off (the plaintext is
 	// still at most MaxCiphertext).
 	MaxAssistedBytes      int // plaintext bytes [64 KiB]
 	MaxAssistedRecipients int // recipient devices [256]
+
 	// Password hashing: at most HashSlots argon2id hashes run at once
 	// (so at most HashSlots x Argon2.MemoryKiB of their memory); a login
 	// or signup waits up to HashWait for a slot, then gets 503 unavailable.
 	HashSlots int           // [one per core, GOMAXPROCS]
 	HashWait  time.Duration // [2 s]
-	SendRate  float64       // sends per second per device [50]
-	SendBurst int           // sends a device may burst [100]
-	E2EOnly   bool          // refuse server-assisted (plaintext) sends with plaintext_refused
-	Limits    Limits        // abuse limits [DefaultLimits]
-	Limiter   Limiter       // where the limits count [an in-process MemoryLimiter]
-	Logger    *slog.Logger
-	Now       func() time.Time
 }
 
 func (c *Config) setDefaults() {
