@@ -2,6 +2,8 @@ package chat_test
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -108,6 +110,50 @@ func TestServerAssistedSendsAreBounded(t *testing.T) {
 			t.Fatalf("1000-byte plaintext: %v", err)
 		}
 	})
+}
+
+func TestServerAssistedSealsTakeOneSlotPerCore(t *testing.T) {
+	ctx := context.Background()
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1)) // one core: one seal at a time
+	svc := limitedService(t, chat.Config{})
+	alice, others, conv := group(t, svc, "alice", "bob", "carol")
+	open := make(chan struct{})
+	release := sync.OnceFunc(func() { close(open) })
+	defer release()
+	var inFlight, most atomic.Int32
+	restore := chat.HookSeal(func(seal func()) {
+		n := inFlight.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		<-open
+		seal()
+		inFlight.Add(-1)
+	})
+	defer restore()
+	errs := make(chan error, 2)
+	for i, from := range []chat.Identity{alice, others[0]} {
+		go func() {
+			_, _, err := svc.Send(ctx, from, &chat.SendRequest{ClientID: fmt.Sprint("m", i), ConversationID: conv, Plaintext: []byte("hi")})
+			errs <- err
+		}()
+	}
+	for deadline := time.Now().Add(30 * time.Second); inFlight.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no seal started")
+		}
+	}
+	// Give the other send the chance to start a seal beside the first:
+	// without the bound it would (a pass does not depend on this wait).
+	time.Sleep(100 * time.Millisecond)
+	release()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := most.Load(); got > 1 {
+		t.Fatalf("%d seals ran at once on a one-core node, want 1", got)
+	}
 }
 
 func TestPasswordHashingIsBounded(t *testing.T) {

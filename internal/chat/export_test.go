@@ -1,5 +1,7 @@
 package chat
 
+import "github.com/switchboard-chat/switchboard/e2e"
+
 // HookArgon2 makes every argon2id hash run as around(hash) until the
 // returned func is called, so that a test can count and hold the hashes in
 // flight. Not for parallel tests: it swaps a package variable.
@@ -11,4 +13,17 @@ func HookArgon2(around func(hash func())) (restore func()) {
 		return key
 	}
 	return func() { argon2IDKey = old }
+}
+
+// HookSeal makes every server-assisted seal run as around(seal) until the
+// returned func is called. Not for parallel tests.
+func HookSeal(around func(seal func())) (restore func()) {
+	old := sealAssisted
+	sealAssisted = func(kem string, pub []byte, c e2e.Context, plaintext []byte) ([]byte, error) {
+		var ct []byte
+		var err error
+		around(func() { ct, err = old(kem, pub, c, plaintext) })
+		return ct, err
+	}
+	return func() { sealAssisted = old }
 }

@@ -198,6 +198,9 @@ func (s *Service) assist(ctx context.Context, id Identity, m *sb.Message, device
 	return nil
 }
 
+// sealAssisted is e2e.SealAssisted; a test counts the seals in flight through it.
+var sealAssisted = e2e.SealAssisted
+
 // seal seals plaintext for one recipient device in one of the node's seal
 // slots: however many sends arrive, at most one seal per core runs.
 func (s *Service) seal(ctx context.Context, m *sb.Message, d *sb.Device, plaintext []byte) error {
@@ -205,7 +208,7 @@ func (s *Service) seal(ctx context.Context, m *sb.Message, d *sb.Device, plainte
 		return fmt.Errorf("seal for device %s: %w", d.ID, err)
 	}
 	defer s.sealSlots.put()
-	ct, err := e2e.SealAssisted(d.KEM, d.PublicKey, e2e.Context{Conversation: m.ConversationID,
+	ct, err := sealAssisted(d.KEM, d.PublicKey, e2e.Context{Conversation: m.ConversationID,
 		SenderUser: m.SenderUserID, SenderDevice: m.SenderDeviceID, ClientID: m.ClientID, RecipientDevice: d.ID}, plaintext)
 	if err != nil {
 		return fmt.Errorf("seal for device %s: %w", d.ID, err)
