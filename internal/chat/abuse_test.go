@@ -295,6 +295,18 @@ func TestUsernamesIgnoreCase(t *testing.T) {
 	})
 }
 
+func TestTheLoginLimitCountsEveryCaseOfAUsername(t *testing.T) {
+	ctx := context.Background()
+	svc := limitedService(t, chat.Config{Limits: chat.Limits{LoginPerAccount: chat.Rate{N: 3, Per: time.Hour}}})
+	svc.CreateAccount(ctx, "alice", "password-alice")
+	for _, name := range []string{"alice", "Alice", "ALICE"} {
+		svc.Login(ctx, name, "wrong-password", deviceInfo(t))
+	}
+	if _, err := svc.Login(ctx, "aLiCe", "wrong-password", deviceInfo(t)); sb.ErrorCode(err) != "rate_limited" {
+		t.Fatalf("fourth guess, in a fourth case: %v, want rate_limited (a guesser must not get a bucket per case)", err)
+	}
+}
+
 func TestCommonPasswordsAreRefused(t *testing.T) {
 	ctx := context.Background()
 	svc := limitedService(t, chat.Config{})
