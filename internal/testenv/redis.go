@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -122,4 +123,36 @@ func pingRedis(addr string) error {
 		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil
+}
+
+// Kill stops the server at once (kill -9), as a crashed Redis; Start
+// brings it back. Its data is gone, as after any restart here.
+func (r *RedisServer) Kill() { r.stop() }
+
+// Start starts a killed server again on the same port.
+func (r *RedisServer) Start(t testing.TB) {
+	t.Helper()
+	if r.cmd != nil {
+		return
+	}
+	bin, _ := exec.LookPath("redis-server")
+	if err := r.start(bin); err != nil {
+		t.Fatalf("testenv: start redis-server again: %v", err)
+	}
+}
+
+// Pause freezes the server (SIGSTOP): connections stay open and nothing
+// answers, as a Redis stuck on a slow disk or a long command. Resume
+// (SIGCONT) lets it go on.
+func (r *RedisServer) Pause() {
+	if r.cmd != nil {
+		_ = r.cmd.Process.Signal(syscall.SIGSTOP)
+	}
+}
+
+// Resume undoes Pause.
+func (r *RedisServer) Resume() {
+	if r.cmd != nil {
+		_ = r.cmd.Process.Signal(syscall.SIGCONT)
+	}
 }
