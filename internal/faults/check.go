@@ -104,6 +104,9 @@ func (w *world) check(ctx context.Context, db string) Result {
 	w.mu.Lock()
 	r.Acknowledged, r.Unacked = len(w.sent), w.unacked
 	r.Problems = append(r.Problems, w.problems...)
+	if w.internal > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("note: %d sends answered internal instead of unavailable (retried with their id)", w.internal))
+	}
 	sent := append([]sentMsg(nil), w.sent...)
 	w.mu.Unlock()
 

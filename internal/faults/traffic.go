@@ -59,6 +59,7 @@ type world struct {
 	mu       sync.Mutex
 	sent     []sentMsg
 	unacked  int      // sends never answered with sent, even after retries
+	internal int      // sends answered with an internal error (retried)
 	problems []string // conns that ended, and the like
 
 	stop    chan struct{} // closed: no new bursts
@@ -327,7 +328,14 @@ func (d *device) send(conv string, size int) {
 				return
 			}
 			var e *client.Error
-			if errors.As(err, &e) && e.Code != "rate_limited" && e.Code != "unavailable" && e.Code != "" {
+			if errors.As(err, &e) && e.Code == "internal" {
+				// The protocol answers a failed commit with unavailable;
+				// during a PostgreSQL restart the node says internal. The
+				// same id is safe to send again either way: note it, retry.
+				w.mu.Lock()
+				w.internal++
+				w.mu.Unlock()
+			} else if errors.As(err, &e) && e.Code != "rate_limited" && e.Code != "unavailable" && e.Code != "" {
 				w.problem("device %s: send refused: %v", d.sess.DeviceID, err)
 				w.mu.Lock()
 				w.unacked++
