@@ -1,9 +1,13 @@
 # The test command of the README and of .ci/run.
 SHELL := /bin/bash
-.PHONY: test build vet fuzz
+.PHONY: test test-deps build vet fuzz
 
-test: vet
-	go test -race -count=1 -timeout 15m ./...
+# Installs PostgreSQL, Redis and NGINX from Debian's packages if missing.
+test-deps:
+	@scripts/test-deps.sh
+
+test: test-deps vet
+	go test -race -count=1 -timeout 20m ./...
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo 'gofmt: the files above need formatting'; exit 1)

@@ -13,6 +13,7 @@ const (
 	EUNAUTHORIZED = "unauthorized" // 401: no or bad credentials
 	EFORBIDDEN    = "forbidden"    // 403: known caller, not allowed
 	ENOTFOUND     = "not_found"    // 404: absent, or not visible to the caller
+	EMETHOD       = "method"       // 405: the path exists, not with this method
 	ECONFLICT     = "conflict"     // 409: clashes with what is stored
 	ETOOLARGE     = "too_large"    // 413
 	ERATELIMIT    = "rate_limited" // 429

@@ -162,6 +162,21 @@ func TestCalls(t *testing.T) {
 			want: Sent{ID: "m1", Conversation: "cnv_1", Seq: 3, TS: t0},
 		},
 		{
+			name:    "RevokeDevice deletes the device with the session's token",
+			pattern: "DELETE /v1/devices/{id}",
+			handle: func(t *testing.T, w http.ResponseWriter, r *http.Request) {
+				wantToken(t, r)
+				if r.PathValue("id") != "dev_2" {
+					t.Errorf("path %s", r.URL.Path)
+				}
+				w.WriteHeader(http.StatusNoContent)
+			},
+			call: func(ctx context.Context, _ *Client, s *Session) (any, error) {
+				return nil, s.RevokeDevice(ctx, "dev_2")
+			},
+			want: nil,
+		},
+		{
 			name:    "SendHTTP takes the 200 of a repeated id as the receipt",
 			pattern: "POST /v1/conversations/{id}/messages",
 			handle: func(t *testing.T, w http.ResponseWriter, r *http.Request) {

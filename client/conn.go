@@ -14,9 +14,15 @@ import (
 // ConnOptions configures [Connect]. The zero value is ready to use; zero
 // fields get the defaults below.
 type ConnOptions struct {
-	// AutoAck acks each message as soon as it is in the Messages channel.
-	// Off by default: ack what you have stored, with Conn.Ack.
+	// AutoAck acks each message as soon as it is in the Messages channel
+	// (coalesced like Conn.Ack). Off by default: ack what you have stored,
+	// with Conn.Ack.
 	AutoAck bool
+
+	// AckInterval is how long an ack may wait to be sent (default 200ms):
+	// acks are coalesced, so at most one ack frame per conversation goes
+	// out per interval, carrying the highest seq acked (see Conn.Ack).
+	AckInterval time.Duration
 
 	// Buffer is the capacity of the Messages channel (default 256).
 	Buffer int
@@ -64,6 +70,7 @@ func (o ConnOptions) withDefaults() ConnOptions {
 	}
 	def(&o.DialTimeout, 10*time.Second)
 	def(&o.WriteTimeout, 10*time.Second)
+	def(&o.AckInterval, 200*time.Millisecond)
 	if o.PingInterval == 0 {
 		o.PingInterval = 30 * time.Second
 	}
@@ -96,16 +103,25 @@ type Conn struct {
 	synced  chan struct{}
 	devices chan string // see DevicesChanged
 	done    chan struct{}
+	ackWake chan struct{} // tells the socket's keepalive goroutine that acks wait
 
 	closeOnce sync.Once
 
-	mu      sync.Mutex
-	ws      *websocket.Conn // the current socket, nil while reconnecting
-	gen     uint64          // counts sockets
-	calls   map[string]*call
-	acks    map[string]int64 // the highest ack asked for, per conversation
-	closing bool
-	err     error // why the Conn ended; nil while it runs
+	mu     sync.Mutex
+	ws     *websocket.Conn // the current socket, nil while reconnecting
+	gen    uint64          // counts sockets
+	calls  map[string]*call
+	ncalls uint64           // counts calls, for call.order
+	acks   map[string]int64 // the highest ack asked for, per conversation
+	unsent map[string]bool  // conversations whose ack in acks is not written yet
+	ackDue bool             // a flush of unsent is scheduled (or attach will write them)
+	// lastWrite is closed once the last send frame given a turn is
+	// written: each write of send frames waits for the one before, so the
+	// frames go out in the order the Sends were called, on one socket and
+	// across reconnects (see attach).
+	lastWrite chan struct{}
+	closing   bool
+	err       error // why the Conn ended; nil while it runs
 
 	// Owned by the reader goroutine.
 	delivered map[string]int64 // highest seq handed to the application
@@ -117,6 +133,7 @@ type Conn struct {
 // the same time share one call.
 type call struct {
 	frame   []byte
+	order   uint64 // when the call was made: attach writes calls in this order
 	gen     uint64 // socket the frame was last written on
 	waiters int
 	done    chan struct{} // closed once sent or err is set
@@ -143,8 +160,11 @@ func Connect(ctx context.Context, s *Session, opts ConnOptions) (*Conn, error) {
 		synced:    make(chan struct{}, 1),
 		devices:   make(chan string, devicesChangedBuffer),
 		done:      make(chan struct{}),
+		ackWake:   make(chan struct{}, 1),
 		calls:     make(map[string]*call),
 		acks:      make(map[string]int64),
+		unsent:    make(map[string]bool),
+		lastWrite: closedChan(),
 		delivered: make(map[string]int64, len(opts.Delivered)),
 	}
 	for conv, seq := range opts.Delivered {
@@ -207,11 +227,14 @@ func (c *Conn) Send(ctx context.Context, req SendRequest) (Sent, error) {
 	}
 	cl := c.calls[req.ID]
 	var ws *websocket.Conn
+	var prev, mine chan struct{}
 	if cl == nil {
-		cl = &call{frame: frame, done: make(chan struct{})}
+		c.ncalls++
+		cl = &call{frame: frame, order: c.ncalls, done: make(chan struct{})}
 		c.calls[req.ID] = cl
 		if c.ws != nil {
 			ws, cl.gen = c.ws, c.gen
+			prev, mine = c.writeTurnLocked()
 		}
 	}
 	cl.waiters++
@@ -220,7 +243,9 @@ func (c *Conn) Send(ctx context.Context, req SendRequest) (Sent, error) {
 	if ws != nil {
 		// A failed write breaks the socket; the reader notices, and the
 		// frame goes out again on the next one.
+		<-prev
 		_ = c.write(ws, frame)
+		close(mine)
 	}
 	select {
 	case <-cl.done:
@@ -236,36 +261,87 @@ func (c *Conn) Send(ctx context.Context, req SendRequest) (Sent, error) {
 }
 
 // Ack tells the server that everything up to seq in the conversation is
-// safely stored, so it is not sent again on the next connection. Acks that
-// would not move the cursor are not sent. An ack written while the socket
-// is down, or lost with it, is sent again after the reconnect; Ack fails
-// only if ctx is already done or the Conn has ended.
+// safely stored, so it is not sent again on the next connection. It does
+// not write a frame: acks are coalesced, so that an application may ack
+// every message without running into the server's per-socket frame limit.
+// The Conn keeps the highest seq acked per conversation and writes at most
+// one ack frame per conversation every [ConnOptions].AckInterval (200ms by
+// default), carrying that seq; Close writes what is still waiting before it
+// closes the socket. Acks that would not move the cursor are not sent. The
+// highest acks are written again on each new socket after a reconnect, so an
+// ack lost with a socket is not lost for good. Ack fails only if ctx is
+// already done or the Conn has ended.
 func (c *Conn) Ack(ctx context.Context, conversation string, seq int64) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.err != nil {
-		err := c.err
-		c.mu.Unlock()
-		return err
+		return c.err
 	}
-	ws := c.ackLocked(conversation, seq)
-	c.mu.Unlock()
-	if ws != nil {
-		_ = c.write(ws, ackBytes(conversation, seq))
-	}
+	c.ackLocked(conversation, seq)
 	return nil
 }
 
-// ackLocked records an ack and returns the socket to write it on, or nil if
-// there is nothing to write now.
-func (c *Conn) ackLocked(conversation string, seq int64) *websocket.Conn {
+// ackLocked records an ack and makes sure a flush is scheduled.
+func (c *Conn) ackLocked(conversation string, seq int64) {
 	if seq <= c.acks[conversation] {
-		return nil
+		return
 	}
 	c.acks[conversation] = seq
-	return c.ws
+	c.unsent[conversation] = true
+	if !c.ackDue {
+		c.ackDue = true
+		select {
+		case c.ackWake <- struct{}{}:
+		default: // a wake is already waiting
+		}
+	}
+}
+
+// takeUnsentAcksLocked returns the frames of the acks not written yet and
+// forgets them: the caller writes them.
+func (c *Conn) takeUnsentAcksLocked() [][]byte {
+	frames := make([][]byte, 0, len(c.unsent))
+	for conv := range c.unsent {
+		frames = append(frames, ackBytes(conv, c.acks[conv]))
+	}
+	clear(c.unsent)
+	c.ackDue = false
+	return frames
+}
+
+// flushAcks writes the acks not written yet on ws, the current socket. A
+// failed write breaks the socket, and attach writes every ack again on the
+// next one.
+func (c *Conn) flushAcks(ws *websocket.Conn) {
+	c.mu.Lock()
+	if c.ws != ws {
+		c.mu.Unlock()
+		return // attach writes them on the next socket
+	}
+	frames := c.takeUnsentAcksLocked()
+	c.mu.Unlock()
+	for _, f := range frames {
+		if c.write(ws, f) != nil {
+			return
+		}
+	}
+}
+
+// writeTurnLocked takes the next turn to write send frames: wait for prev
+// to be closed, write, then close mine.
+func (c *Conn) writeTurnLocked() (prev, mine chan struct{}) {
+	prev, mine = c.lastWrite, make(chan struct{})
+	c.lastWrite = mine
+	return prev, mine
+}
+
+func closedChan() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
 }
 
 func ackBytes(conversation string, seq int64) []byte {
@@ -273,16 +349,26 @@ func ackBytes(conversation string, seq int64) []byte {
 	return b
 }
 
-// Close closes the socket (code 1000), stops reconnecting and waits for the
-// Conn's goroutines to end. Pending Sends fail with ErrClosed. Close may be
-// called more than once, and after the server ended the Conn.
+// Close writes the acks still waiting (see Ack), closes the socket (code
+// 1000), stops reconnecting and waits for the Conn's goroutines to end.
+// Pending Sends fail with ErrClosed. Close may be called more than once, and
+// after the server ended the Conn.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closing = true
 		ws := c.ws
+		var acks [][]byte
+		if ws != nil {
+			acks = c.takeUnsentAcksLocked()
+		}
 		c.mu.Unlock()
 		if ws != nil {
+			for _, f := range acks {
+				if c.write(ws, f) != nil {
+					break
+				}
+			}
 			_ = ws.Close(websocket.StatusNormalClosure, "")
 		}
 		c.cancel()

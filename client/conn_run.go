@@ -1,12 +1,15 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -112,11 +115,8 @@ func (c *Conn) deliver(ws *websocket.Conn, m Message, overflowed chan<- struct{}
 		c.delivered[m.Conversation] = m.Seq
 		if c.opts.AutoAck {
 			c.mu.Lock()
-			w := c.ackLocked(m.Conversation, m.Seq)
+			c.ackLocked(m.Conversation, m.Seq)
 			c.mu.Unlock()
-			if w != nil {
-				_ = c.write(w, ackBytes(m.Conversation, m.Seq))
-			}
 		}
 	default:
 		c.overflow = true
@@ -142,19 +142,31 @@ func (c *Conn) resolve(id string, sent Sent, err error) bool {
 	return true
 }
 
-// keep pings ws now and then, and once told that the Messages channel
-// overflowed, closes ws when the channel is half empty again.
+// keep pings ws now and then, writes the acks waiting at most
+// AckInterval after the first of them, and once told that the Messages
+// channel overflowed, closes ws when the channel is half empty again.
 func (c *Conn) keep(ctx context.Context, ws *websocket.Conn, overflowed <-chan struct{}) {
-	var ping, drain <-chan time.Time
+	var ping, drain, flush <-chan time.Time
 	if c.opts.PingInterval > 0 {
 		t := time.NewTicker(c.opts.PingInterval)
 		defer t.Stop()
 		ping = t.C
 	}
+	ackTimer := time.NewTimer(c.opts.AckInterval)
+	ackTimer.Stop()
+	defer ackTimer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-c.ackWake:
+			if flush == nil {
+				ackTimer.Reset(c.opts.AckInterval)
+				flush = ackTimer.C
+			}
+		case <-flush:
+			flush = nil
+			c.flushAcks(ws)
 		case <-ping:
 			pctx, cancel := context.WithTimeout(ctx, c.opts.WriteTimeout)
 			err := ws.Ping(pctx)
@@ -170,6 +182,9 @@ func (c *Conn) keep(ctx context.Context, ws *websocket.Conn, overflowed <-chan s
 			drain, overflowed = t.C, nil
 		case <-drain:
 			if len(c.msgs) <= cap(c.msgs)/2 {
+				// The acks first, so the replay on the next socket starts
+				// from them.
+				c.flushAcks(ws)
 				_ = ws.Close(websocket.StatusNormalClosure, "resync")
 				return
 			}
@@ -178,8 +193,10 @@ func (c *Conn) keep(ctx context.Context, ws *websocket.Conn, overflowed <-chan s
 }
 
 // attach makes ws the current socket and writes on it the acks and the
-// unanswered sends of the previous ones. It reports false if the Conn is
-// closing.
+// unanswered sends of the previous ones. The sends go out in the order they
+// were called (pipelined sends into one conversation keep their order, so
+// do their seqs), and before any Send that finds ws. It reports false if
+// the Conn is closing.
 func (c *Conn) attach(ws *websocket.Conn) bool {
 	c.mu.Lock()
 	if c.closing {
@@ -188,15 +205,23 @@ func (c *Conn) attach(ws *websocket.Conn) bool {
 	}
 	c.ws = ws
 	c.gen++
+	// Every ack again, not only the unsent: one lost with the last socket
+	// is not lost for good.
+	clear(c.unsent)
+	c.ackDue = false
 	frames := make([][]byte, 0, len(c.acks)+len(c.calls))
 	for conv, seq := range c.acks {
 		frames = append(frames, ackBytes(conv, seq))
 	}
-	for _, cl := range c.calls {
+	calls := slices.SortedFunc(maps.Values(c.calls), func(a, b *call) int { return cmp.Compare(a.order, b.order) })
+	for _, cl := range calls {
 		cl.gen = c.gen
 		frames = append(frames, cl.frame)
 	}
+	prev, mine := c.writeTurnLocked()
 	c.mu.Unlock()
+	defer close(mine)
+	<-prev
 	for _, f := range frames {
 		if c.write(ws, f) != nil {
 			break // the reader will see the socket is gone

@@ -219,6 +219,59 @@ func TestSendIsRetriedOnTheNextSocketWithTheSameID(t *testing.T) {
 	}
 }
 
+func TestPipelinedSendsKeepTheirOrderAcrossAReconnect(t *testing.T) {
+	// Sends pipelined into one conversation and not answered before the
+	// socket drops are written again on the next socket in the order they
+	// were called, so their seqs follow that order (issue 16, defect 5).
+	const n = 32
+	f := newFake(t)
+	f.onSend = func(fc *fakeConn, fr fakeSend) {
+		if fc.n > 1 {
+			f.answer(fc, fr)
+			return
+		}
+		f.mu.Lock()
+		all := len(f.sends) == n
+		f.mu.Unlock()
+		if all {
+			fc.close(0, "") // drop with every send unanswered
+		}
+	}
+	c := f.connect(ConnOptions{})
+	sent := make([]Sent, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			var err error
+			sent[i], err = c.Send(ctxFor(t, 10*time.Second), SendRequest{ID: fmt.Sprintf("m%02d", i), Conversation: "cnv_1", Ciphertext: []byte("x")})
+			if err != nil {
+				t.Errorf("Send m%02d: %v", i, err)
+			}
+		})
+		// The next Send is called only once this one is.
+		eventually(t, "the Send is made", func() bool {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return len(c.calls) == i+1
+		})
+	}
+	wg.Wait()
+	for i, s := range sent {
+		if s.Seq != int64(i+1) {
+			var got []int64
+			for _, s := range sent {
+				got = append(got, s.Seq)
+			}
+			t.Fatalf("seqs in call order: %v, want 1 to %d in order", got, n)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.sends) != 2*n {
+		t.Fatalf("%d send frames, want %d (each once per socket)", len(f.sends), 2*n)
+	}
+}
+
 func TestSendGivesUpWithItsContext(t *testing.T) {
 	f := newFake(t)
 	f.onSend = func(*fakeConn, fakeSend) {} // never answers
@@ -255,6 +308,7 @@ func TestReconnectsAfterTheSocketDrops(t *testing.T) {
 		{"an abrupt drop is followed by a reconnect", 0},
 		{"going away (1001) is followed by a reconnect", websocket.StatusGoingAway},
 		{"slow consumer (4008) is followed by a reconnect", CloseSlowConsumer},
+		{"ping timeout (4009) is followed by a reconnect", ClosePingTimeout},
 		{"a normal closure by the server is followed by a reconnect", websocket.StatusNormalClosure},
 	}
 	for _, tt := range tests {
@@ -525,6 +579,28 @@ func TestASlowReaderLosesNothing(t *testing.T) {
 	expectNoMessage(t, c, 100*time.Millisecond)
 	if f.attemptCount() < 2 {
 		t.Fatal("no resync happened")
+	}
+}
+
+func TestAResyncStartsFromTheAcksOfTheSocketItLeaves(t *testing.T) {
+	// The coalesced acks are written before the Conn closes a socket to
+	// resync, so the replay does not send again what was acked.
+	f := newFake(t)
+	c := f.connect(ConnOptions{Buffer: 2, AutoAck: true, AckInterval: time.Hour})
+	for range 6 {
+		f.publish("cnv_a", []byte("m"))
+	}
+	// 1 and 2 fill the buffer, so they are acked before it overflows (3, or
+	// a later one if the test took 1 first).
+	for want := int64(1); want <= 6; want++ {
+		if m := recv(t, c); m.Seq != want {
+			t.Fatalf("got seq %d, want %d", m.Seq, want)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.replayed) < 2 || len(f.replayed[1]) == 0 || f.replayed[1][0] <= 2 {
+		t.Fatalf("replayed per socket %v, want the second socket to start after the acked 2", f.replayed)
 	}
 }
 

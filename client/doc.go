@@ -8,10 +8,11 @@
 //
 // A [Client] holds the base URL and an *http.Client. [Client.CreateAccount]
 // and [Client.Login] need no token; Login returns a [*Session] whose methods
-// (Devices, CreateConversation, Conversations, Messages, SendHTTP) send its
-// bearer token. A saved session is bound again with [Client.Resume]. Every
-// refusal from the server is an [*Error] carrying the HTTP status and the
-// machine code of the problem document; use errors.As.
+// (Devices, RevokeDevice, CreateConversation, Conversations, Messages,
+// SendHTTP) send its bearer token. A saved session is bound again with
+// [Client.Resume]. Every refusal from the server is an [*Error] carrying
+// the HTTP status and the machine code of the problem document; use
+// errors.As.
 //
 // # Connections and the delivery guarantees
 //
@@ -40,7 +41,10 @@
 //     with the same id: a sent frame (the message is committed) or an error
 //     frame (an [*Error] with Status 0; nothing was stored). If the socket
 //     drops first, the frame is written again on the next socket with the
-//     same id, which the server stores at most once. If ctx ends first the
+//     same id, which the server stores at most once. Send frames go out in
+//     the order the Sends were called, on one socket and when written
+//     again after a reconnect, so sends pipelined into one conversation get
+//     their seqs in that order. If ctx ends first the
 //     message may or may not be stored; sending again with the same
 //     [SendRequest].ID finds out without storing it twice. The one exception
 //     is close code 1009 (a frame over the server's limit): the sends
@@ -51,7 +55,13 @@
 //     acks each message as soon as it is in the Messages channel). Ack when
 //     a message is stored safely and it will not come back on the next
 //     connection; the highest ack per conversation is sent again after each
-//     reconnect, so an ack lost with a socket is not lost for good.
+//     reconnect, so an ack lost with a socket is not lost for good. Acks are
+//     coalesced: acking every message is fine, the Conn writes at most one
+//     ack frame per conversation every [ConnOptions].AckInterval (200ms by
+//     default) with the highest seq, and [Conn.Close] writes what is still
+//     waiting. An ack may therefore reach the server up to AckInterval late;
+//     a message acked but not yet sent when the process dies comes back on
+//     the next connection, as any unacked message does.
 //   - Bounded memory, never a stuck reader. The Conn's single reader
 //     goroutine never blocks on the application: message frames go into a
 //     buffered channel ([ConnOptions].Buffer). If it is full, the Conn stops

@@ -18,6 +18,7 @@ const (
 	CodeInvalidUsername     = "invalid_username"
 	CodeInvalidPassword     = "invalid_password"
 	CodeInvalidDevice       = "invalid_device"
+	CodeDeviceMismatch      = "device_mismatch" // the upgrade's device parameter is not the token's device
 	CodeInvalidConversation = "invalid_conversation"
 	CodeInvalidMessage      = "invalid_message"
 	CodeUnauthorized        = "unauthorized"
@@ -30,6 +31,7 @@ const (
 	CodeTooLarge            = "too_large"
 	CodeRateLimited         = "rate_limited"
 	CodeTooManyDevices      = "too_many_devices"
+	CodePlaintextRefused    = "plaintext_refused" // a plaintext send to an end-to-end-only node: seal it (see Secure)
 	CodeOriginNotAllowed    = "origin_not_allowed"
 	CodeUnavailable         = "unavailable"
 	CodeBadFrame            = "bad_frame"
@@ -95,6 +97,7 @@ const (
 	CloseReplaced        = 4002 // another connection of this device took over; the SDK does not reconnect
 	CloseSessionExpired  = 4003 // the token expired while the socket was open: log in again; the SDK does not reconnect
 	CloseSlowConsumer    = 4008 // the SDK reconnects and resyncs
+	ClosePingTimeout     = 4009 // no frame and no pong for twice the server's ping interval; the SDK reconnects
 )
 
 // CloseError is how a [Conn] ended when the server closed it for good

@@ -43,6 +43,7 @@ type fakeServer struct {
 	attempts []time.Time // every upgrade request
 	sends    []fakeSend  // every send frame received
 	acks     []fakeAck   // every ack frame received
+	replayed [][]int64   // per socket (n-1), the seqs replayed on it
 
 	conns chan *fakeConn // every accepted socket, after its synced
 	wg    sync.WaitGroup
@@ -180,10 +181,12 @@ func (f *fakeServer) serveWS(w http.ResponseWriter, r *http.Request) {
 	// Replay and synced under the lock, so live publishes come after.
 	f.mu.Lock()
 	f.live[fc] = true
+	f.replayed = append(f.replayed, make([][]int64, n-len(f.replayed))...)
 	for _, conv := range slices.Sorted(maps.Keys(f.inbox)) {
 		for _, m := range f.inbox[conv] {
 			if m.seq > f.cursors[conv] {
 				_ = fc.write(messageFrame(conv, m))
+				f.replayed[n-1] = append(f.replayed[n-1], m.seq)
 			}
 		}
 	}

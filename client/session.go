@@ -23,6 +23,19 @@ func (s *Session) Devices(ctx context.Context, userID string) ([]Device, error) 
 	return out.Devices, nil
 }
 
+// RevokeDevice revokes one of the session user's own devices (this one
+// included): DELETE /v1/devices/{id}. From then on the device's token is
+// refused, its live socket is closed with [CloseDeviceRevoked] and it
+// receives nothing more. Another user's device, an unknown one or one
+// already revoked is an *Error with Code [CodeNotFound] (status 404).
+func (s *Session) RevokeDevice(ctx context.Context, deviceID string) error {
+	if s.client == nil {
+		return errUnbound
+	}
+	u := s.client.url(nil, "v1", "devices", deviceID)
+	return s.client.do(ctx, http.MethodDelete, u, s.Token, nil, nil)
+}
+
 // CreateConversation creates a conversation of kind [KindDirect] or
 // [KindGroup] and returns its id. The caller is always a member; title may
 // be empty.

@@ -72,7 +72,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.Server.Addr, "addr", c.Server.Addr, "listen address (HTTP API and WebSocket)")
-	fs.StringVar(&c.DB, "db", c.DB, "store: postgres://... URL, or a SQLite file path (default <data-dir>/switchboard.db)")
+	fs.StringVar(&c.DB, "db", c.DB, "store: a postgres:// URL or PostgreSQL keyword string (host=... dbname=...), or a SQLite file path (default <data-dir>/switchboard.db); anything else is refused")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "folder for the embedded store")
 	fs.StringVar(&c.Redis, "redis", c.Redis, "bus: redis://host:port/db URL that nodes sharing one PostgreSQL publish on (default: in-process, one node)")
 	fs.Int64Var(&c.Server.MaxBody, "max-body", c.Server.MaxBody, "HTTP request body limit in bytes")
@@ -173,7 +173,11 @@ func (m *Main) logger() (*slog.Logger, error) {
 // openStore opens and migrates the configured store.
 func (m *Main) openStore(ctx context.Context) (sb.Store, string, error) {
 	db := m.Config.DB
-	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
+	kind, err := storeKind(db)
+	if err != nil {
+		return nil, "", err
+	}
+	if kind == "postgres" {
 		s, err := postgres.Open(ctx, db)
 		if err != nil {
 			return nil, "", fmt.Errorf("open postgres: %w", err)

@@ -28,9 +28,6 @@ func (s *Service) validSend(r *SendRequest) error {
 	if r.Plaintext != nil && s.cfg.E2EOnly {
 		return sb.Errorf(sb.EFORBIDDEN, "plaintext_refused", "this node is end-to-end only: seal the message on the device")
 	}
-	if r.Ciphertexts != nil && len(r.Ciphertexts) == 0 {
-		return sb.Errorf(sb.EINVALID, "invalid_message", "ciphertexts is empty")
-	}
 	check := func(ct []byte) error {
 		switch {
 		case len(ct) == 0:
@@ -197,7 +194,7 @@ func sealAssisted(m *sb.Message, devices deviceLists, plaintext []byte) error {
 
 // matchDevices checks the ciphertexts' keys are exactly the recipients (the keys of want).
 func matchDevices(want, got map[string][]byte) error {
-	var missing, extra []string
+	missing, extra := []string{}, []string{} // both always present on the wire
 	for d := range want {
 		if _, ok := got[d]; !ok {
 			missing = append(missing, d)
@@ -208,7 +205,7 @@ func matchDevices(want, got map[string][]byte) error {
 			extra = append(extra, d)
 		}
 	}
-	if missing == nil && extra == nil {
+	if len(missing) == 0 && len(extra) == 0 {
 		return nil
 	}
 	slices.Sort(missing)

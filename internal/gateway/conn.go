@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -22,15 +23,31 @@ type Conn struct {
 	state any
 	id    uint64
 
-	ready   atomic.Bool  // set last in Upgrade; see session.Parse
 	last    atomic.Int64 // unix nanoseconds of the last inbound bytes
 	pinged  atomic.Int64 // unix nanoseconds of the last ping we sent
 	queued  atomic.Int64 // outbound bytes handed to nbio that the kernel has not taken yet
 	backlog atomic.Int64 // inbound bytes read but not yet handled (approximate)
-	closing atomic.Bool  // a close frame was sent or received: no more writes or messages
+	ready   atomic.Bool  // set last in Upgrade; see session.Parse
+	closing atomic.Bool  // a close frame was sent or received: no more writes
+	dropped atomic.Bool  // aborted: frames still queued for OnMessage are not handled
+	shut    bool         // the close frame was taken for writing: nothing may follow it (wmu)
 
+	drain atomic.Pointer[drainWaiter] // the goroutine in WaitQueued, if any
+
+	// omu makes the socket's output one writer: it is held from taking the
+	// pending frames until they are handed to nbio, so batches (and the
+	// control frames written between them) reach nbio in the order they
+	// were taken. Lock order: omu, then wmu.
+	omu  sync.Mutex
 	wmu  sync.Mutex
-	wbuf *[]byte // encoded frames waiting for the flusher; nil when there are none
+	wbuf *[]byte // encoded frames waiting for the flusher; nil when there are none (wmu)
+}
+
+// drainWaiter is a WaitQueued call waiting for the socket's queue to fall
+// to limit bytes; ch is closed when it does or the socket closes.
+type drainWaiter struct {
+	limit int64
+	ch    chan struct{}
 }
 
 // State is the value passed to Upgrade (the node's per-device session).
@@ -41,9 +58,12 @@ func (c *Conn) RemoteAddr() net.Addr { return c.nbc.RemoteAddr() }
 
 // Write queues one text frame. It is safe from any goroutine; frames written
 // by one goroutine arrive in order, and frame may be reused after Write
-// returns (it was copied or written). If more than Config.MaxQueued bytes are
-// already waiting for this socket, the socket is closed with 4008 "slow
-// consumer" and ErrSlowConsumer is returned.
+// returns (it was copied or written). A frame Write accepted (nil error)
+// reaches the peer before the close frame; once the close frame is taken
+// for writing, Write returns ErrClosed. If more than Config.MaxQueued bytes
+// are already waiting for this socket, the socket is closed with 4008 "slow
+// consumer" and ErrSlowConsumer is returned; a sender of many frames avoids
+// that with WaitQueued.
 func (c *Conn) Write(frame []byte) error {
 	if c.closing.Load() {
 		return ErrClosed
@@ -57,6 +77,11 @@ func (c *Conn) Write(frame []byte) error {
 	}
 	c.queued.Add(n)
 	c.wmu.Lock()
+	if c.shut { // Close ran since the check above
+		c.wmu.Unlock()
+		c.queued.Add(-n)
+		return ErrClosed
+	}
 	first := c.wbuf == nil
 	if first {
 		c.wbuf = framePool.Get().(*[]byte)
@@ -70,40 +95,120 @@ func (c *Conn) Write(frame []byte) error {
 	return nil
 }
 
+// WaitQueued returns once at most limit outbound bytes wait for this socket
+// (bytes written and not yet taken by the kernel; Config.MaxQueued bounds
+// them), or with ErrClosed once the socket is closing, or with ctx's error.
+// A writer of many frames (the node's backlog replay) calls it before each
+// frame, so it goes as fast as the peer reads and never trips the
+// slow-consumer close. The check is one atomic load while there is room;
+// only a wait allocates. One goroutine at a time may wait on a Conn.
+func (c *Conn) WaitQueued(ctx context.Context, limit int) error {
+	for {
+		if c.closing.Load() {
+			return ErrClosed
+		}
+		if c.queued.Load() <= int64(limit) {
+			return nil
+		}
+		w := &drainWaiter{limit: int64(limit), ch: make(chan struct{})}
+		if !c.drain.CompareAndSwap(nil, w) {
+			return errConcurrentWait
+		}
+		// Checked again now that w is published: a write completed or a
+		// close started before it could see w.
+		if c.queued.Load() <= int64(limit) || c.closing.Load() {
+			c.drain.CompareAndSwap(w, nil)
+			continue
+		}
+		select {
+		case <-w.ch:
+		case <-ctx.Done():
+			c.drain.CompareAndSwap(w, nil)
+			return ctx.Err()
+		}
+	}
+}
+
+// MaxQueued is the outbound bytes this socket may have waiting before it is
+// closed as a slow consumer (Config.MaxQueued).
+func (c *Conn) MaxQueued() int { return c.srv.cfg.MaxQueued }
+
+// wakeDrain releases the WaitQueued call, if any, when the queue is down to
+// its limit or force is set (the socket is closing). It runs under nbio's
+// lock of the socket (onWrittenSize), so it only closes a channel.
+func (c *Conn) wakeDrain(queued int64, force bool) {
+	if w := c.drain.Load(); w != nil && (force || queued <= w.limit) && c.drain.CompareAndSwap(w, nil) {
+		close(w.ch)
+	}
+}
+
 // flush hands the pending frames to nbio in one write.
 func (c *Conn) flush() {
+	c.omu.Lock()
 	c.wmu.Lock()
 	pb := c.wbuf
 	c.wbuf = nil
 	c.wmu.Unlock()
-	if pb == nil {
-		return
+	if pb != nil {
+		if h := c.srv.flushHook; h != nil {
+			h()
+		}
+		_, _ = c.nbc.Write(*pb) // a failed write closes the socket; OnClose follows
+		putFrameBuf(pb)
 	}
-	_, _ = c.nbc.Write(*pb) // a failed write closes the socket; OnClose follows
+	c.omu.Unlock()
+}
+
+func putFrameBuf(pb *[]byte) {
 	if cap(*pb) <= maxPooledFrame {
 		*pb = (*pb)[:0]
 		framePool.Put(pb)
 	}
 }
 
-// Close starts the close handshake with code and reason (cut to 123 bytes);
-// the TCP connection is dropped when the peer answers, or after 5 s.
-// Frames queued before Close are still delivered first. Calling Close again,
-// or after the peer closed, does nothing.
+// Close starts the close handshake with code and reason (cut to 123 bytes).
+// Frames queued before Close are still delivered first, then the close
+// frame; nothing after it. The peer's frames are still handled until the
+// handshake ends. The TCP connection is dropped when the peer answers, or
+// once it has taken no queued byte for closeTimeout (so a peer that keeps
+// reading gets everything up to the close frame, its code included), or
+// closeDrainMax after Close in any case (see close.go). Calling Close
+// again, or after the peer closed, does nothing.
 func (c *Conn) Close(code int, reason string) {
 	if !c.closing.CompareAndSwap(false, true) {
 		return
 	}
+	c.wakeDrain(0, true)
 	c.writeClose(code, reason)
-	_ = c.nbc.SetReadDeadline(time.Now().Add(closeTimeout))
+	start := nanotime()
+	c.watchClose(start, c.queued.Load())
+}
+
+// watchClose drops the TCP connection of a closing socket when the peer made
+// no progress for closeTimeout: queued, which only falls after the close
+// frame, is where it was at the last look (the close frame reached the
+// kernel and no answer came, or the peer stopped reading). A closed
+// connection's Close does nothing, so a late timer is harmless.
+func (c *Conn) watchClose(start, queued int64) {
+	time.AfterFunc(c.srv.closeTimeout, func() {
+		q := c.queued.Load()
+		if q >= queued || nanotime()-start >= int64(closeDrainMax) {
+			_ = c.nbc.Close()
+			return
+		}
+		c.watchClose(start, q)
+	})
 }
 
 // abort sends a close frame and drops the TCP connection at once, for a peer
-// that is not expected to answer.
+// that is not expected to answer. Frames it sent that wait for OnMessage are
+// not handled.
 func (c *Conn) abort(code int, reason string) {
 	if !c.closing.CompareAndSwap(false, true) {
 		return
 	}
+	c.dropped.Store(true)
+	c.wakeDrain(0, true)
 	c.writeClose(code, reason)
 	_ = c.nbc.Close()
 }
@@ -129,21 +234,32 @@ var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &
 
 const maxPooledFrame = 64 << 10
 
-// writeFrame encodes one unfragmented, unmasked control frame and hands it to nbio
-// at once, after any pending data frames, in a single Write: nbio writes what the kernel takes and copies the rest to
-// the socket's queue, under the socket's lock, so frames never interleave.
-// Every frame counts as queued until nbio reports it written.
+// writeFrame encodes one unfragmented, unmasked control frame and hands it
+// to nbio at once, after any pending data frames, in a single Write under
+// omu: nbio writes what the kernel takes and copies the rest to the socket's
+// queue, so frames never interleave and never overtake one another. After
+// the close frame nothing is written (ErrClosed). Every frame counts as
+// queued until nbio reports it written.
 func (c *Conn) writeFrame(op byte, payload []byte) error {
-	c.flush() // control frames go after the data frames written before them
-	c.queued.Add(int64(len(payload) + serverFrameOverhead(len(payload))))
-	pb := framePool.Get().(*[]byte)
-	b := appendFrameHeader((*pb)[:0], op, len(payload))
-	b = append(b, payload...)
-	_, err := c.nbc.Write(b)
-	if cap(b) <= maxPooledFrame {
-		*pb = b[:0]
-		framePool.Put(pb)
+	c.omu.Lock()
+	defer c.omu.Unlock()
+	c.wmu.Lock()
+	if c.shut {
+		c.wmu.Unlock()
+		return ErrClosed
 	}
+	c.shut = op == opClose
+	pb := c.wbuf // control frames go after the data frames written before them
+	c.wbuf = nil
+	c.wmu.Unlock()
+	if pb == nil {
+		pb = framePool.Get().(*[]byte)
+	}
+	c.queued.Add(int64(len(payload) + serverFrameOverhead(len(payload))))
+	b := appendFrameHeader(*pb, op, len(payload))
+	*pb = append(b, payload...)
+	_, err := c.nbc.Write(*pb)
+	putFrameBuf(pb)
 	if err != nil {
 		if errors.Is(err, net.ErrClosed) {
 			return ErrClosed

@@ -29,20 +29,27 @@
 //     database commit) without stalling any socket's I/O.
 //   - Outbound bytes that the kernel has not accepted yet are counted per
 //     socket (nbio's OnWrittenSize hook); past Config.MaxQueued the socket is
-//     closed as a slow consumer (4008) instead of growing memory.
+//     closed as a slow consumer (4008) instead of growing memory. A writer of
+//     many frames (a backlog replay) waits for room with Conn.WaitQueued,
+//     woken by the same hook, and so goes at the peer's reading pace.
 //   - Inbound bytes parsed but not yet handled are bounded too (1008).
 //   - Outbound frames are encoded by the gateway into pooled buffers and
 //     handed to nbio in one Write each: no allocation per frame (nbio's
-//     WriteMessage allocates twice), and frames never interleave.
+//     WriteMessage allocates twice), and frames never interleave. One writer
+//     per socket at a time (Conn.omu, from taking the pending frames to
+//     nbio's Write), so batches and control frames go out in the order they
+//     were taken, and nothing after the close frame.
 //   - Every read has a deadline. Before an upgrade, nbio's read deadline
 //     (Config.RequestTimeout, default 30s) bounds the wait for a whole
 //     request, head and body, from the accept or the previous response, and
 //     so also the idle time of a kept-alive connection; a request over
-//     Config.MaxBody closes the connection before it is buffered. After the
+//     Config.MaxBody is answered 413 (Config.TooLarge) before it is
+//     buffered, its rest read and dropped, and the connection closed. After the
 //     upgrade the deadline is cleared and the sweeper takes over: a socket
 //     silent for PingInterval is pinged, one silent for 2×PingInterval is
-//     closed with 4009; a socket that was sent a close frame is dropped 5s
-//     later whatever its peer does.
+//     closed with 4009; a socket that was sent a close frame is dropped when
+//     its peer answers, or has taken no byte for 5s, or 30s later at most
+//     (close.go).
 //   - The Origin of an upgrade is checked by Config.CheckOrigin, which the
 //     node sets to its allow-list. nbio's default (used only when it is nil)
 //     would allow any request whose Origin host equals its Host header.

@@ -4,9 +4,7 @@ package gateway
 
 import (
 	"net"
-
-	"github.com/lesismal/nbio/nbhttp"
 )
 
 // raceHandoff is a no-op without the race detector; see race.go.
-func raceHandoff(*nbhttp.Engine) func(net.Conn) { return nil }
+func raceHandoff() (open func(net.Conn), read func()) { return nil, nil }

@@ -20,12 +20,13 @@ import (
 
 // Errors returned by the gateway.
 var (
-	ErrClosed       = errors.New("gateway: connection closed")
-	ErrSlowConsumer = errors.New("gateway: slow consumer")
-	ErrServerClosed = errors.New("gateway: server closed")
-	ErrNotStarted   = errors.New("gateway: server not started")
-	errBacklog      = errors.New("gateway: inbound backlog exceeded")
-	errStarted      = errors.New("gateway: Start called twice")
+	ErrClosed         = errors.New("gateway: connection closed")
+	ErrSlowConsumer   = errors.New("gateway: slow consumer")
+	ErrServerClosed   = errors.New("gateway: server closed")
+	ErrNotStarted     = errors.New("gateway: server not started")
+	errBacklog        = errors.New("gateway: inbound backlog exceeded")
+	errConcurrentWait = errors.New("gateway: WaitQueued called while another call waits on the socket")
+	errStarted        = errors.New("gateway: Start called twice")
 )
 
 // Config configures a Server. Zero values get defaults.
@@ -46,8 +47,12 @@ type Config struct {
 	// MaxBody bounds one HTTP request (headers + body). nbio buffers the whole
 	// request in memory before calling Handler, so http.MaxBytesReader in the
 	// handler cannot protect memory; this can (default 16 MiB; larger media
-	// uploads need a larger value). Past it the connection is closed.
+	// uploads need a larger value). Past it the request gets TooLarge.
 	MaxBody int
+	// TooLarge is the body (application/problem+json) of the 413 answer to
+	// a request over MaxBody, whatever its size; the connection is closed
+	// after it. Nil: such a connection is closed without an answer.
+	TooLarge []byte
 
 	// RequestTimeout bounds every read before a socket is upgraded: a new
 	// connection, and a kept-alive one after each response, must deliver a
@@ -74,9 +79,13 @@ const (
 	defaultMaxBody      = 16 << 20
 	defaultRequestTime  = 30 * time.Second
 
-	// closeTimeout is how long a socket that was sent a close frame may take
-	// to answer before its TCP connection is dropped.
+	// closeTimeout is how long a socket that was sent a close frame may go
+	// without taking any queued byte, or without answering once the close
+	// frame reached the kernel, before its TCP connection is dropped.
 	closeTimeout = 5 * time.Second
+	// closeDrainMax bounds the whole close handshake of a peer that keeps
+	// reading, however slowly, what was queued before the close frame.
+	closeDrainMax = 30 * time.Second
 
 	// backlogFrames: inbound bytes read but not yet handed to OnMessage may
 	// reach backlogFrames×MaxFrame (plus one poller read) before the socket
@@ -122,7 +131,8 @@ type Handler interface {
 	OnOpen(c *Conn)
 	// OnMessage receives one text message; data is valid only during the
 	// call. Calls for one Conn are serial and in order and may block without
-	// stalling other sockets' I/O.
+	// stalling other sockets' I/O. Messages still arrive after Close, until
+	// the close handshake ends (not after an abort: 1008, 4009).
 	OnMessage(c *Conn, data []byte)
 	// OnClose runs once per Conn, after its last OnMessage has returned.
 	OnClose(c *Conn)
@@ -147,6 +157,12 @@ type Server struct {
 	sweepWG  sync.WaitGroup
 
 	flusher *flusher
+	// flushHook, when set (by tests, before Start), runs in Conn.flush
+	// between taking the pending frames and handing them to nbio: it widens
+	// the window in which another writer of the socket could overtake.
+	flushHook func()
+	// closeTimeout is the package's closeTimeout; tests shorten it.
+	closeTimeout time.Duration
 
 	nextID   atomic.Uint64
 	count    atomic.Int64
@@ -162,7 +178,7 @@ type shard struct {
 // New returns a Server; nothing listens before Start.
 func New(cfg Config, h Handler) *Server {
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, h: h, log: cfg.Logger, done: make(chan struct{})}
+	s := &Server{cfg: cfg, h: h, log: cfg.Logger, done: make(chan struct{}), closeTimeout: closeTimeout}
 	for i := range s.shards {
 		s.shards[i].conns = make(map[*Conn]struct{})
 	}
@@ -207,7 +223,9 @@ func (s *Server) Start() error {
 		SupportServerOnly: true,
 	})
 	engine.OnWrittenSize(onWrittenSize)
-	s.handoff.hook(engine, raceHandoff(engine))
+	open, read := raceHandoff()
+	s.handoff.hook(engine, open)
+	engine.Engine.OnData(s.onData(read))
 	s.engine = engine
 	s.upgrader = s.newUpgrader(engine)
 
@@ -372,8 +390,13 @@ func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []
 		return
 	}
 	c.backlog.Add(-int64(len(data) + clientFrameOverhead(len(data))))
-	if c.closing.Load() {
-		return // after a close frame, nothing more is handled
+	// After our close frame the peer's frames are still handled until the
+	// handshake ends: an ack of a message the peer read before it saw the
+	// close counts (its next socket does not replay it). Only an aborted
+	// socket's leftovers are dropped. After the peer's close frame nbio
+	// reads nothing more.
+	if c.dropped.Load() {
+		return
 	}
 	if mt != websocket.TextMessage {
 		c.Close(CloseUnsupportedData, "binary messages are not supported")
@@ -391,6 +414,7 @@ func (s *Server) onCloseFrame(ws *websocket.Conn, code int, _ string) {
 	if !ok || !c.closing.CompareAndSwap(false, true) {
 		return // we started the handshake; the peer's answer completes it
 	}
+	c.wakeDrain(0, true)
 	// The peer started it: echo its code (RFC 6455 §5.5.1).
 	if code == 1005 { // no status code
 		_ = c.writeFrame(opClose, nil)
@@ -406,16 +430,19 @@ func (s *Server) onClose(ws *websocket.Conn, _ error) {
 		return
 	}
 	c.closing.Store(true)
+	c.wakeDrain(0, true)
 	if s.unregister(c) {
 		s.h.OnClose(c)
 	}
 }
 
 // onWrittenSize is nbio's report of n bytes reaching the kernel for nc. It
-// runs under nc's lock, so it only does an atomic add.
+// runs under nc's lock, so it only does atomics (and, when the queue fell to
+// a WaitQueued caller's limit, closes its channel).
 func onWrittenSize(nc *nbio.Conn, _ []byte, n int) {
 	if h, ok := nc.Session().(*session); ok {
-		h.queued.Add(-int64(n))
+		c := (*Conn)(h)
+		c.wakeDrain(c.queued.Add(-int64(n)), false)
 	}
 }
 

@@ -3,6 +3,9 @@ package server_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +56,8 @@ func TestHTTPBadInput(t *testing.T) {
 		{"an unknown kind is refused", "POST", "/v1/conversations", alice.token, map[string]any{"kind": "channel"}, 400, "invalid_conversation"},
 		{"devices of an unknown user are not found", "GET", "/v1/users/usr_nope/devices", alice.token, nil, 404, "not_found"},
 		{"an unknown path is not found", "GET", "/v1/nope", "", nil, 404, "not_found"},
+		{"a known path with a wrong method is not allowed", "PUT", "/v1/accounts", "", nil, 405, "method_not_allowed"},
+		{"a wrong method on a path with a wildcard is not allowed", "POST", "/v1/users/usr_x/devices", alice.token, nil, 405, "method_not_allowed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st, body := n.call(t, tc.method, tc.path, tc.token, tc.body)
@@ -247,5 +252,97 @@ func TestEndToEndOnlyRefusesPlaintext(t *testing.T) {
 	}
 	if st, body := n.call(t, "GET", "/v1/conversations/"+direct+"/messages", bob.token, nil); st != 200 || len(body["messages"].([]any)) != 0 {
 		t.Fatalf("bob's history after refused sends: %d %v", st, body)
+	}
+}
+
+func TestWrongMethodListsTheAllowedOnes(t *testing.T) {
+	n := startNode(t, backends[0].open(t))
+	for _, tc := range []struct{ method, path, allow string }{
+		{"PUT", "/v1/accounts", "POST"},
+		{"PATCH", "/v1/conversations", "GET, HEAD, POST"},
+		{"GET", "/v1/devices/dev_x", "DELETE"},
+		{"DELETE", "/v1/conversations/cnv_x/messages", "GET, HEAD, POST"},
+	} {
+		t.Run(tc.method+" "+tc.path+" allows "+tc.allow, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, n.url+tc.path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 405 || resp.Header.Get("Allow") != tc.allow {
+				t.Fatalf("got %d Allow %q, want 405 Allow %q", resp.StatusCode, resp.Header.Get("Allow"), tc.allow)
+			}
+		})
+	}
+}
+
+// A refusal names the field at fault, over HTTP and on the socket.
+func TestErrorsNameTheField(t *testing.T) {
+	n := startNode(t, backends[0].open(t))
+	alice := n.signup(t, "alice", "phone")[0]
+	conv := n.conversation(t, alice, "group")
+	for _, tc := range []struct {
+		name, method, path, token string
+		body                      any
+		code, field               string
+	}{
+		{"a public key that is not base64", "POST", "/v1/sessions", "",
+			`{"username":"alice","password":"password-alice","device":{"name":"x","kem":"x25519","public_key":"%%%","signing_key":"AA=="}}`,
+			"bad_request", "device.public_key"},
+		{"a signing key that is not base64", "POST", "/v1/sessions", "",
+			`{"username":"alice","password":"password-alice","device":{"name":"x","kem":"x25519","public_key":"AA==","signing_key":"***"}}`,
+			"bad_request", "device.signing_key"},
+		{"a login without a device", "POST", "/v1/sessions", "",
+			map[string]any{"username": "alice", "password": "password-alice"}, "invalid_device", "device is required"},
+		{"a ciphertext that is not base64", "POST", "/v1/conversations/" + conv + "/messages", alice.token,
+			`{"id":"m1","ciphertexts":{"dev_a":"AA==","dev_b":"!!"}}`, "bad_request", "ciphertexts.dev_b"},
+		{"a shared ciphertext of the wrong type", "POST", "/v1/conversations/" + conv + "/messages", alice.token,
+			`{"id":"m1","ciphertext":7}`, "bad_request", "ciphertext"},
+	} {
+		t.Run(tc.name+" is named", func(t *testing.T) {
+			st, body := n.call(t, tc.method, tc.path, tc.token, tc.body)
+			detail, _ := body["detail"].(string)
+			if st != 400 || body["code"] != tc.code || !strings.Contains(detail, tc.field) {
+				t.Fatalf("got %d %v, want 400 %s naming %q", st, body, tc.code, tc.field)
+			}
+		})
+	}
+	t.Run("a ciphertext that is not base64 on the socket is named", func(t *testing.T) {
+		s := n.dial(t, alice.token)
+		s.expect(t, "synced")
+		s.send(t, map[string]any{"type": "send", "id": "m2", "conversation": conv, "ciphertext": "%%%"})
+		f := s.expect(t, "error", "bad_frame")
+		if msg, _ := f["message"].(string); !strings.Contains(msg, "ciphertext") {
+			t.Fatalf("error %v does not name ciphertext", f)
+		}
+	})
+}
+
+// Every body over --max-body gets 413 with a problem document, whatever its
+// size: a little over is refused by the handler, far over by the gateway
+// before it is buffered (and the connection is closed after the answer).
+func TestEveryOverLimitBodyGets413(t *testing.T) {
+	const limit = 4096
+	n := startNode(t, backends[0].open(t), func(_ *chat.Config, c *server.Config) { c.MaxBody = limit })
+	for _, size := range []int{limit + 1, 200 << 10, 8 << 20} {
+		t.Run(fmt.Sprintf("a %d-byte body", size), func(t *testing.T) {
+			body := `{"username":"bob","password":"` + strings.Repeat("p", size) + `"}`
+			resp, err := http.Post(n.url+"/v1/accounts", "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			defer resp.Body.Close()
+			var p map[string]any
+			if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+				t.Fatalf("413 body: %v", err)
+			}
+			if resp.StatusCode != 413 || resp.Header.Get("Content-Type") != "application/problem+json" || p["code"] != "too_large" || p["status"] != float64(413) {
+				t.Fatalf("got %d %s %v, want a 413 too_large problem", resp.StatusCode, resp.Header.Get("Content-Type"), p)
+			}
+		})
+	}
+	if st, _ := n.call(t, "GET", "/healthz", "", nil); st != 200 {
+		t.Fatalf("healthz after the refusals: %d", st)
 	}
 }

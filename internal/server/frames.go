@@ -41,8 +41,8 @@ type errorFrame struct {
 	ID      string   `json:"id,omitempty"`
 	Code    string   `json:"code"`
 	Message string   `json:"message"`
-	Missing []string `json:"missing,omitempty"`
-	Extra   []string `json:"extra,omitempty"`
+	Missing []string `json:"missing,omitzero"` // both present for devices_mismatch, empty when empty
+	Extra   []string `json:"extra,omitzero"`
 	// RetryAfterMS is set for rate_limited: milliseconds until a retry can succeed.
 	RetryAfterMS int64 `json:"retry_after_ms,omitempty"`
 }

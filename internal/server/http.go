@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/pprof"
 	"strconv"
@@ -62,6 +63,10 @@ func (s *Server) routeTable() []route {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range s.routeTable() {
+		if rt.pattern == "/" {
+			mux.HandleFunc(rt.pattern, methodNotAllowed(mux, s.log, rt.h))
+			continue
+		}
 		if rt.access == authenticated {
 			mux.HandleFunc(rt.pattern, s.authed(rt.a))
 		} else {
@@ -121,9 +126,9 @@ type deviceJSON struct {
 
 func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		Username string     `json:"username"`
-		Password string     `json:"password"`
-		Device   deviceJSON `json:"device"`
+		Username string      `json:"username"`
+		Password string      `json:"password"`
+		Device   *deviceJSON `json:"device"`
 	}
 	if err := s.limitAddress(r, chat.LimitLoginIP); err != nil {
 		writeProblem(w, s.log, err)
@@ -134,6 +139,11 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := req.Device
+	if d == nil {
+		writeProblem(w, s.log, sb.Errorf(sb.EINVALID, "invalid_device",
+			"device is required: a login registers a device (name, kem, public_key, signing_key)"))
+		return
+	}
 	login, err := s.svc.Login(r.Context(), req.Username, req.Password,
 		chat.DeviceInfo{Name: d.Name, KEM: d.KEM, PublicKey: d.PublicKey, SigningKey: d.SigningKey})
 	if err != nil {
@@ -287,4 +297,34 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request, id chat.Ide
 		status = http.StatusOK
 	}
 	writeJSON(w, status, sentFrame{ID: f.ID, Conversation: conv, Seq: m.Seq, TS: jsonTime(m.SentAt)})
+}
+
+// methodNotAllowed wraps the catch-all route: a path that mux knows under
+// other methods gets 405 with Allow; anything else goes to notFound.
+func methodNotAllowed(mux *http.ServeMux, log *slog.Logger, notFound http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		allow := allowedMethods(mux, r)
+		if allow == "" {
+			notFound(w, r)
+			return
+		}
+		w.Header().Set("Allow", allow)
+		writeProblem(w, log, sb.Errorf(sb.EMETHOD, "method_not_allowed", "%s is not allowed on %s; use %s", r.Method, r.URL.Path, allow))
+	}
+}
+
+// probeMethods are the methods a path is tried with to build an Allow header.
+var probeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// allowedMethods lists the methods for which mux has a route (other than
+// the catch-all) matching r's path, comma-separated; "" when there is none.
+func allowedMethods(mux *http.ServeMux, r *http.Request) string {
+	var allow []string
+	for _, m := range probeMethods {
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+		if _, pattern := mux.Handler(probe); pattern != "/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	return strings.Join(allow, ", ")
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	sb "github.com/switchboard-chat/switchboard"
@@ -165,9 +166,9 @@ func (s *Server) logRequest(w *statusWriter, r *http.Request, start time.Time) {
 }
 
 // gatewayMaxBody is what the gateway may buffer of one request: nbio reads a
-// whole request before the handler runs, so the bound must be there. The
-// margin lets a body a little over MaxBody still get its 413 problem; past
-// it the connection is closed.
+// whole request before the handler runs, so the bound must be there. Within
+// the margin a body over MaxBody gets its 413 problem from decode; past it,
+// from the gateway (tooLargeProblem), before the rest is read.
 func gatewayMaxBody(maxBody int64) int {
 	if maxBody <= 0 {
 		maxBody = 1 << 20
@@ -270,12 +271,13 @@ func (s *Server) chargeBody(r *http.Request, id chat.Identity) error {
 
 // socketLimits is what a socket keeps for its own limits: the address it
 // holds a connection slot under, and its frame bucket. OnMessage calls are
-// serial per socket, so it needs no lock.
+// serial per socket, so it needs no lock (heldAcks has its own).
 type socketLimits struct {
-	ip      string  // conns.ip key held, "" if exempt
-	tokens  float32 // frames left in the bucket
-	refused int32   // frames refused in a row
-	last    int64   // unix nanoseconds of the last refill; 0 before the first frame
+	ip      string    // conns.ip key held, "" if exempt
+	tokens  float32   // frames left in the bucket
+	refused int32     // frames refused in a row
+	last    int64     // unix nanoseconds of the last refill; 0 before the first frame
+	held    *heldAcks // acks over the frame rate; nil until the first
 }
 
 // holdConn takes the socket's connection slots (per user, per address).
@@ -292,6 +294,9 @@ func (s *Server) releaseConn(p *peer) { s.svc.ReleaseConn(p.id, p.lim.ip) }
 // 4003), the socket's frame rate and the device's byte budget must allow it
 // (else an error frame rate_limited with retry_after_ms). A socket that goes
 // on sending after a whole burst's worth of refusals is closed with 1008.
+// An ack over the frame rate is the exception: it is held (see holdAck),
+// not answered and not counted toward the close, so that a client acking
+// every message of a busy conversation is never disconnected for it.
 func (s *Server) admitFrame(c *gateway.Conn, p *peer, data []byte) bool {
 	if s.svc.SessionExpired(p.id) {
 		c.Close(CloseSessionExpired, "session expired; log in again")
@@ -299,6 +304,9 @@ func (s *Server) admitFrame(c *gateway.Conn, p *peer, data []byte) bool {
 	}
 	var err error
 	if wait := p.lim.take(s.edge.frames, time.Now().UnixNano()); wait > 0 {
+		if s.holdAck(p, data) {
+			return false
+		}
 		err = chat.RateLimited(chat.LimitSocketFrames, wait)
 	} else {
 		err = s.svc.Allow(s.ctx, chat.LimitDeviceBytes, p.id.DeviceID, int64(len(data)))
@@ -316,6 +324,91 @@ func (s *Server) admitFrame(c *gateway.Conn, p *peer, data []byte) bool {
 	_ = json.Unmarshal(data, &head) // only to name the refused frame's id
 	s.writeError(c, head.ID, err)
 	return false
+}
+
+// Acks over the frame rate. An application that acks every message sends
+// as many acks as it receives messages, which in a busy group is more than
+// any frame rate meant for abuse; refused, they got error frames and then
+// the 1008 close, which a client takes as final. Only the highest seq of a
+// conversation matters, so such acks are held instead: the socket keeps the
+// highest seq per conversation and applies them together heldAckPeriod
+// after the first. What a flood of acks costs is bounded: a decode of a
+// frame of at most maxHeldAckFrame bytes and a map update each, and at most
+// maxHeldAcks acks applied per heldAckPeriod (each a membership check and
+// the acker's coalescing; never a store write of its own). An ack over the
+// rate for a conversation past maxHeldAcks is dropped unanswered: its
+// messages come again on the next connection, like any unacked message, and
+// a later ack carries a higher seq anyway.
+const (
+	heldAckPeriod   = 250 * time.Millisecond
+	maxHeldAcks     = 64
+	maxHeldAckFrame = 512 // bytes: an ack frame is about 80
+)
+
+// heldAcks are a socket's acks over the frame rate, waiting for the timer.
+// The timer's goroutine applies them while the socket's reader holds more.
+type heldAcks struct {
+	mu    sync.Mutex
+	seqs  map[string]int64 // conversation -> highest seq held
+	timer *time.Timer      // applies seqs; running while seqs is not empty
+}
+
+// holdAck holds data if it is a well-formed ack, and reports whether it did.
+// It runs for frames over the socket's frame rate only.
+func (s *Server) holdAck(p *peer, data []byte) bool {
+	if len(data) > maxHeldAckFrame {
+		return false
+	}
+	var head frameHead
+	var f inFrame
+	if headErr, err := decodeClientFrame(data, &head, &f); headErr != nil || err != nil ||
+		f.Type != "ack" || f.Conversation == "" || f.Seq == nil || *f.Seq < 0 {
+		return false // refused like any frame over the rate
+	}
+	h := p.lim.held
+	if h == nil {
+		h = &heldAcks{}
+		p.lim.held = h
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if seq, ok := h.seqs[f.Conversation]; ok {
+		h.seqs[f.Conversation] = max(seq, *f.Seq)
+		return true
+	}
+	if len(h.seqs) >= maxHeldAcks {
+		return true // dropped: see heldAckPeriod
+	}
+	if h.seqs == nil {
+		h.seqs = make(map[string]int64)
+	}
+	h.seqs[f.Conversation] = *f.Seq
+	if len(h.seqs) == 1 { // the first since the last round: start one
+		if h.timer == nil {
+			h.timer = time.AfterFunc(heldAckPeriod, func() { s.applyHeldAcks(p, h) })
+		} else {
+			h.timer.Reset(heldAckPeriod)
+		}
+	}
+	return true
+}
+
+// applyHeldAcks applies p's held acks as if they had just arrived: an ack
+// that fails (not a member, say) is answered with its error frame. It runs
+// after the socket closed too: the client sent those acks.
+func (s *Server) applyHeldAcks(p *peer, h *heldAcks) {
+	h.mu.Lock()
+	seqs := h.seqs
+	h.seqs = nil
+	h.mu.Unlock()
+	if s.ctx.Err() != nil {
+		return // shutting down: the acker was flushed; the messages come again
+	}
+	for conv, seq := range seqs {
+		if err := s.svc.Ack(s.ctx, p.id, conv, seq); err != nil {
+			s.writeError(p.conn, "", err)
+		}
+	}
 }
 
 // take spends one frame of the socket's bucket, or says how long until one is there.

@@ -65,7 +65,7 @@ func New(svc *chat.Service, store sb.Store, bus sb.Bus, cfg Config) *Server {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.gw = gateway.New(gateway.Config{Addr: cfg.Addr, Handler: s.secure(s.routes()), MaxFrame: cfg.MaxFrame,
 		MaxQueued: cfg.MaxQueued, PingInterval: cfg.PingInterval, Logger: cfg.Logger,
-		MaxBody: gatewayMaxBody(cfg.MaxBody), RequestTimeout: cfg.RequestTimeout, CheckOrigin: s.edge.originOK,
+		MaxBody: gatewayMaxBody(cfg.MaxBody), TooLarge: tooLargeProblem(cfg.MaxBody), RequestTimeout: cfg.RequestTimeout, CheckOrigin: s.edge.originOK,
 		FlushDelay: cfg.FlushDelay}, s)
 	return s
 }

@@ -53,6 +53,7 @@ func (s *Server) OnOpen(c *gateway.Conn) {
 	if old := s.hub.add(p); old != nil {
 		old.conn.Close(CloseReplaced, "replaced by a new connection of this device")
 	}
+	s.watchExpiry(p)
 	s.syncs.Add(1)
 	go func() {
 		defer s.syncs.Done()
@@ -62,41 +63,80 @@ func (s *Server) OnOpen(c *gateway.Conn) {
 
 // sync replays everything above the device's cursors, then releases the live
 // messages that arrived meanwhile, skipping any the replay already wrote.
+//
+// The replay is paced by the socket's drain: a message is written only once
+// the socket's send queue has room for it within half of its limit
+// (gateway.Conn.WaitQueued), so a backlog of any size goes out as fast as
+// the device reads it and never trips the slow-consumer close (4008); the
+// other half is left for answers and events written meanwhile. Live
+// messages wait in p.pending until the replay is done.
 func (s *Server) sync(p *peer) {
 	buf := make([]byte, 0, 512)
 	last, err := s.svc.Backlog(s.ctx, p.id, func(_ string, page []sb.Delivery) error {
 		for i := range page {
 			buf = appendMessage(buf[:0], &page[i])
-			if err := p.conn.Write(buf); err != nil {
+			if err := s.writePaced(p.conn, buf); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		if !errors.Is(err, context.Canceled) {
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, gateway.ErrClosed) {
 			s.log.Warn("sync failed", "device", p.id.DeviceID, "err", err)
 		}
 		p.conn.Close(gateway.CloseGoingAway, "sync failed; reconnect")
 		return
 	}
-	// Still under the lock that deliver takes: the live messages that
-	// waited go out (those the replay did not write) before any newer one
-	// the bus hands over, so the socket sees each conversation in seq order.
 	p.mu.Lock()
-	p.last, p.syncing = last, false
-	p.conn.Write(syncedFrame)
-	for _, m := range p.pending {
-		ct := m.Shared
-		if ct == nil {
-			ct = m.Ciphertexts[p.id.DeviceID]
-		}
-		d := delivery(m, ct)
-		buf = appendMessage(buf[:0], &d)
-		p.writeLocked(m, buf)
-	}
-	p.pending = nil
+	p.last = last
 	p.mu.Unlock()
+	if p.conn.Write(syncedFrame) != nil {
+		return
+	}
+	// The live messages that waited go out (those the replay did not
+	// write), paced like the replay, before any newer one: deliver keeps
+	// adding to pending until it is found empty under the lock that
+	// deliver takes, so the socket sees each conversation in seq order.
+	for {
+		p.mu.Lock()
+		batch := p.pending
+		p.pending = nil
+		if len(batch) == 0 || p.closed {
+			p.syncing = false
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		for _, m := range batch {
+			ct := m.Shared
+			if ct == nil {
+				ct = m.Ciphertexts[p.id.DeviceID]
+			}
+			d := delivery(m, ct)
+			buf = appendMessage(buf[:0], &d)
+			if s.waitRoom(p.conn, len(buf)) != nil {
+				return // closing: OnClose drops what is pending
+			}
+			p.mu.Lock()
+			p.writeLocked(m, buf)
+			p.mu.Unlock()
+		}
+	}
+}
+
+// waitRoom returns once a frame of n bytes fits in half of c's send-queue
+// limit (or c's queue is empty, for a larger frame).
+func (s *Server) waitRoom(c *gateway.Conn, n int) error {
+	return c.WaitQueued(s.ctx, max(c.MaxQueued()/2-n, 0))
+}
+
+// writePaced writes frame once it fits (waitRoom).
+func (s *Server) writePaced(c *gateway.Conn, frame []byte) error {
+	if err := s.waitRoom(c, len(frame)); err != nil {
+		return err
+	}
+	return c.Write(frame)
 }
 
 // OnClose forgets the device's socket.
@@ -105,6 +145,7 @@ func (s *Server) OnClose(c *gateway.Conn) {
 	p.mu.Lock()
 	p.closed, p.pending = true, nil
 	p.mu.Unlock()
+	p.stopExpiry()
 	s.hub.remove(p)
 	s.releaseConn(p)
 }
@@ -130,7 +171,7 @@ func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 		return
 	}
 	if err != nil {
-		s.writeError(c, head.ID, sb.Errorf(sb.EINVALID, "bad_frame", "malformed %s frame: %v", head.Type, err))
+		s.writeError(c, head.ID, sb.Errorf(sb.EINVALID, "bad_frame", "malformed %s frame: %s", head.Type, describeDecodeError(data, &f, err)))
 		return
 	}
 	ctx := s.ctx

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests start private instances of
+# (PostgreSQL, Redis, NGINX) when one is missing; does nothing when all are
+# there. `make test` and .ci/run call it. Needs root (or sudo) and Debian's
+# package mirrors only when something is missing.
+set -euo pipefail
+
+need=()
+ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || need+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# Debian puts nginx in /usr/sbin, which a non-root PATH may lack.
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+[ ${#need[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "test-deps: installing ${need[*]} (apt-get)"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq "${need[@]}"
