@@ -82,10 +82,12 @@ func (w *world) missing(upTo time.Time) int {
 	return n
 }
 
-// waitDelivered polls until nothing acknowledged up to upTo is missing, or
-// bound passes; it returns how long it took from since and whether it made it.
+// waitDelivered polls, from upTo on, until nothing acknowledged up to upTo
+// (zero: all) is missing, or bound passes after since; it returns how long
+// it took from since and whether it made it.
 func (w *world) waitDelivered(upTo, since time.Time, bound time.Duration) (time.Duration, bool) {
 	deadline := since.Add(bound)
+	time.Sleep(time.Until(upTo)) // what is acknowledged by upTo is not all in before it
 	for {
 		if w.missing(upTo) == 0 {
 			return time.Since(since), true
