@@ -204,11 +204,13 @@ func TestFaults(t *testing.T) {
 			r := runScenario(t, sc, size)
 			rows[sc.name] = r.Row(command)
 			t.Logf("%s", rows[sc.name])
-			if r.Failed() {
-				t.Errorf("%s: %+v", sc.name, r)
-			}
 			for _, p := range r.Problems {
 				t.Log(p)
+			}
+			if r.Failed() {
+				t.Errorf("%s: lost %d, duplicated %d, out of order %d, holes on the wire %d, missing from the store %d, "+
+					"sends never answered %d, recovered within the bound %v (%v)", sc.name, r.Lost, r.Duplicated, r.OutOfOrder,
+					r.Holes, r.StoreMissing, r.Unacked, r.Recovered, r.Recover.Round(100*time.Millisecond))
 			}
 		})
 	}
