@@ -99,34 +99,6 @@ type Delivery struct {
 	Ciphertext     []byte
 }
 
-// AppendObserver is implemented by stores that report every message they
-// store, in commit order. The node publishes through it, so that live
-// delivery follows seq order per conversation: concurrent AppendMessage
-// calls committed together return in any order, their commits do not.
-type AppendObserver interface {
-	// OnAppended sets fn, which is called once for each newly stored message
-	// (never for a duplicate), after the commit that holds it and before its
-	// AppendMessage returns, serially and in seq order per conversation. fn
-	// gets a copy of the message with Seq and SentAt set; it runs on the
-	// store's committer, so it must not block. Set it before the first append.
-	OnAppended(fn func(m *Message))
-}
-
-// AsyncAppender is implemented by stores whose appends can be queued
-// without waiting for their commit, so that a socket that sends faster than
-// one commit at a time has several sends in one group commit instead of one
-// commit each.
-type AsyncAppender interface {
-	// AppendMessageAsync is AppendMessage that returns at once: it queues m
-	// behind every append queued before it (calls for one conversation
-	// from one goroutine get seqs in call order) and calls done exactly
-	// once with what AppendMessage would return, after the commit that
-	// holds m (from the store's committer, so done must not block), or
-	// before it returns when m cannot be queued (a closed store). m is
-	// the store's until done is called.
-	AppendMessageAsync(m *Message, done func(stored *Message, duplicate bool, err error))
-}
-
 // Store is the durable truth. Both implementations (SQLite, PostgreSQL) pass
 // the same conformance suite in internal/storetest.
 //
@@ -179,6 +151,25 @@ type Store interface {
 	// is its own. A ctx that ends while m waits for a commit withdraws it
 	// (nothing is stored); once its commit has begun, the call waits for it.
 	AppendMessage(ctx context.Context, m *Message) (stored *Message, duplicate bool, err error)
+	// AppendMessageAsync is AppendMessage that returns at once, so that a
+	// socket that sends faster than one commit at a time has several sends
+	// in one group commit instead of one commit each: it queues m behind
+	// every append queued before it (calls for one conversation from one
+	// goroutine get seqs in call order) and calls done exactly once with
+	// what AppendMessage would return, after the commit that holds m (from
+	// the store's committer, so done must not block), or before it returns
+	// when m cannot be queued (a closed store). m is the store's until done
+	// is called.
+	AppendMessageAsync(m *Message, done func(stored *Message, duplicate bool, err error))
+	// OnAppended sets fn, which is called once for each newly stored message
+	// (never for a duplicate), after the commit that holds it and before its
+	// AppendMessage returns (or its AppendMessageAsync calls done), serially
+	// and in seq order per conversation: concurrent calls committed together
+	// return in any order, their commits do not, so a node that publishes
+	// from fn delivers live in seq order. fn gets a copy of the message with
+	// Seq and SentAt set; it runs on the store's committer, so it must not
+	// block. Set it before the first append.
+	OnAppended(fn func(m *Message))
 	// Messages returns what deviceID receives in the conversation with seq > afterSeq,
 	// ascending, at most limit: each message whose recipients included deviceID, with
 	// its own ciphertext or the shared one.

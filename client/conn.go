@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // ConnOptions configures [Connect]. The zero value is ready to use; zero
@@ -214,7 +216,7 @@ func (c *Conn) Send(ctx context.Context, req SendRequest) (Sent, error) {
 	if err := req.prepare(); err != nil {
 		return Sent{}, err
 	}
-	frame, err := json.Marshal(newSendFrame("send", req))
+	frame, err := json.Marshal(newSendFrame(wire.TypeSend, req))
 	if err != nil {
 		return Sent{}, fmt.Errorf("client: encoding send: %w", err)
 	}
@@ -345,8 +347,7 @@ func closedChan() chan struct{} {
 }
 
 func ackBytes(conversation string, seq int64) []byte {
-	b, _ := json.Marshal(ackFrame{Type: "ack", Conversation: conversation, Seq: seq})
-	return b
+	return wire.AppendAck(nil, conversation, seq)
 }
 
 // Close writes the acks still waiting (see Ack), closes the socket (code

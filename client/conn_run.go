@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // run is the Conn's reader goroutine: it reads one socket until it drops,
@@ -81,9 +83,9 @@ func (c *Conn) handle(ws *websocket.Conn, data []byte, overflowed chan<- struct{
 		return
 	}
 	switch f.Type {
-	case "message":
+	case wire.TypeMessage:
 		c.deliver(ws, f.message(), overflowed)
-	case "synced":
+	case wire.TypeSynced:
 		if !c.overflow {
 			c.attempt = 0
 			select {
@@ -91,11 +93,11 @@ func (c *Conn) handle(ws *websocket.Conn, data []byte, overflowed chan<- struct{
 			default:
 			}
 		}
-	case "devices_changed":
+	case wire.TypeDevicesChanged:
 		c.devicesChanged(f.UserID)
-	case "sent":
+	case wire.TypeSent:
 		c.resolve(f.ID, f.sent(), nil)
-	case "error":
+	case wire.TypeError:
 		if f.ID == "" || !c.resolve(f.ID, Sent{}, f.err()) {
 			c.log.Warn("switchboard: error frame", "id", f.ID, "code", f.Code, "message", f.Message)
 		}

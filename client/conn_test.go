@@ -590,8 +590,12 @@ func TestAResyncStartsFromTheAcksOfTheSocketItLeaves(t *testing.T) {
 	for range 6 {
 		f.publish("cnv_a", []byte("m"))
 	}
-	// 1 and 2 fill the buffer, so they are acked before it overflows (3, or
-	// a later one if the test took 1 first).
+	// 1 and 2 fill the buffer, so they are acked before 3 overflows it;
+	// A send's answer comes after the six on the socket, so once it is
+	// back the reader has handled all six (and overflowed at 3).
+	if _, err := c.Send(ctxFor(t, 5*time.Second), SendRequest{Conversation: "cnv_b", Ciphertext: []byte("x")}); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
 	for want := int64(1); want <= 6; want++ {
 		if m := recv(t, c); m.Seq != want {
 			t.Fatalf("got seq %d, want %d", m.Seq, want)

@@ -10,32 +10,36 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
-// Machine codes from docs/protocol.md, as found in [Error].Code.
+// Machine codes from docs/protocol.md, as found in [Error].Code (package
+// wire lists them all).
 const (
-	CodeBadRequest          = "bad_request"
-	CodeInvalidUsername     = "invalid_username"
-	CodeInvalidPassword     = "invalid_password"
-	CodeInvalidDevice       = "invalid_device"
-	CodeDeviceMismatch      = "device_mismatch" // the upgrade's device parameter is not the token's device
-	CodeInvalidConversation = "invalid_conversation"
-	CodeInvalidMessage      = "invalid_message"
-	CodeUnauthorized        = "unauthorized"
-	CodeBadCredentials      = "bad_credentials"
-	CodeNotMember           = "not_member"
-	CodeNoSuchConversation  = "no_such_conversation"
-	CodeNotFound            = "not_found"
-	CodeUsernameTaken       = "username_taken"
-	CodeDevicesMismatch     = "devices_mismatch"
-	CodeTooLarge            = "too_large"
-	CodeRateLimited         = "rate_limited"
-	CodeTooManyDevices      = "too_many_devices"
-	CodePlaintextRefused    = "plaintext_refused" // a plaintext send to an end-to-end-only node: seal it (see Secure)
-	CodeOriginNotAllowed    = "origin_not_allowed"
-	CodeUnavailable         = "unavailable"
-	CodeBadFrame            = "bad_frame"
-	CodeUnknownType         = "unknown_type"
+	CodeBadRequest          = wire.CodeBadRequest
+	CodeInvalidUsername     = wire.CodeInvalidUsername
+	CodeInvalidPassword     = wire.CodeInvalidPassword
+	CodeInvalidDevice       = wire.CodeInvalidDevice
+	CodeDeviceMismatch      = wire.CodeDeviceMismatch // the upgrade's device parameter is not the token's device
+	CodeInvalidConversation = wire.CodeInvalidConversation
+	CodeInvalidMessage      = wire.CodeInvalidMessage
+	CodeUnauthorized        = wire.CodeUnauthorized
+	CodeBadCredentials      = wire.CodeBadCredentials
+	CodeNotMember           = wire.CodeNotMember
+	CodeNoSuchConversation  = wire.CodeNoSuchConversation
+	CodeNotFound            = wire.CodeNotFound
+	CodeMethodNotAllowed    = wire.CodeMethodNotAllowed // a known path with another method
+	CodeUsernameTaken       = wire.CodeUsernameTaken
+	CodeDevicesMismatch     = wire.CodeDevicesMismatch
+	CodeTooLarge            = wire.CodeTooLarge
+	CodeRateLimited         = wire.CodeRateLimited
+	CodeTooManyDevices      = wire.CodeTooManyDevices
+	CodePlaintextRefused    = wire.CodePlaintextRefused // a plaintext send to an end-to-end-only node: seal it (see Secure)
+	CodeOriginNotAllowed    = wire.CodeOriginNotAllowed
+	CodeUnavailable         = wire.CodeUnavailable
+	CodeBadFrame            = wire.CodeBadFrame
+	CodeUnknownType         = wire.CodeUnknownType
 )
 
 // Error is a refusal from the server: an HTTP problem document (Status is
@@ -87,17 +91,18 @@ func (e *Error) Error() string {
 // ErrClosed is the error of a [Conn] that was closed by [Conn.Close].
 var ErrClosed = errors.New("client: connection closed")
 
-// WebSocket close codes from docs/protocol.md, as found in [CloseError].Code.
+// WebSocket close codes from docs/protocol.md, as found in [CloseError].Code
+// (wire/close.go allocates and documents them).
 const (
-	CloseNormal          = 1000 // normal closure
-	CloseGoingAway       = 1001 // the node is shutting down; the SDK reconnects
-	ClosePolicyViolation = 1008 // the SDK does not reconnect
-	CloseTooBig          = 1009 // a frame over the server's limit
-	CloseDeviceRevoked   = 4001 // the SDK does not reconnect with this token
-	CloseReplaced        = 4002 // another connection of this device took over; the SDK does not reconnect
-	CloseSessionExpired  = 4003 // the token expired while the socket was open: log in again; the SDK does not reconnect
-	CloseSlowConsumer    = 4008 // the SDK reconnects and resyncs
-	ClosePingTimeout     = 4009 // no frame and no pong for twice the server's ping interval; the SDK reconnects
+	CloseNormal          = wire.CloseNormal         // normal closure
+	CloseGoingAway       = wire.CloseGoingAway      // the node is shutting down; the SDK reconnects
+	ClosePolicyViolation = wire.ClosePolicy         // the SDK does not reconnect
+	CloseTooBig          = wire.CloseTooBig         // a frame over the server's limit
+	CloseDeviceRevoked   = wire.CloseDeviceRevoked  // the SDK does not reconnect with this token
+	CloseReplaced        = wire.CloseReplaced       // another connection of this device took over; the SDK does not reconnect
+	CloseSessionExpired  = wire.CloseSessionExpired // the token expired while the socket was open: log in again; the SDK does not reconnect
+	CloseSlowConsumer    = wire.CloseSlowConsumer   // the SDK reconnects and resyncs
+	ClosePingTimeout     = wire.ClosePingTimeout    // no frame and no pong for twice the server's ping interval; the SDK reconnects
 )
 
 // CloseError is how a [Conn] ended when the server closed it for good
@@ -112,16 +117,6 @@ func (e *CloseError) Error() string {
 	return fmt.Sprintf("switchboard: socket closed by server: %d %s", e.Code, e.Reason)
 }
 
-// problem is an RFC 9457 problem document with the protocol's extensions.
-type problem struct {
-	Title   string   `json:"title"`
-	Status  int      `json:"status"`
-	Code    string   `json:"code"`
-	Detail  string   `json:"detail"`
-	Missing []string `json:"missing"`
-	Extra   []string `json:"extra"`
-}
-
 // maxErrorBody bounds how much of a refusal is read.
 const maxErrorBody = 64 << 10
 
@@ -134,8 +129,8 @@ func responseError(resp *http.Response) *Error {
 		body, _ = io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	var p problem
-	if (mt == "application/problem+json" || mt == "application/json") && json.Unmarshal(body, &p) == nil && p.Code != "" {
+	var p wire.Problem
+	if (mt == wire.ProblemMediaType || mt == "application/json") && json.Unmarshal(body, &p) == nil && p.Code != "" {
 		e.Code, e.Detail, e.Missing, e.Extra = p.Code, p.Detail, p.Missing, p.Extra
 		if e.Detail == "" {
 			e.Detail = p.Title

@@ -4,12 +4,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"time"
+
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // Key encapsulation mechanisms a device may register (DeviceInfo.KEM).
 const (
-	KEMX25519         = "x25519"         // PublicKey is 32 bytes
-	KEMMLKEM768X25519 = "mlkem768x25519" // PublicKey is 1216 bytes
+	KEMX25519         = wire.KEMX25519         // PublicKey is 32 bytes
+	KEMMLKEM768X25519 = wire.KEMMLKEM768X25519 // PublicKey is 1216 bytes
 )
 
 // Conversation kinds.

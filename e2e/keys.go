@@ -5,16 +5,19 @@ import (
 	"crypto/ed25519"
 	"crypto/hpke"
 	"fmt"
+
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
-// KEM names, as registered with a device (the API's "kem").
+// KEM names, as registered with a device (the API's "kem"); package wire
+// names them.
 const (
 	// KEMX25519 is DHKEM(X25519, HKDF-SHA256), HPKE KEM id 0x0020: a
 	// 32-byte public key. The default.
-	KEMX25519 = "x25519"
+	KEMX25519 = wire.KEMX25519
 	// KEMMLKEM768X25519 is the hybrid post-quantum ML-KEM-768 + X25519
 	// (X-Wing), HPKE KEM id 0x647a: a 1216-byte public key.
-	KEMMLKEM768X25519 = "mlkem768x25519"
+	KEMMLKEM768X25519 = wire.KEMMLKEM768X25519
 )
 
 // kemSuite is one KEM this package speaks, with the sizes the envelope

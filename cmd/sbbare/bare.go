@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/switchboard-chat/switchboard/internal/gateway"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // bare is the whole server: in-memory accounts and tokens, the open sockets
@@ -88,7 +89,7 @@ func (b *bare) routes() http.Handler {
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, http.StatusNotFound, "not_found", "sbbare serves only what sbload needs: no "+r.Method+" "+r.URL.Path)
+		writeProblem(w, http.StatusNotFound, wire.CodeNotFound, "sbbare serves only what sbload needs: no "+r.Method+" "+r.URL.Path)
 	})
 	return mux
 }
@@ -119,7 +120,7 @@ func (b *bare) createAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Username == "" {
-		writeProblem(w, http.StatusBadRequest, "invalid_username", "username is empty")
+		writeProblem(w, http.StatusBadRequest, wire.CodeInvalidUsername, "username is empty")
 		return
 	}
 	b.amu.Lock()
@@ -130,7 +131,7 @@ func (b *bare) createAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	b.amu.Unlock()
 	if taken {
-		writeProblem(w, http.StatusConflict, "username_taken", "username is taken")
+		writeProblem(w, http.StatusConflict, wire.CodeUsernameTaken, "username is taken")
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"user_id": id})
@@ -158,7 +159,7 @@ func (b *bare) createSession(w http.ResponseWriter, r *http.Request) {
 	}
 	b.amu.Unlock()
 	if !ok {
-		writeProblem(w, http.StatusUnauthorized, "bad_credentials", "wrong username or password")
+		writeProblem(w, http.StatusUnauthorized, wire.CodeBadCredentials, "wrong username or password")
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"user_id": id.UserID, "device_id": id.DeviceID, "token": token,
@@ -169,7 +170,7 @@ func (b *bare) createSession(w http.ResponseWriter, r *http.Request) {
 // broadcast goes to every socket.
 func (b *bare) createConversation(w http.ResponseWriter, r *http.Request) {
 	if _, ok := b.authenticate(r); !ok {
-		writeProblem(w, http.StatusUnauthorized, "unauthorized", "missing or unknown token")
+		writeProblem(w, http.StatusUnauthorized, wire.CodeUnauthorized, "missing or unknown token")
 		return
 	}
 	_, _ = io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, 16<<20))
@@ -190,7 +191,7 @@ func (b *bare) authenticate(r *http.Request) (identity, bool) {
 func (b *bare) upgrade(w http.ResponseWriter, r *http.Request) {
 	id, ok := b.authenticate(r)
 	if !ok {
-		writeProblem(w, http.StatusUnauthorized, "unauthorized", "missing or unknown token")
+		writeProblem(w, http.StatusUnauthorized, wire.CodeUnauthorized, "missing or unknown token")
 		return
 	}
 	if _, err := b.gw.Upgrade(w, r, &device{id: id}); err != nil {
@@ -199,8 +200,8 @@ func (b *bare) upgrade(w http.ResponseWriter, r *http.Request) {
 }
 
 var (
-	syncedFrame = []byte(`{"type":"synced"}`)
-	pongFrame   = []byte(`{"type":"pong"}`)
+	syncedFrame = wire.AppendSynced(nil)
+	pongFrame   = wire.AppendPong(nil)
 )
 
 // OnOpen lists the socket and tells it there is no backlog.
@@ -230,34 +231,27 @@ func (b *bare) OnClose(c *gateway.Conn) {
 	b.conns = b.conns[:last]
 }
 
-// inFrame is the part of a client frame sbbare reads.
-type inFrame struct {
-	Type         string `json:"type"`
-	ID           string `json:"id"`
-	Conversation string `json:"conversation"`
-	Ciphertext   string `json:"ciphertext"` // base64, passed through as it came
-}
-
 // OnMessage answers send (sent to the sender, the message to every other
 // socket), ping and ack; nothing is validated beyond what the frame needs.
 func (b *bare) OnMessage(c *gateway.Conn, data []byte) {
-	var f inFrame
-	if err := json.Unmarshal(data, &f); err != nil {
-		_ = c.Write(errorFrame(f.ID, "bad_frame", "a frame is one JSON object"))
+	var head wire.Head
+	var f wire.ClientFrame
+	if headErr, err := wire.DecodeClientFrame(data, &head, &f); headErr != nil || err != nil {
+		_ = c.Write(errorFrame(head.ID, wire.CodeBadFrame, "a frame is one JSON object"))
 		return
 	}
 	switch f.Type {
-	case "send":
-		if f.ID == "" || f.Conversation == "" || f.Ciphertext == "" {
-			_ = c.Write(errorFrame(f.ID, "invalid_message", "sbbare needs id, conversation and one shared ciphertext"))
+	case wire.TypeSend:
+		if f.ID == "" || f.Conversation == "" || len(f.Ciphertext) == 0 {
+			_ = c.Write(errorFrame(f.ID, wire.CodeInvalidMessage, "sbbare needs id, conversation and one shared ciphertext"))
 			return
 		}
 		b.broadcast(c, f.ID, f.Conversation, c.State().(*device).id, f.Ciphertext)
-	case "ping":
+	case wire.TypePing:
 		_ = c.Write(pongFrame)
-	case "ack":
+	case wire.TypeAck:
 	default:
-		_ = c.Write(errorFrame(f.ID, "unknown_type", "unknown frame type "+strconv.Quote(f.Type)))
+		_ = c.Write(errorFrame(f.ID, wire.CodeUnknownType, "unknown frame type "+strconv.Quote(f.Type)))
 	}
 }
 
@@ -266,7 +260,7 @@ func (b *bare) OnMessage(c *gateway.Conn, data []byte) {
 func (b *bare) benchBroadcast(w http.ResponseWriter, r *http.Request) {
 	payload, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(b.cfg.MaxFrame)))
 	if err != nil {
-		writeProblem(w, http.StatusRequestEntityTooLarge, "too_large", err.Error())
+		writeProblem(w, http.StatusRequestEntityTooLarge, wire.CodeTooLarge, err.Error())
 		return
 	}
 	conv := r.URL.Query().Get("conversation")
@@ -274,38 +268,23 @@ func (b *bare) benchBroadcast(w http.ResponseWriter, r *http.Request) {
 		conv = "cnv_bench"
 	}
 	start := time.Now()
-	seq, n := b.broadcast(nil, "", conv, identity{UserID: "usr_bench", DeviceID: "dev_bench"}, base64.StdEncoding.EncodeToString(payload))
+	seq, n := b.broadcast(nil, "", conv, identity{UserID: "usr_bench", DeviceID: "dev_bench"}, payload)
 	writeJSON(w, http.StatusOK, map[string]any{"seq": seq, "recipients": n, "write_loop_ms": float64(time.Since(start).Microseconds()) / 1000})
 }
 
 // broadcast encodes one message frame and writes it to every open socket
 // but from (which gets sent, when it is a socket). It returns the message's
 // seq and how many sockets took the frame.
-func (b *bare) broadcast(from *gateway.Conn, clientID, conv string, sender identity, ciphertext string) (int64, int) {
+func (b *bare) broadcast(from *gateway.Conn, clientID, conv string, sender identity, ciphertext []byte) (int64, int) {
 	b.bmu.Lock()
 	defer b.bmu.Unlock()
 	b.seq++
-	ts := time.Now().UTC().AppendFormat(nil, "2006-01-02T15:04:05.000Z07:00")
-	frame := make([]byte, 0, 160+len(conv)+len(sender.UserID)+len(sender.DeviceID)+len(ciphertext))
-	frame = append(frame, `{"type":"message","conversation":`...)
-	frame = appendString(frame, conv)
-	frame = append(frame, `,"seq":`...)
-	frame = strconv.AppendInt(frame, b.seq, 10)
-	frame = append(frame, `,"sender":{"user_id":`...)
-	frame = appendString(frame, sender.UserID)
-	frame = append(frame, `,"device_id":`...)
-	frame = appendString(frame, sender.DeviceID)
-	frame = append(frame, `},"ts":"`...)
-	frame = append(frame, ts...)
-	frame = append(frame, `","ciphertext":`...)
-	frame = appendString(frame, ciphertext)
-	frame = append(frame, '}')
+	ts := wire.Time(time.Now())
+	frame := make([]byte, 0, 160+len(conv)+len(sender.UserID)+len(sender.DeviceID)+base64.StdEncoding.EncodedLen(len(ciphertext)))
+	frame = wire.AppendMessage(frame, &wire.Message{Conversation: conv, Seq: b.seq,
+		Sender: wire.Sender{UserID: sender.UserID, DeviceID: sender.DeviceID}, TS: ts, Ciphertext: ciphertext})
 	if from != nil {
-		sent := append([]byte(`{"type":"sent","id":`), appendString(nil, clientID)...)
-		sent = append(append(sent, `,"conversation":`...), appendString(nil, conv)...)
-		sent = append(append(sent, `,"seq":`...), strconv.FormatInt(b.seq, 10)...)
-		sent = append(append(append(sent, `,"ts":"`...), ts...), `"}`...)
-		_ = from.Write(sent)
+		_ = from.Write(wire.AppendSent(nil, &wire.Sent{ID: clientID, Conversation: conv, Seq: b.seq, TS: ts}))
 	}
 
 	// A snapshot, so a socket that closes during the loop (its OnClose
@@ -323,19 +302,14 @@ func (b *bare) broadcast(from *gateway.Conn, clientID, conv string, sender ident
 	return b.seq, n
 }
 
-func appendString(b []byte, s string) []byte {
-	q, _ := json.Marshal(s)
-	return append(b, q...)
-}
-
 func errorFrame(id, code, msg string) []byte {
-	b, _ := json.Marshal(map[string]string{"type": "error", "id": id, "code": code, "message": msg})
+	b, _ := json.Marshal(wire.Error{Type: wire.TypeError, ID: id, Code: code, Message: msg})
 	return b
 }
 
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(v); err != nil {
-		writeProblem(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("malformed JSON: %v", err))
+		writeProblem(w, http.StatusBadRequest, wire.CodeBadRequest, fmt.Sprintf("malformed JSON: %v", err))
 		return false
 	}
 	return true
@@ -351,8 +325,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // writeProblem writes an RFC 9457 problem document, as a node does.
 func writeProblem(w http.ResponseWriter, status int, code, detail string) {
-	b, _ := json.Marshal(map[string]any{"type": "about:blank", "title": http.StatusText(status), "status": status, "code": code, "detail": detail})
-	w.Header().Set("Content-Type", "application/problem+json")
+	b, _ := json.Marshal(wire.Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Code: code, Detail: detail})
+	w.Header().Set("Content-Type", wire.ProblemMediaType)
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	_, _ = w.Write(b)

@@ -66,8 +66,8 @@ func (s *Service) Send(ctx context.Context, id Identity, r *SendRequest) (stored
 // SendAsync is Send for a caller that must not wait for the commit (a
 // socket's reader, so that one socket can have several sends in one group
 // commit): it calls done exactly once with what Send would return, before
-// it returns when r is refused or when the store cannot append without
-// waiting, else after the commit, from the store's committer (done must
+// it returns when r is refused or the store is closed, else after the
+// commit, from the store's committer (done must
 // not block). Sends of one caller to one conversation get seqs in call
 // order.
 func (s *Service) SendAsync(ctx context.Context, id Identity, r *SendRequest, done func(stored *sb.Message, duplicate bool, err error)) {
@@ -76,14 +76,9 @@ func (s *Service) SendAsync(ctx context.Context, id Identity, r *SendRequest, do
 		done(nil, false, err)
 		return
 	}
-	if a, ok := s.store.(sb.AsyncAppender); ok {
-		a.AppendMessageAsync(m, func(stored *sb.Message, duplicate bool, err error) {
-			done(s.finish(m, stored, duplicate, err))
-		})
-		return
-	}
-	stored, duplicate, err := s.store.AppendMessage(ctx, m)
-	done(s.finish(m, stored, duplicate, err))
+	s.store.AppendMessageAsync(m, func(stored *sb.Message, duplicate bool, err error) {
+		done(s.finish(m, stored, duplicate, err))
+	})
 }
 
 // prepare checks a send and builds the message to store: the caller's
@@ -142,17 +137,15 @@ func (s *Service) finish(m, stored *sb.Message, duplicate bool, err error) (*sb.
 		}
 		return stored, true, nil
 	}
+	// Published already, by the store's committer (publish).
 	m.Seq, m.SentAt = stored.Seq, stored.SentAt
-	if !s.observed {
-		s.publish(m)
-	}
 	return m, false, nil
 }
 
-// publish puts a stored message on its conversation's topic. Live delivery
-// is in seq order only if publishes are, which the store's AppendObserver
-// guarantees and a publish after AppendMessage returns does not (two sends
-// committed together return in any order).
+// publish puts a stored message on its conversation's topic. The store
+// calls it (Store.OnAppended) in commit order, so that live delivery is in
+// seq order, which a publish after AppendMessage returns would not be (two
+// sends committed together return in any order).
 func (s *Service) publish(m *sb.Message) {
 	// Not the sender's context: the message is stored, its publish is not
 	// the sender's to cancel.

@@ -68,11 +68,7 @@ type Service struct {
 	// dummyHash is verified against when a username is unknown, so a login
 	// takes as long for a missing user as for a wrong password.
 	dummyHash string
-	// observed: the store publishes each message for us, from its
-	// committer, in seq order (sb.AppendObserver); otherwise Send does,
-	// once AppendMessage returns.
-	observed bool
-	acks     acker // socket acks waiting for their commit (acks.go)
+	acks      acker // socket acks waiting for their commit (acks.go)
 }
 
 // New returns a Service over store and bus.
@@ -87,10 +83,9 @@ func New(store sb.Store, bus sb.Bus, cfg Config) *Service {
 		dummyHash: HashPassword("not a password", cfg.Argon2),
 	}
 	s.acks = acker{store: store, log: cfg.Logger}
-	if o, ok := store.(sb.AppendObserver); ok {
-		o.OnAppended(s.publish)
-		s.observed = true
-	}
+	// The store publishes each message for us, from its committer, in seq
+	// order.
+	store.OnAppended(s.publish)
 	return s
 }
 

@@ -63,5 +63,5 @@
 //     race-build-only edge for nbio's accept→poller handoff, which the race
 //     detector cannot see (race.go).
 //
-// Close codes are listed in close.go.
+// Close codes are allocated and documented in wire/close.go.
 package gateway

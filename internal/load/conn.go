@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/lesismal/nbio"
+
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // Socket states. A Conn moves forward only, but for Reconnect (synced →
@@ -287,11 +289,11 @@ func (c *Conn) frame(fin bool, op byte, payload []byte) {
 // message handles one complete text message from the server.
 func (c *Conn) message(m []byte) {
 	typ := frameType(m)
-	if typ == "error" {
+	if typ == wire.TypeError {
 		c.w.countError("error_frame_" + stringField(m, "code"))
 	}
 	if c.state.Load() == stSyncing {
-		if typ != "synced" {
+		if typ != wire.TypeSynced {
 			c.w.driver.OnFrame(c, typ, m)
 			return
 		}
@@ -405,19 +407,10 @@ func (c *Conn) stop() {
 // and, for the protocol's types, without allocating.
 func frameType(m []byte) string {
 	v := rawStringField(m, "type")
-	switch string(v) {
-	case "message":
-		return "message"
-	case "sent":
-		return "sent"
-	case "synced":
-		return "synced"
-	case "error":
-		return "error"
-	case "pong":
-		return "pong"
-	case "devices_changed":
-		return "devices_changed"
+	for _, t := range wire.ServerTypes {
+		if string(v) == t {
+			return t
+		}
 	}
 	return string(v)
 }

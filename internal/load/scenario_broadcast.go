@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // broadcastScenario measures one frame to every socket: all devices
@@ -156,12 +157,12 @@ func (d *broadcastDriver) OnSynced(*Conn) {}
 
 func (d *broadcastDriver) OnFrame(c *Conn, typ string, m []byte) {
 	switch typ {
-	case "message":
+	case wire.TypeMessage:
 		d.onMessage(c, m)
-	case "sent", "error":
+	case wire.TypeSent, wire.TypeError:
 		id := rawStringField(m, "id")
 		if c.Index != d.sender || len(id) < 3 || string(id[:2]) != "bc" {
-			if typ == "sent" {
+			if typ == wire.TypeSent {
 				d.other.Add(1)
 			}
 			return
@@ -171,7 +172,7 @@ func (d *broadcastDriver) OnFrame(c *Conn, typ string, m []byte) {
 			d.other.Add(1)
 			return
 		}
-		if typ == "error" {
+		if typ == wire.TypeError {
 			d.sendErrs.Add(1)
 			return
 		}
@@ -255,9 +256,9 @@ func (d *broadcastDriver) Steady(ctx context.Context, conns []*Conn) {
 		binary.LittleEndian.PutUint64(payload[0:], uint64(ts))
 		binary.LittleEndian.PutUint32(payload[8:], uint32(r))
 		binary.LittleEndian.PutUint32(payload[12:], uint32(d.plan.Sender))
-		frame = append(frame[:0], `{"type":"send","id":"bc`...)
+		frame = append(append(frame[:0], wire.SendHead...), "bc"...)
 		frame = strconv.AppendInt(frame, int64(r), 10)
-		frame = append(frame, `","conversation":"`...)
+		frame = append(frame, wire.SendConversation...)
 		frame = append(frame, d.plan.Conversation...)
 		frame = append(frame, `","ciphertext":"`...)
 		frame = base64.StdEncoding.AppendEncode(frame, payload)

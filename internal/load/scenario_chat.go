@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // chatScenario is the chat mix: every user has direct conversations, a
@@ -279,9 +280,9 @@ func (d *chatDriver) OnSynced(c *Conn) {
 
 func (d *chatDriver) OnFrame(c *Conn, typ string, m []byte) {
 	switch typ {
-	case "message":
+	case wire.TypeMessage:
 		d.onMessage(c, m)
-	case "sent":
+	case wire.TypeSent:
 		d.outstanding[c.Index].Add(-1)
 		d.sentOK.Add(1)
 		conv, ok := d.convs[string(rawStringField(m, "conversation"))]
@@ -300,7 +301,7 @@ func (d *chatDriver) OnFrame(c *Conn, typ string, m []byte) {
 		if t, ok := sentTime(m); ok {
 			d.perKind[k].commit.Record(time.Duration(time.Now().UnixNano() - t))
 		}
-	case "error":
+	case wire.TypeError:
 		if len(rawStringField(m, "id")) > 0 {
 			d.outstanding[c.Index].Add(-1)
 			d.sendErrs.Add(1)
@@ -463,7 +464,7 @@ func (d *chatDriver) ack(conns []*Conn, buf []byte) {
 				continue
 			}
 			rx.acked = top
-			buf = appendAck(buf[:0], d.plan.Conversations[c], top)
+			buf = wire.AppendAck(buf[:0], d.plan.Conversations[c], top)
 			if conns[i].SendText(buf) == nil {
 				d.acks.Add(1)
 			}

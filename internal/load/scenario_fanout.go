@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // fanoutScenario: G groups of M users (DevicesPerUser devices each). In the
@@ -173,9 +174,9 @@ func (d *fanoutDriver) OnSynced(*Conn) {}
 
 func (d *fanoutDriver) OnFrame(c *Conn, typ string, m []byte) {
 	switch typ {
-	case "message":
+	case wire.TypeMessage:
 		d.onMessage(c, m)
-	case "sent":
+	case wire.TypeSent:
 		d.sentOK.Add(1)
 		g := d.group[c.Index]
 		d.perGroup[g].sentOK.Add(1)
@@ -186,7 +187,7 @@ func (d *fanoutDriver) OnFrame(c *Conn, typ string, m []byte) {
 		if t, ok := sentTime(m); ok {
 			d.commit.Record(time.Duration(time.Now().UnixNano() - t))
 		}
-	case "error":
+	case wire.TypeError:
 		if len(rawStringField(m, "id")) > 0 {
 			d.sendErrs.Add(1)
 		}
@@ -343,11 +344,11 @@ func (d *fanoutDriver) Steady(ctx context.Context, conns []*Conn) {
 // quote. The id is the message number and the send time in base 36: the
 // sent answer carries it back, for the commit latency (readSentID).
 func appendSendHead(frame []byte, msgNo uint32, ts int64, conv string) []byte {
-	frame = append(frame, `{"type":"send","id":"`...)
+	frame = append(frame, wire.SendHead...)
 	frame = strconv.AppendUint(frame, uint64(msgNo), 36)
 	frame = append(frame, '-')
 	frame = strconv.AppendInt(frame, ts, 36)
-	frame = append(frame, `","conversation":"`...)
+	frame = append(frame, wire.SendConversation...)
 	return append(frame, conv...)
 }
 
@@ -359,15 +360,6 @@ func sentTime(m []byte) (int64, bool) {
 		}
 	}
 	return 0, false
-}
-
-// appendAck appends an ack frame.
-func appendAck(buf []byte, conv string, seq int64) []byte {
-	buf = append(buf, `{"type":"ack","conversation":"`...)
-	buf = append(buf, conv...)
-	buf = append(buf, `","seq":`...)
-	buf = strconv.AppendInt(buf, seq, 10)
-	return append(buf, '}')
 }
 
 // appendPairwise appends the ciphertexts object's members: payload for
@@ -400,7 +392,7 @@ func (d *fanoutDriver) ack(conns []*Conn, buf []byte) {
 			continue
 		}
 		d.rx[i].acked = c
-		buf = appendAck(buf[:0], d.plan.Conversations[d.group[i]], c)
+		buf = wire.AppendAck(buf[:0], d.plan.Conversations[d.group[i]], c)
 		if conns[i].SendText(buf) == nil {
 			d.acks.Add(1)
 		}

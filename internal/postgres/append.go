@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"hash/maphash"
@@ -11,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/switchboard-chat/switchboard"
 	"github.com/switchboard-chat/switchboard/internal/groupcommit"
+	"github.com/switchboard-chat/switchboard/internal/sqlcore"
 )
 
 // Group commit. Concurrent AppendMessage calls queue (groupcommit), in one
@@ -25,15 +25,10 @@ import (
 //     recipients, every message, then every ciphertext row, each kind with
 //     one statement over arrays; COMMIT.
 //
-// Between the two, Go decides each message's fate: a duplicate of a stored
-// message, a duplicate of an earlier message of the same batch, an unknown
-// conversation (that caller alone gets ErrNotFound), a device that does
-// not exist or a sender device not the sender's (errUnknownDevice: since
-// migration 0004 no foreign key checks them), or new, with the next
-// seq of its conversation in batch order; and for a new shared message,
-// whether its recipient set starts an epoch (epochs.go): the batch's
-// shared messages to one conversation with one set share an epoch, and a
-// change of set mid-batch starts another. Locking in id order keeps two
+// Between the two, sqlcore.Decide decides each message's fate, as for
+// SQLite (internal/sqlcore/decide.go); here it also checks the devices
+// against their owners (sqlcore.ErrUnknownDevice), since migration 0004
+// no foreign key checks them. Locking in id order keeps two
 // nodes' batches from deadlocking on each other's conversations (two lanes
 // never share one). Two batches that insert the same client ids in
 // opposite orders can still deadlock on the unique index: the server
@@ -42,36 +37,10 @@ import (
 // If the server refuses the batch for what one message holds (a unique
 // violation when another node stored the same client id after step 1, a
 // value a column refuses, a deadlock), the batch is rolled back and its
-// messages are appended one by one, so that only the culprit fails. An error that is no
-// message's fault (a lost connection) fails every caller of the batch: the
+// messages are appended one by one (each a batch of one, the same three
+// steps), so that only the culprit fails. An error that is no message's fault (a lost connection) fails every caller of the batch: the
 // commit's outcome may be unknown, and only the caller can retry safely,
 // with the same client id.
-
-// appendIn is one AppendMessage call in the queue.
-type appendIn struct {
-	m      *switchboard.Message
-	sentAt time.Time // m.SentAt, or now, in UTC
-	// A shared message's epoch set and its hash (recipientSet), worked
-	// out before it queues; nil for a message with per-device ciphertexts.
-	set     []string
-	setHash []byte
-}
-
-// appendOut is its result: the new message's seq, or the message already
-// stored under its client id.
-type appendOut struct {
-	seq int64
-	dup *switchboard.Message
-}
-
-type appendJob = groupcommit.Job[appendIn, appendOut]
-
-// Batch limits: messages, and rows (a message and its ciphertexts) so that
-// a batch of messages to big groups stays a few MB of parameters.
-const (
-	maxBatch     = 256
-	maxBatchRows = 8192
-)
 
 // batchTimeout bounds the commit of one batch, fallback included.
 const batchTimeout = 30 * time.Second
@@ -82,14 +51,6 @@ const batchTimeout = 30 * time.Second
 // runs a batch on one core. More lanes use more of the server's cores but
 // make smaller batches (more commits) of the same load.
 const lanes = 2
-
-func newAppendQueue(s *Store) *groupcommit.Queue[appendIn, appendOut] {
-	return groupcommit.New(groupcommit.Config[appendIn]{
-		MaxBatch:  maxBatch,
-		MaxWeight: maxBatchRows,
-		Weight:    weight,
-	}, s.commitAppends)
-}
 
 // AppendStats counts the batches AppendMessage has committed so far and
 // the calls in them.
@@ -104,34 +65,14 @@ func (s *Store) AppendStats() groupcommit.Stats {
 }
 
 // lane returns the queue of a conversation's appends.
-func (s *Store) lane(convID string) *groupcommit.Queue[appendIn, appendOut] {
+func (s *Store) lane(convID string) *sqlcore.AppendQueue {
 	return s.appends[maphash.String(s.seed, convID)%uint64(len(s.appends))]
-}
-
-// OnAppended implements switchboard.AppendObserver.
-func (s *Store) OnAppended(fn func(m *switchboard.Message)) { s.onAppended = fn }
-
-// notifyAppended hands the batch's new messages to the observer, in batch
-// order, which is seq order per conversation: the batch (or, after a
-// failure, each of its messages alone) was appended in that order.
-func (s *Store) notifyAppended(batch []*appendJob) {
-	if s.onAppended == nil {
-		return
-	}
-	for _, j := range batch {
-		if j.Err != nil || j.Out.dup != nil {
-			continue
-		}
-		m := *j.In.m
-		m.Seq, m.SentAt = j.Out.seq, j.In.sentAt
-		s.onAppended(&m)
-	}
 }
 
 // commitAppends is the committer: it sets every job's result, then tells
 // the observer what was stored.
-func (s *Store) commitAppends(batch []*appendJob) {
-	defer s.notifyAppended(batch)
+func (s *Store) commitAppends(batch []*sqlcore.AppendJob) {
+	defer s.observer.Notify(batch)
 	// No caller's context: one caller giving up must not fail the others.
 	// The deadline is for a server that stopped answering: its lane (and
 	// the callers queued on it, who cannot withdraw once in a batch) must
@@ -143,12 +84,27 @@ func (s *Store) commitAppends(batch []*appendJob) {
 	case err == nil:
 	case blame(err):
 		for _, j := range batch {
-			j.Out, j.Err = s.appendAlone(ctx, j.In)
+			s.appendAlone(ctx, j)
 		}
 	default:
 		for _, j := range batch {
 			j.Err = err
 		}
+	}
+}
+
+// appendAlone appends the message of j in a batch of its own: the path of
+// a batch that failed because of one of its messages. A unique violation
+// is another node that stored the same client id since the read: once
+// more, the read finds it, and j gets it as a duplicate.
+func (s *Store) appendAlone(ctx context.Context, j *sqlcore.AppendJob) {
+	one := []*sqlcore.AppendJob{j}
+	err := s.appendBatch(ctx, one)
+	if uniqueViolation(err) {
+		err = s.appendBatch(ctx, one)
+	}
+	if err != nil {
+		j.Err = err
 	}
 }
 
@@ -167,6 +123,11 @@ func blame(err error) bool {
 		return true
 	}
 	return false
+}
+
+func uniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
 const (
@@ -195,20 +156,10 @@ const (
 			$6::timestamptz[], $7::bytea[])`
 )
 
-// clientKey identifies a message for idempotency.
-type clientKey struct{ device, client string }
-
-// convHead is a conversation's state as a batch moves it: its head seq and
-// current epoch (the hash of its set, nil before the first, and from_seq).
-type convHead struct {
-	seq     int64
-	setHash []byte
-	from    int64
-}
-
-// appendBatch stores the batch in one transaction and, once it is
-// committed, sets every job's result. On error it sets none.
-func (s *Store) appendBatch(ctx context.Context, batch []*appendJob) (err error) {
+// appendBatch stores the batch in one transaction, in its three steps
+// (read, sqlcore.Decide, write), and, once it is committed, sets every
+// job's result. On error it sets none.
+func (s *Store) appendBatch(ctx context.Context, batch []*sqlcore.AppendJob) (err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -221,42 +172,47 @@ func (s *Store) appendBatch(ctx context.Context, batch []*appendJob) (err error)
 			conn.Exec(ctx, "ROLLBACK")
 		}
 	}()
-
-	// Round trip 1.
-	var convs, devices, senders, clientIDs []string
-	seen, named := make(map[string]bool), make(map[string]bool)
-	for _, j := range batch {
-		m := j.In.m
-		if !seen[m.ConversationID] {
-			seen[m.ConversationID] = true
-			convs = append(convs, m.ConversationID)
-		}
-		for _, d := range messageDevices(m, nil) {
-			if !named[d] {
-				named[d] = true
-				devices = append(devices, d)
-			}
-		}
-		if m.ClientID != "" {
-			senders, clientIDs = append(senders, m.SenderDeviceID), append(clientIDs, m.ClientID)
-		}
+	snap, err := readBatch(ctx, conn.Conn(), batch)
+	if err != nil {
+		return err
 	}
-	heads := make(map[string]*convHead, len(convs))
-	stored := make(map[clientKey]*switchboard.Message)
+	p := sqlcore.Decide(batch, snap)
+	if err := writePlan(ctx, conn.Conn(), batch, p); err != nil {
+		return err
+	}
+	for i, j := range batch {
+		j.Out, j.Err = p.Results[i].Out, p.Results[i].Err
+	}
+	return nil
+}
+
+// readBatch is round trip 1: BEGIN, and what Decide needs, the batch's
+// conversations locked.
+func readBatch(ctx context.Context, conn *pgx.Conn, batch []*sqlcore.AppendJob) (sqlcore.Snapshot, error) {
+	convs, keys := sqlcore.Keys(batch)
+	devices := sqlcore.Devices(batch)
+	snap := sqlcore.Snapshot{
+		Heads:  make(map[string]sqlcore.Head, len(convs)),
+		Stored: make(map[sqlcore.ClientKey]*switchboard.Message),
+	}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue(lockConversations, convs).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var id string
-			var h convHead
-			if err := rows.Scan(&id, &h.seq, &h.setHash, &h.from); err != nil {
+			var h sqlcore.Head
+			if err := rows.Scan(&id, &h.Seq, &h.SetHash, &h.From); err != nil {
 				return err
 			}
-			heads[id] = &h
+			snap.Heads[id] = h
 		}
 		return rows.Err()
 	})
-	if len(senders) > 0 {
+	if len(keys) > 0 {
+		senders, clientIDs := make([]string, len(keys)), make([]string, len(keys))
+		for i, k := range keys {
+			senders[i], clientIDs[i] = k.Device, k.Client
+		}
 		b.Queue(storedClientIDs, senders, clientIDs).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var d switchboard.Message
@@ -266,88 +222,43 @@ func (s *Store) appendBatch(ctx context.Context, batch []*appendJob) (err error)
 					return err
 				}
 				d.SentAt = d.SentAt.UTC()
-				stored[clientKey{d.SenderDeviceID, d.ClientID}] = &d
+				snap.Stored[sqlcore.ClientKey{Device: d.SenderDeviceID, Client: d.ClientID}] = &d
 			}
 			return rows.Err()
 		})
 	}
-	var owners map[string]string
 	b.Queue(deviceOwners, devices).Query(func(rows pgx.Rows) (err error) {
-		owners, err = scanOwners(rows, len(devices))
+		snap.Owners, err = scanOwners(rows, len(devices))
 		return err
 	})
-	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		return err
-	}
+	return snap, conn.SendBatch(ctx, b).Close()
+}
 
-	// Each message's fate.
-	outs := make([]appendOut, len(batch))
-	errs := make([]error, len(batch))
-	first := make(map[clientKey]int) // index of the batch's first message with that client id
-	var later []int                  // the others
-	var msgs messageRows
-	var rows ciphertextRows
-	var epochs epochRows
-	bumped := make(map[string]bool)
-	for i, j := range batch {
-		m := j.In.m
-		k := clientKey{m.SenderDeviceID, m.ClientID}
-		if m.ClientID != "" {
-			if d := stored[k]; d != nil {
-				outs[i].dup = d
-				continue
-			}
-			if _, ok := first[k]; ok {
-				later = append(later, i)
-				continue
-			}
-			first[k] = i
-		}
-		h, ok := heads[m.ConversationID]
-		if !ok {
-			errs[i] = switchboard.ErrNotFound
-			continue
-		}
-		if errs[i] = checkDevices(m, owners); errs[i] != nil {
-			continue
-		}
-		h.seq++
-		bumped[m.ConversationID] = true
-		outs[i].seq = h.seq
-		msgs.add(m, h.seq, j.In.sentAt)
-		if j.In.set == nil {
-			rows.add(m.ConversationID, h.seq, m.Ciphertexts)
-			continue
-		}
-		if !bytes.Equal(h.setHash, j.In.setHash) {
-			h.setHash, h.from = j.In.setHash, h.seq
-			epochs.add(m.ConversationID, h.seq, j.In.set)
-		}
-		rows.addSelf(m, h.seq)
-	}
-	for _, i := range later {
-		m := batch[i].In.m
-		f := first[clientKey{m.SenderDeviceID, m.ClientID}]
-		if errs[i] = errs[f]; errs[i] == nil {
-			outs[i].dup = storedAs(batch[f].In, outs[f])
-		}
-	}
-
-	// Round trip 2.
-	b = &pgx.Batch{}
-	if msgs.len() > 0 {
-		var ids []string
-		var newHeads, froms []int64
-		var hashes [][]byte
-		for id := range bumped {
-			h := heads[id]
-			ids, newHeads = append(ids, id), append(newHeads, h.seq)
-			hashes, froms = append(hashes, h.setHash), append(froms, h.from)
+// writePlan is round trip 2: the plan's rows, each kind with one statement
+// over arrays, and COMMIT.
+func writePlan(ctx context.Context, conn *pgx.Conn, batch []*sqlcore.AppendJob, p sqlcore.Plan) error {
+	b := &pgx.Batch{}
+	if len(p.Messages) > 0 {
+		n := len(p.Heads)
+		ids, newHeads, froms, hashes := make([]string, n), make([]int64, n), make([]int64, n), make([][]byte, n)
+		for i, h := range p.Heads {
+			ids[i], newHeads[i], froms[i], hashes[i] = h.ID, h.Seq, h.From, h.SetHash
 		}
 		b.Queue(setHeads, ids, newHeads, hashes, froms)
-		if epochs.len() > 0 {
+		if len(p.Epochs) > 0 {
+			var epochs epochRows
+			for _, e := range p.Epochs {
+				epochs.add(e.Conv, e.From, e.Devices)
+			}
 			b.Queue(insertEpochs, epochs.epochArgs()...)
 			b.Queue(insertRecipients, epochs.recipientArgs()...)
+		}
+		var msgs messageRows
+		var rows ciphertextRows
+		for _, nm := range p.Messages {
+			in := batch[nm.Job].In
+			msgs.add(in.M, nm.Seq, in.SentAt)
+			rows.add(in.M.ConversationID, nm.Seq, nm.Rows)
 		}
 		b.Queue(insertMessages, msgs.args()...)
 		if rows.len() > 0 {
@@ -355,24 +266,7 @@ func (s *Store) appendBatch(ctx context.Context, batch []*appendJob) (err error)
 		}
 	}
 	b.Queue("COMMIT")
-	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		return err
-	}
-	for i, j := range batch {
-		j.Out, j.Err = outs[i], errs[i]
-	}
-	return nil
-}
-
-// storedAs is the message of in as a later duplicate sees it: what
-// AppendMessage returns for a stored one, without its ciphertexts.
-func storedAs(in appendIn, out appendOut) *switchboard.Message {
-	if out.dup != nil {
-		return out.dup
-	}
-	m := in.m
-	return &switchboard.Message{ConversationID: m.ConversationID, Seq: out.seq, SenderUserID: m.SenderUserID,
-		SenderDeviceID: m.SenderDeviceID, ClientID: m.ClientID, SentAt: in.sentAt, Shared: m.Shared}
+	return conn.SendBatch(ctx, b).Close()
 }
 
 // messageRows are the columns of messages rows to insert.

@@ -3,14 +3,10 @@ package postgres
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
-	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/switchboard-chat/switchboard/internal/sqlcore"
 )
 
 //go:embed migrations/*.sql
@@ -20,20 +16,13 @@ var migrationFiles embed.FS
 // on. Any constant works as long as nothing else in the database uses it.
 const migrationLock int64 = 0x73626d6967726174 // "sbmigrat"
 
-// migration is one file of migrations/, named <version>_<what>.sql.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
 // Migrate brings the schema up to date, applying each missing migration in
 // version order in its own transaction. It is safe to run on every start and
 // from several nodes at once: each transaction first takes a transaction-scoped
 // advisory lock (released by commit or rollback, never leaked to a pooled
 // connection) and then checks again whether its version is applied.
 func (s *Store) Migrate(ctx context.Context) error {
-	ms, err := readMigrations(migrationFiles)
+	ms, err := sqlcore.ReadMigrations(migrationFiles)
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
@@ -53,20 +42,20 @@ func (s *Store) Migrate(ctx context.Context) error {
 	for _, m := range ms {
 		err := s.locked(ctx, func(tx pgx.Tx) error {
 			var done bool
-			err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, m.version).Scan(&done)
+			err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, m.Version).Scan(&done)
 			if err != nil || done {
 				return err
 			}
 			// No arguments: pgx sends it with the simple protocol, which
 			// allows the several statements of a file.
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
 			}
-			_, err = tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name)
+			_, err = tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name)
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("postgres: migrate %s: %w", m.name, err)
+			return fmt.Errorf("postgres: migrate %s: %w", m.Name, err)
 		}
 	}
 	return nil
@@ -80,37 +69,4 @@ func (s *Store) locked(ctx context.Context, fn func(tx pgx.Tx) error) error {
 		}
 		return fn(tx)
 	})
-}
-
-// readMigrations returns the migrations of fsys sorted by version, refusing
-// names without a version and two files with the same one.
-func readMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	seen := make(map[int]string)
-	for _, path := range names {
-		name := strings.TrimPrefix(path, "migrations/")
-		prefix, _, ok := strings.Cut(name, "_")
-		version, err := strconv.Atoi(prefix)
-		if !ok || err != nil || version <= 0 {
-			return nil, fmt.Errorf("migration %s: name must be <version>_<what>.sql", name)
-		}
-		if other, dup := seen[version]; dup {
-			return nil, fmt.Errorf("migrations %s and %s have the same version", other, name)
-		}
-		seen[version] = name
-		b, err := fs.ReadFile(fsys, path)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: version, name: name, sql: string(b)})
-	}
-	if len(ms) == 0 {
-		return nil, errors.New("no migrations embedded")
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	return ms, nil
 }

@@ -104,7 +104,7 @@ func (s *Store) PurgeAcked(ctx context.Context, limit int) (int, error) {
 		if rows > 0 {
 			// A second statement, not a second CTE of the first: it must
 			// see the first one's deletes. A shared message of an epoch
-			// lost only its sender's row (epochs.go): it waits for its
+			// lost only its sender's row (internal/sqlcore/epochs.go): it waits for its
 			// epoch's devices below. One stored before epochs (below the
 			// first) had a row per device, and goes with the last.
 			tag, err := tx.Exec(ctx, `DELETE FROM messages m
@@ -180,7 +180,7 @@ const liveDevices = `FROM shared_recipients r
 // has acked, and returns their keys. A shared message may go once every
 // device of its epoch but its sender has a cursor at or past its seq in the
 // conversation (a missing cursor is 0), or is revoked; and its sender's own
-// row, if it has one (epochs.go), is gone.
+// row, if it has one (internal/sqlcore/epochs.go), is gone.
 //
 // Per epoch that is one bound, not a walk of the devices per message: the
 // least cursor c1 of its live devices (its device d1) and the least of the

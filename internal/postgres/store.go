@@ -20,24 +20,24 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/switchboard-chat/switchboard"
-	"github.com/switchboard-chat/switchboard/internal/groupcommit"
+	"github.com/switchboard-chat/switchboard/internal/sqlcore"
 )
 
-var (
-	_ switchboard.Store         = (*Store)(nil)
-	_ switchboard.AsyncAppender = (*Store)(nil)
-)
+var _ switchboard.Store = (*Store)(nil)
 
 // Store is a switchboard.Store on a PostgreSQL database. It is safe for
 // concurrent use.
 type Store struct {
 	pool    *pgxpool.Pool
-	appends []*groupcommit.Queue[appendIn, appendOut] // AppendMessage's lanes (append.go)
-	seed    maphash.Seed                              // picks a conversation's lane
-	acks    *groupcommit.Queue[ackIn, struct{}]       // Ack's batches (acks.go)
+	appends []*sqlcore.AppendQueue // AppendMessage's lanes (append.go)
+	seed    maphash.Seed           // picks a conversation's lane
+	acks    *sqlcore.AckQueue      // Ack's batches (acks.go)
 
-	onAppended func(*switchboard.Message) // AppendObserver, called by each lane's committer
+	observer sqlcore.Observer // called by each lane's committer
 }
+
+// OnAppended sets the commit observer (switchboard.Store).
+func (s *Store) OnAppended(fn func(m *switchboard.Message)) { s.observer.OnAppended(fn) }
 
 // Open connects to the database at url (postgres://user:pass@host:port/db?...;
 // pool settings such as pool_max_conns go in the URL) and checks that it
@@ -63,9 +63,9 @@ func open(ctx context.Context, url string, lanes int) (*Store, error) {
 	}
 	s := &Store{pool: pool, seed: maphash.MakeSeed()}
 	for range lanes {
-		s.appends = append(s.appends, newAppendQueue(s))
+		s.appends = append(s.appends, sqlcore.NewAppendQueue(s.commitAppends))
 	}
-	s.acks = newAckQueue(s)
+	s.acks = sqlcore.NewAckQueue("postgres", batchTimeout, s.writeAcks)
 	return s, nil
 }
 

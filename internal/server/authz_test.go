@@ -20,6 +20,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/server"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // The credentials every endpoint and every frame type is tried with
@@ -197,6 +198,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 	})
 	t.Run("every frame type the node handles has a row", func(t *testing.T) {
 		handled := frameTypesHandled(t)
+		for _, typ := range wire.ClientTypes {
+			if !slices.Contains(handled, typ) {
+				t.Errorf("client frame type %q of package wire is not handled in ws.go", typ)
+			}
+		}
 		for _, typ := range handled {
 			if !slices.ContainsFunc(frameRows, func(r frameRow) bool { return r.typ == typ }) {
 				t.Errorf("frame type %q has no row in the authorization matrix", typ)
@@ -322,8 +328,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 	})
 }
 
-// frameTypesHandled reads ws.go and returns the string cases of its
-// switches on a frame's Type: the frame types the node handles.
+// wireTypes are the client frame types ws.go names, by their wire constant.
+var wireTypes = map[string]string{"TypeSend": wire.TypeSend, "TypeAck": wire.TypeAck, "TypePing": wire.TypePing}
+
+// frameTypesHandled reads ws.go and returns the cases (strings or wire
+// constants) of its switches on a frame's Type: the frame types the node handles.
 func frameTypesHandled(t *testing.T) []string {
 	fset := token.NewFileSet()
 	file, err := parser.ParseFile(fset, "ws.go", nil, 0)
@@ -342,10 +351,17 @@ func frameTypesHandled(t *testing.T) []string {
 		}
 		for _, stmt := range sw.Body.List {
 			for _, e := range stmt.(*ast.CaseClause).List {
-				if lit, ok := e.(*ast.BasicLit); ok && lit.Kind == token.STRING {
-					if s, _ := strconv.Unquote(lit.Value); !slices.Contains(types, s) {
-						types = append(types, s)
+				s := ""
+				switch e := e.(type) {
+				case *ast.BasicLit:
+					s, _ = strconv.Unquote(e.Value)
+				case *ast.SelectorExpr: // wire.TypeSend
+					if s = wireTypes[e.Sel.Name]; s == "" {
+						t.Fatalf("ws.go switches on %s, which is not a wire frame type: teach frameTypesHandled", e.Sel.Name)
 					}
+				}
+				if s != "" && !slices.Contains(types, s) {
+					types = append(types, s)
 				}
 			}
 		}

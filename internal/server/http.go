@@ -11,6 +11,7 @@ import (
 
 	sb "github.com/switchboard-chat/switchboard"
 	"github.com/switchboard-chat/switchboard/internal/chat"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // access says who may call a route. TestAuthorizationMatrix (authz_test.go)
@@ -261,7 +262,7 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, id chat.Id
 		writeProblem(w, s.log, err)
 		return
 	}
-	out := make([]messageJSON, len(msgs))
+	out := make([]wire.Message, len(msgs))
 	for i := range msgs {
 		out[i] = toMessageJSON(&msgs[i])
 	}
@@ -276,7 +277,7 @@ func intParam(v string, def int64) (int64, error) {
 }
 
 func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request, id chat.Identity) {
-	var f inFrame
+	var f wire.ClientFrame
 	if err := decode(w, r, s.cfg.MaxBody, &f); err != nil {
 		writeProblem(w, s.log, err)
 		return
@@ -296,7 +297,7 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request, id chat.Ide
 	if dup {
 		status = http.StatusOK
 	}
-	writeJSON(w, status, sentFrame{ID: f.ID, Conversation: conv, Seq: m.Seq, TS: jsonTime(m.SentAt)})
+	writeJSON(w, status, wire.Sent{ID: f.ID, Conversation: conv, Seq: m.Seq, TS: jsonTime(m.SentAt)})
 }
 
 // methodNotAllowed wraps the catch-all route: a path that mux knows under

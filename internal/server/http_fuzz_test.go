@@ -17,6 +17,7 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/inmem"
 	"github.com/switchboard-chat/switchboard/internal/sqlite"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // unlimited turns every abuse limit off, for tests about something else.
@@ -104,7 +105,7 @@ func FuzzHTTPBodies(f *testing.F) {
 		default:
 			t.Fatalf("status %d for %q: %s", w.Code, body, w.Body)
 		}
-		var p problem
+		var p wire.Problem
 		if ct := w.Header().Get("Content-Type"); ct != "application/problem+json" {
 			t.Fatalf("refusal %d with Content-Type %q", w.Code, ct)
 		}

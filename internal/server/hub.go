@@ -9,6 +9,7 @@ import (
 	sb "github.com/switchboard-chat/switchboard"
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/gateway"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // peer is one connected device: the state the node keeps per socket. It is
@@ -134,7 +135,7 @@ func (h *hub) onControl(c *chat.Control) {
 		}
 	}
 	if c.DevicesChanged != "" {
-		frame := append(append([]byte(`{"type":"devices_changed","user_id":`), appendString(nil, c.DevicesChanged)...), '}')
+		frame := wire.AppendDevicesChanged(nil, c.DevicesChanged)
 		for _, p := range h.ofUsers(c.Notify) {
 			p.conn.Write(frame)
 		}

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	sb "github.com/switchboard-chat/switchboard"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // statusOf maps an error kind to its HTTP status. Only the edge knows statuses.
@@ -32,17 +33,6 @@ var statusOf = map[string]int{
 	sb.EINTERNAL:     http.StatusInternalServerError,
 }
 
-// problem is an RFC 9457 problem document with our machine code.
-type problem struct {
-	Type    string   `json:"type"`
-	Title   string   `json:"title"`
-	Status  int      `json:"status"`
-	Code    string   `json:"code"`
-	Detail  string   `json:"detail"`
-	Missing []string `json:"missing,omitzero"` // both present for devices_mismatch, empty when empty
-	Extra   []string `json:"extra,omitzero"`
-}
-
 // asError returns err as a client-facing *sb.Error; anything else is an
 // internal error, logged here and shown to the client without details.
 func asError(log *slog.Logger, err error) *sb.Error {
@@ -51,7 +41,7 @@ func asError(log *slog.Logger, err error) *sb.Error {
 		return e
 	}
 	log.Error("internal error", "err", err)
-	return sb.Errorf(sb.EINTERNAL, "internal", "internal error")
+	return sb.Errorf(sb.EINTERNAL, wire.CodeInternal, "internal error")
 }
 
 func writeProblem(w http.ResponseWriter, log *slog.Logger, err error) {
@@ -63,9 +53,9 @@ func writeProblem(w http.ResponseWriter, log *slog.Logger, err error) {
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds()+0.999)))
 	}
-	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Content-Type", wire.ProblemMediaType)
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(problem{Type: "about:blank", Title: http.StatusText(status), Status: status,
+	json.NewEncoder(w).Encode(wire.Problem{Type: "about:blank", Title: http.StatusText(status), Status: status,
 		Code: e.Code, Detail: e.Message, Missing: e.Missing, Extra: e.Extra})
 }
 
@@ -75,8 +65,8 @@ func tooLargeProblem(maxBody int64) []byte {
 	if maxBody <= 0 {
 		maxBody = 1 << 20
 	}
-	b, _ := json.Marshal(problem{Type: "about:blank", Title: http.StatusText(http.StatusRequestEntityTooLarge),
-		Status: http.StatusRequestEntityTooLarge, Code: "too_large", Detail: fmt.Sprintf("request body over %d bytes", maxBody)})
+	b, _ := json.Marshal(wire.Problem{Type: "about:blank", Title: http.StatusText(http.StatusRequestEntityTooLarge),
+		Status: http.StatusRequestEntityTooLarge, Code: wire.CodeTooLarge, Detail: fmt.Sprintf("request body over %d bytes", maxBody)})
 	return b
 }
 

@@ -14,6 +14,7 @@ import (
 	sb "github.com/switchboard-chat/switchboard"
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/gateway"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // edge holds the HTTP edge's security settings, parsed once: which browser
@@ -320,7 +321,7 @@ func (s *Server) admitFrame(c *gateway.Conn, p *peer, data []byte) bool {
 		c.Close(gateway.ClosePolicy, "rate limit ignored")
 		return false
 	}
-	var head frameHead
+	var head wire.Head
 	_ = json.Unmarshal(data, &head) // only to name the refused frame's id
 	s.writeError(c, head.ID, err)
 	return false
@@ -359,10 +360,10 @@ func (s *Server) holdAck(p *peer, data []byte) bool {
 	if len(data) > maxHeldAckFrame {
 		return false
 	}
-	var head frameHead
-	var f inFrame
-	if headErr, err := decodeClientFrame(data, &head, &f); headErr != nil || err != nil ||
-		f.Type != "ack" || f.Conversation == "" || f.Seq == nil || *f.Seq < 0 {
+	var head wire.Head
+	var f wire.ClientFrame
+	if headErr, err := wire.DecodeClientFrame(data, &head, &f); headErr != nil || err != nil ||
+		f.Type != wire.TypeAck || f.Conversation == "" || f.Seq == nil || *f.Seq < 0 {
 		return false // refused like any frame over the rate
 	}
 	h := p.lim.held

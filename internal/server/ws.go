@@ -9,13 +9,14 @@ import (
 	sb "github.com/switchboard-chat/switchboard"
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/gateway"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
-// Close codes of our own (docs/protocol.md keeps the table).
+// The node's own close codes; wire/close.go allocates and documents them.
 const (
-	CloseDeviceRevoked  = 4001
-	CloseReplaced       = 4002
-	CloseSessionExpired = 4003 // the token expired while the socket was open: log in again
+	CloseDeviceRevoked  = wire.CloseDeviceRevoked
+	CloseReplaced       = wire.CloseReplaced
+	CloseSessionExpired = wire.CloseSessionExpired // the token expired while the socket was open: log in again
 )
 
 var _ gateway.Handler = (*Server)(nil)
@@ -156,16 +157,16 @@ func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 	if !s.admitFrame(c, p, data) {
 		return
 	}
-	// One pass for what encoding/json would answer in two (framedecode.go).
-	var head frameHead
-	var f inFrame
-	headErr, err := decodeClientFrame(data, &head, &f)
+	// One pass for what encoding/json would answer in two (wire/decode.go).
+	var head wire.Head
+	var f wire.ClientFrame
+	headErr, err := wire.DecodeClientFrame(data, &head, &f)
 	if headErr != nil {
 		s.writeError(c, "", sb.Errorf(sb.EINVALID, "bad_frame", "a frame is one JSON object with a string type"))
 		return
 	}
 	switch head.Type {
-	case "send", "ack", "ping":
+	case wire.TypeSend, wire.TypeAck, wire.TypePing:
 	default:
 		s.writeError(c, head.ID, sb.Errorf(sb.EINVALID, "unknown_type", "unknown frame type %q", head.Type))
 		return
@@ -176,10 +177,10 @@ func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 	}
 	ctx := s.ctx
 	switch f.Type {
-	case "ping":
+	case wire.TypePing:
 		p.waitSends() // a pong answers after every frame before it
 		c.Write(pongFrame)
-	case "ack":
+	case wire.TypeAck:
 		if f.Conversation == "" || f.Seq == nil {
 			s.writeError(c, f.ID, sb.Errorf(sb.EINVALID, "bad_frame", "ack needs conversation and seq"))
 			return
@@ -188,7 +189,7 @@ func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 		if err := s.svc.Ack(ctx, p.id, f.Conversation, *f.Seq); err != nil {
 			s.writeError(c, f.ID, err)
 		}
-	case "send":
+	case wire.TypeSend:
 		if f.Conversation == "" {
 			s.writeError(c, f.ID, sb.Errorf(sb.EINVALID, "bad_frame", "send needs a conversation"))
 			return
@@ -210,7 +211,7 @@ const maxSendsInFlight = 16
 // see waitSends). Answers to sends into one conversation keep their order
 // (so do the seqs). Past maxSendsInFlight the socket waits for this send's
 // commit.
-func (s *Server) send(ctx context.Context, c *gateway.Conn, p *peer, f *inFrame) {
+func (s *Server) send(ctx context.Context, c *gateway.Conn, p *peer, f *wire.ClientFrame) {
 	id := f.ID
 	var wait chan struct{}
 	if p.sending.Add(1) > maxSendsInFlight {
@@ -267,7 +268,7 @@ func (p *peer) waitSends() {
 
 func (s *Server) writeError(c *gateway.Conn, id string, err error) {
 	e := asError(s.log, err)
-	b, _ := json.Marshal(errorFrame{Type: "error", ID: id, Code: e.Code, Message: e.Message, Missing: e.Missing, Extra: e.Extra,
+	b, _ := json.Marshal(wire.Error{Type: wire.TypeError, ID: id, Code: e.Code, Message: e.Message, Missing: e.Missing, Extra: e.Extra,
 		RetryAfterMS: retryAfterMS(e.RetryAfter)})
 	c.Write(b)
 }

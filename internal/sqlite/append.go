@@ -7,124 +7,66 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/switchboard-chat/switchboard"
 	"github.com/switchboard-chat/switchboard/internal/groupcommit"
+	"github.com/switchboard-chat/switchboard/internal/sqlcore"
 )
 
-// Group commit. Concurrent AppendMessage calls queue (groupcommit), and the
-// committer stores a batch of them in one BEGIN IMMEDIATE ... COMMIT on the
-// writer connection: one WAL fsync for the batch instead of one per message.
-// Inside it the messages are appended one after the other exactly as alone
-// (look for the client id, bump the head seq, insert), so a duplicate of a
-// message earlier in the same batch is found like any other, and an unknown
-// conversation fails that message alone, having written nothing. The bump
-// also decides whether a shared message starts a recipient epoch
-// (epochs.go), so the batch's shared messages to one conversation with one
-// set share an epoch, and a change of set mid-batch starts another.
+// Group commit. Concurrent AppendMessage calls queue (sqlcore, on
+// groupcommit), and the committer stores a batch of them in one BEGIN
+// IMMEDIATE ... COMMIT on the writer connection: one WAL fsync for the
+// batch instead of one per message. Inside it the batch takes the three
+// steps of the PostgreSQL store (internal/sqlcore/decide.go): read the
+// heads of its conversations and its client ids already stored, decide
+// each message's fate (sqlcore.Decide), write the plan. Writes are
+// serialized (one writer connection, and BEGIN IMMEDIATE against other
+// processes), so what the read step saw cannot change before the write.
+// The devices are checked by the foreign keys.
 //
-// Any other error (a foreign key, the disk) rolls the batch back, and its
-// messages are appended one by one, each in its own transaction, so that
-// only the culprit fails.
-
-// appendIn is one AppendMessage call in the queue.
-type appendIn struct {
-	m      *switchboard.Message
-	sentAt time.Time // m.SentAt, or now, in UTC
-	// A shared message's epoch set and its hash (recipientSet), worked
-	// out before it queues; nil for a message with per-device ciphertexts.
-	set     []string
-	setHash []byte
-}
-
-// appendOut is its result: the new message's seq, or the message already
-// stored under its client id.
-type appendOut struct {
-	seq int64
-	dup *switchboard.Message
-}
-
-type appendJob = groupcommit.Job[appendIn, appendOut]
-
-// Batch limits: messages, and rows (a message and its ciphertexts), so that
-// one batch of messages to big groups does not hold the writer for long.
-const (
-	maxBatch     = 256
-	maxBatchRows = 8192
-)
-
-func newAppendQueue(s *Store) *groupcommit.Queue[appendIn, appendOut] {
-	return groupcommit.New(groupcommit.Config[appendIn]{
-		MaxBatch:  maxBatch,
-		MaxWeight: maxBatchRows,
-		Weight:    weight,
-	}, s.commitAppends)
-}
+// Any error but a message's own (an unknown conversation) rolls the batch
+// back (a foreign key, the disk), and its messages are appended one by
+// one, each in its own transaction, so that only the culprit fails.
 
 // AppendStats counts the batches AppendMessage has committed so far and
 // the calls in them.
 func (s *Store) AppendStats() groupcommit.Stats { return s.appends.Stats() }
 
-// OnAppended implements switchboard.AppendObserver.
-func (s *Store) OnAppended(fn func(m *switchboard.Message)) { s.onAppended = fn }
-
-// notifyAppended hands the batch's new messages to the observer, in batch
-// order, which is seq order per conversation: the batch (or, after a
-// failure, each of its messages alone) was appended in that order.
-func (s *Store) notifyAppended(batch []*appendJob) {
-	if s.onAppended == nil {
-		return
-	}
-	for _, j := range batch {
-		if j.Err != nil || j.Out.dup != nil {
-			continue
-		}
-		m := *j.In.m
-		m.Seq, m.SentAt = j.Out.seq, j.In.sentAt
-		s.onAppended(&m)
-	}
-}
+// OnAppended sets the commit observer (switchboard.Store).
+func (s *Store) OnAppended(fn func(m *switchboard.Message)) { s.observer.OnAppended(fn) }
 
 // commitAppends is the committer: it sets every job's result, then tells
 // the observer what was stored.
-func (s *Store) commitAppends(batch []*appendJob) {
-	defer s.notifyAppended(batch)
+func (s *Store) commitAppends(batch []*sqlcore.AppendJob) {
+	defer s.observer.Notify(batch)
 	// No caller's context: one caller giving up must not fail the others.
 	ctx := context.Background()
-	groupcommit.Split(batch, func(jobs []*appendJob) error { return s.appendBatch(ctx, jobs) })
+	groupcommit.Split(batch, func(jobs []*sqlcore.AppendJob) error { return s.appendBatch(ctx, jobs) })
 }
 
 // appendBatch stores the batch in one transaction and, once it is
 // committed, sets every job's result. On error it sets none.
-func (s *Store) appendBatch(ctx context.Context, batch []*appendJob) error {
+func (s *Store) appendBatch(ctx context.Context, batch []*sqlcore.AppendJob) error {
 	// Outside the transaction, which holds the only writer connection.
 	if err := s.stmts.prepare(ctx, s.w, batch); err != nil {
 		return err
 	}
-	outs := make([]appendOut, len(batch))
-	errs := make([]error, len(batch))
+	var p sqlcore.Plan
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		a := s.stmts.in(ctx, tx)
 		defer a.close()
-		for i, j := range batch {
-			out, err := a.append(ctx, j.In)
-			if errors.Is(err, switchboard.ErrNotFound) {
-				errs[i] = err
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			outs[i] = out
+		snap, err := a.read(ctx, batch)
+		if err != nil {
+			return err
 		}
-		return nil
+		p = sqlcore.Decide(batch, snap)
+		return a.write(ctx, batch, p)
 	})
 	if err != nil {
 		return err
 	}
 	for i, j := range batch {
-		j.Out, j.Err = outs[i], errs[i]
+		j.Out, j.Err = p.Results[i].Out, p.Results[i].Err
 	}
 	return nil
 }
@@ -135,18 +77,17 @@ func (s *Store) appendBatch(ctx context.Context, batch []*appendJob) error {
 const ciphertextChunk = 128
 
 const (
+	// One row whatever exists: a NULL head for an unknown conversation
+	// (?1), a NULL message when its sender device (?2) did not store the
+	// client id (?3).
+	headAndLookupQuery = `SELECT c.head_seq, c.shared_set_hash, c.shared_from_seq,
+			m.conversation_id, m.seq, m.sender_user_id, m.sent_at, m.shared_ciphertext
+		FROM (SELECT 1) LEFT JOIN conversations c ON c.id = ?1
+		LEFT JOIN messages m ON m.sender_device_id = ?2 AND m.client_id = ?3`
 	lookupQuery = `SELECT conversation_id, seq, sender_user_id, sent_at, shared_ciphertext
 		FROM messages WHERE sender_device_id = ? AND client_id = ?`
-	// For a shared message (?2, the hash of its set) whose set is not the
-	// current one, the bump also starts an epoch at its seq; it returns
-	// the seq and whether the epoch is new. (SET reads the row as it was;
-	// RETURNING, as it is.)
-	bumpQuery = `UPDATE conversations SET head_seq = head_seq + 1,
-		shared_from_seq = CASE WHEN ?2 IS NOT NULL AND shared_set_hash IS NOT ?2
-			THEN head_seq + 1 ELSE shared_from_seq END,
-		shared_set_hash = coalesce(?2, shared_set_hash)
-		WHERE id = ?1 RETURNING head_seq, shared_from_seq = head_seq`
-	storeQuery = `INSERT INTO messages
+	setHeadQuery = `UPDATE conversations SET head_seq = ?, shared_set_hash = ?, shared_from_seq = ? WHERE id = ?`
+	storeQuery   = `INSERT INTO messages
 		(conversation_id, seq, sender_user_id, sender_device_id, client_id, sent_at, shared_ciphertext)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`
 	epochQuery = `INSERT INTO shared_epochs (conversation_id, from_seq) VALUES (?, ?)`
@@ -166,17 +107,25 @@ func insertCiphertextsQuery(n int) string {
 // connection: compiling them each time was a good part of the cost of a
 // small batch. Only the committer uses them, so they need no lock.
 type appendStmts struct {
-	lookup, bump, store, epoch, recipients *sql.Stmt
-	ciphertexts                            map[int]*sql.Stmt // by rows
+	headAndLookup, lookup, setHead, store, epoch, recipients *sql.Stmt
+	ciphertexts                                              map[int]*sql.Stmt // by rows
+}
+
+// fixed lists the statements that do not depend on a batch, with their queries.
+func (st *appendStmts) fixed() []struct {
+	stmt  **sql.Stmt
+	query string
+} {
+	return []struct {
+		stmt  **sql.Stmt
+		query string
+	}{{&st.headAndLookup, headAndLookupQuery}, {&st.lookup, lookupQuery}, {&st.setHead, setHeadQuery},
+		{&st.store, storeQuery}, {&st.epoch, epochQuery}, {&st.recipients, recipientsQuery}}
 }
 
 // prepare prepares what the batch needs and is not yet prepared.
-func (st *appendStmts) prepare(ctx context.Context, db *sql.DB, batch []*appendJob) error {
-	for _, p := range []struct {
-		stmt  **sql.Stmt
-		query string
-	}{{&st.lookup, lookupQuery}, {&st.bump, bumpQuery}, {&st.store, storeQuery},
-		{&st.epoch, epochQuery}, {&st.recipients, recipientsQuery}} {
+func (st *appendStmts) prepare(ctx context.Context, db *sql.DB, batch []*sqlcore.AppendJob) error {
+	for _, p := range st.fixed() {
 		if *p.stmt == nil {
 			stmt, err := db.PrepareContext(ctx, p.query)
 			if err != nil {
@@ -189,9 +138,9 @@ func (st *appendStmts) prepare(ctx context.Context, db *sql.DB, batch []*appendJ
 		st.ciphertexts = make(map[int]*sql.Stmt)
 	}
 	for _, j := range batch {
-		n := len(j.In.m.Ciphertexts)
-		if j.In.set != nil {
-			n = len(selfRow(j.In.m)) // the sender's row, if any (epochs.go)
+		n := len(j.In.M.Ciphertexts)
+		if j.In.Set != nil {
+			n = 1 // at most the sender's row (sqlcore/epochs.go)
 		}
 		for _, rows := range []int{min(n, ciphertextChunk), n % ciphertextChunk} {
 			if rows == 0 || st.ciphertexts[rows] != nil {
@@ -208,9 +157,9 @@ func (st *appendStmts) prepare(ctx context.Context, db *sql.DB, batch []*appendJ
 }
 
 func (st *appendStmts) close() {
-	for _, stmt := range []*sql.Stmt{st.lookup, st.bump, st.store, st.epoch, st.recipients} {
-		if stmt != nil {
-			stmt.Close()
+	for _, p := range st.fixed() {
+		if *p.stmt != nil {
+			(*p.stmt).Close()
 		}
 	}
 	for _, stmt := range st.ciphertexts {
@@ -221,19 +170,19 @@ func (st *appendStmts) close() {
 // in returns an appender in tx. The statements are prepared (prepare).
 func (st *appendStmts) in(ctx context.Context, tx *sql.Tx) *appender {
 	a := &appender{tx: tx, stmts: st, ciphertexts: make(map[int]*sql.Stmt)}
-	a.lookup, a.bump, a.store = a.use(ctx, st.lookup), a.use(ctx, st.bump), a.use(ctx, st.store)
-	a.epoch, a.recipients = a.use(ctx, st.epoch), a.use(ctx, st.recipients)
-	return a
+	a.headAndLookup, a.lookup, a.setHead = a.use(ctx, st.headAndLookup), a.use(ctx, st.lookup), a.use(ctx, st.setHead)
+	a.store = a.use(ctx, st.store)
+	return a // epoch and recipients once a batch starts an epoch (startEpoch), which most do not
 }
 
-// appender appends messages in one transaction, through its handles on
-// the prepared statements.
+// appender reads and writes a batch in one transaction, through its
+// handles on the prepared statements.
 type appender struct {
-	tx                                     *sql.Tx
-	stmts                                  *appendStmts
-	lookup, bump, store, epoch, recipients *sql.Stmt
-	ciphertexts                            map[int]*sql.Stmt
-	used                                   []*sql.Stmt
+	tx                                                       *sql.Tx
+	stmts                                                    *appendStmts
+	headAndLookup, lookup, setHead, store, epoch, recipients *sql.Stmt
+	ciphertexts                                              map[int]*sql.Stmt
+	used                                                     []*sql.Stmt
 }
 
 // use returns the transaction's handle on stmt, which reuses what stmt
@@ -250,54 +199,69 @@ func (a *appender) close() {
 	}
 }
 
-// append appends one message; ErrNotFound (its conversation is unknown)
-// means it wrote nothing.
-func (a *appender) append(ctx context.Context, in appendIn) (appendOut, error) {
-	m := in.m
-	// Writes are serialized, so looking first cannot race with another
-	// append, and it sees the messages of this batch stored before.
-	if dup, err := a.duplicate(ctx, m); err != nil || dup != nil {
-		return appendOut{dup: dup}, err
-	}
-	var seq int64
-	var newEpoch bool
-	// A nil hash must be NULL, not an empty blob.
-	var hash any
-	if in.setHash != nil {
-		hash = in.setHash
-	}
-	if err := a.bump.QueryRowContext(ctx, m.ConversationID, hash).Scan(&seq, &newEpoch); err != nil {
-		return appendOut{}, notFound(err)
-	}
-	_, err := a.store.ExecContext(ctx, m.ConversationID, seq, m.SenderUserID, m.SenderDeviceID,
-		nullString(m.ClientID), micros(in.sentAt), m.Shared)
-	if err != nil {
-		return appendOut{}, err
-	}
-	if newEpoch {
-		if err := a.startEpoch(ctx, m.ConversationID, seq, in.set); err != nil {
-			return appendOut{}, fmt.Errorf("recipient epoch: %w", err)
+// read is the read step: the heads of the batch's conversations that
+// exist, and its client ids already stored. A message whose conversation
+// is not read yet reads both with one statement (readQuery), so that a
+// batch of one, a sequential sender's, runs no more statements than an
+// append that bumps the head in place; the others look up their client id
+// alone.
+func (a *appender) read(ctx context.Context, batch []*sqlcore.AppendJob) (sqlcore.Snapshot, error) {
+	snap := sqlcore.Snapshot{Heads: make(map[string]sqlcore.Head)}
+	for _, j := range batch {
+		m := j.In.M
+		k := sqlcore.ClientKey{Device: m.SenderDeviceID, Client: m.ClientID}
+		var d *switchboard.Message
+		var err error
+		if _, ok := snap.Heads[m.ConversationID]; ok {
+			if m.ClientID == "" {
+				continue
+			}
+			d, err = a.duplicate(ctx, k)
+		} else {
+			d, err = a.readOne(ctx, m, &snap)
+		}
+		if err != nil {
+			return snap, err
+		}
+		if d != nil {
+			if snap.Stored == nil { // most batches hold no retry
+				snap.Stored = make(map[sqlcore.ClientKey]*switchboard.Message)
+			}
+			snap.Stored[k] = d
 		}
 	}
-	cts := m.Ciphertexts
-	if in.set != nil {
-		cts = selfRow(m)
-	}
-	if err := a.insertCiphertexts(ctx, m.ConversationID, seq, cts); err != nil {
-		return appendOut{}, fmt.Errorf("ciphertexts: %w", err)
-	}
-	return appendOut{seq: seq}, nil
+	return snap, nil
 }
 
-// duplicate returns the message m.SenderDeviceID already stored under
-// m.ClientID, or nil.
-func (a *appender) duplicate(ctx context.Context, m *switchboard.Message) (*switchboard.Message, error) {
-	if m.ClientID == "" {
+// readOne reads the head of m's conversation into snap, if it exists, and
+// returns the message stored under m's client id, or nil.
+func (a *appender) readOne(ctx context.Context, m *switchboard.Message, snap *sqlcore.Snapshot) (*switchboard.Message, error) {
+	var (
+		head, from, seq, sentAt sql.NullInt64
+		hash, shared            []byte
+		conv, user              sql.NullString
+	)
+	err := a.headAndLookup.QueryRowContext(ctx, m.ConversationID, m.SenderDeviceID, nullString(m.ClientID)).
+		Scan(&head, &hash, &from, &conv, &seq, &user, &sentAt, &shared)
+	if err != nil {
+		return nil, fmt.Errorf("head of %s: %w", m.ConversationID, err)
+	}
+	if head.Valid {
+		snap.Heads[m.ConversationID] = sqlcore.Head{Seq: head.Int64, SetHash: hash, From: from.Int64}
+	}
+	if !conv.Valid {
 		return nil, nil
 	}
-	d := switchboard.Message{SenderDeviceID: m.SenderDeviceID, ClientID: m.ClientID}
+	return &switchboard.Message{ConversationID: conv.String, Seq: seq.Int64, SenderUserID: user.String,
+		SenderDeviceID: m.SenderDeviceID, ClientID: m.ClientID, SentAt: fromMicros(sentAt.Int64), Shared: shared}, nil
+}
+
+// duplicate returns the message k.Device already stored under k.Client,
+// or nil.
+func (a *appender) duplicate(ctx context.Context, k sqlcore.ClientKey) (*switchboard.Message, error) {
+	d := switchboard.Message{SenderDeviceID: k.Device, ClientID: k.Client}
 	var sentAt int64
-	err := a.lookup.QueryRowContext(ctx, m.SenderDeviceID, m.ClientID).
+	err := a.lookup.QueryRowContext(ctx, k.Device, k.Client).
 		Scan(&d.ConversationID, &d.Seq, &d.SenderUserID, &sentAt, &d.Shared)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
@@ -309,27 +273,52 @@ func (a *appender) duplicate(ctx context.Context, m *switchboard.Message) (*swit
 	return &d, nil
 }
 
-// selfRow returns the row of a shared message's sender when it is also one
-// of its recipients, whom no epoch serves (epochs.go): a nil ciphertext,
-// stored NULL, "read the shared one".
-func selfRow(m *switchboard.Message) map[string][]byte {
-	if _, ok := m.Ciphertexts[m.SenderDeviceID]; ok {
-		return map[string][]byte{m.SenderDeviceID: nil}
+// write is the write step: the plan's heads, epochs, messages and rows.
+func (a *appender) write(ctx context.Context, batch []*sqlcore.AppendJob, p sqlcore.Plan) error {
+	for _, h := range p.Heads {
+		// A nil hash must be NULL, not an empty blob.
+		var hash any
+		if h.SetHash != nil {
+			hash = h.SetHash
+		}
+		if _, err := a.setHead.ExecContext(ctx, h.Seq, hash, h.From, h.ID); err != nil {
+			return fmt.Errorf("head of %s: %w", h.ID, err)
+		}
+	}
+	for _, e := range p.Epochs {
+		if err := a.startEpoch(ctx, e); err != nil {
+			return fmt.Errorf("recipient epoch: %w", err)
+		}
+	}
+	for _, nm := range p.Messages {
+		in := batch[nm.Job].In
+		m := in.M
+		_, err := a.store.ExecContext(ctx, m.ConversationID, nm.Seq, m.SenderUserID, m.SenderDeviceID,
+			nullString(m.ClientID), micros(in.SentAt), m.Shared)
+		if err != nil {
+			return err
+		}
+		if err := a.insertCiphertexts(ctx, m.ConversationID, nm.Seq, nm.Rows); err != nil {
+			return fmt.Errorf("ciphertexts: %w", err)
+		}
 	}
 	return nil
 }
 
 // startEpoch writes an epoch and its devices' rows, with one statement
 // for the devices.
-func (a *appender) startEpoch(ctx context.Context, convID string, from int64, devices []string) error {
-	if _, err := a.epoch.ExecContext(ctx, convID, from); err != nil {
+func (a *appender) startEpoch(ctx context.Context, e sqlcore.Epoch) error {
+	if a.epoch == nil {
+		a.epoch, a.recipients = a.use(ctx, a.stmts.epoch), a.use(ctx, a.stmts.recipients)
+	}
+	if _, err := a.epoch.ExecContext(ctx, e.Conv, e.From); err != nil {
 		return err
 	}
-	ids, err := json.Marshal(devices)
+	ids, err := json.Marshal(e.Devices)
 	if err != nil {
 		return err
 	}
-	_, err = a.recipients.ExecContext(ctx, convID, from, string(ids))
+	_, err = a.recipients.ExecContext(ctx, e.Conv, e.From, string(ids))
 	return err
 }
 

@@ -4,9 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"time"
 
 	"github.com/switchboard-chat/switchboard"
+	"github.com/switchboard-chat/switchboard/internal/sqlcore"
 )
 
 // AppendMessage assigns m.Seq and, when zero, m.SentAt, stores m and moves
@@ -14,45 +14,20 @@ import (
 // with concurrent calls (see append.go). A message with per-device
 // ciphertexts has a row per recipient device; a shared one has none, only
 // a new recipient epoch when its set is not the conversation's current one
-// (epochs.go).
+// (internal/sqlcore/epochs.go).
 // A client id the sender device already used returns the stored message
 // (without its ciphertexts) and duplicate=true. An empty ClientID is never
 // deduplicated.
 func (s *Store) AppendMessage(ctx context.Context, m *switchboard.Message) (*switchboard.Message, bool, error) {
-	in := newAppendIn(m)
+	in := sqlcore.NewAppendIn(m)
 	out, err := s.appends.Do(ctx, in)
-	return appended(m, in, out, err)
+	return sqlcore.Appended("sqlite", in, out, err)
 }
 
-// AppendMessageAsync implements switchboard.AsyncAppender: AppendMessage
-// without the wait.
+// AppendMessageAsync is AppendMessage without the wait.
 func (s *Store) AppendMessageAsync(m *switchboard.Message, done func(*switchboard.Message, bool, error)) {
-	in := newAppendIn(m)
-	s.appends.Go(in, func(out appendOut, err error) { done(appended(m, in, out, err)) })
-}
-
-func newAppendIn(m *switchboard.Message) appendIn {
-	in := appendIn{m: m, sentAt: m.SentAt.UTC().Truncate(time.Microsecond)}
-	if m.SentAt.IsZero() {
-		in.sentAt = time.Now().UTC().Truncate(time.Millisecond)
-	}
-	if m.Shared != nil {
-		// Here, not in the committer, which holds the writer.
-		in.set, in.setHash = recipientSet(m)
-	}
-	return in
-}
-
-// appended is AppendMessage's result for in, once its batch committed.
-func appended(m *switchboard.Message, in appendIn, out appendOut, err error) (*switchboard.Message, bool, error) {
-	switch {
-	case err != nil:
-		return nil, false, fmt.Errorf("sqlite: append message to %s: %w", m.ConversationID, err)
-	case out.dup != nil:
-		return out.dup, true, nil
-	}
-	m.Seq, m.SentAt = out.seq, in.sentAt
-	return m, false, nil
+	in := sqlcore.NewAppendIn(m)
+	s.appends.Go(in, func(out sqlcore.AppendOut, err error) { done(sqlcore.Appended("sqlite", in, out, err)) })
 }
 
 // nullString stores "" as NULL, which the UNIQUE (sender_device_id, client_id)

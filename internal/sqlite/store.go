@@ -32,25 +32,21 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard"
-	"github.com/switchboard-chat/switchboard/internal/groupcommit"
+	"github.com/switchboard-chat/switchboard/internal/sqlcore"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-var (
-	_ switchboard.Store         = (*Store)(nil)
-	_ switchboard.AsyncAppender = (*Store)(nil)
-)
+var _ switchboard.Store = (*Store)(nil)
 
 // Store is a switchboard.Store in one SQLite file. It is safe for
 // concurrent use.
 type Store struct {
-	w       *sql.DB                                 // the single writer connection; every transaction is BEGIN IMMEDIATE
-	r       *sql.DB                                 // readers
-	appends *groupcommit.Queue[appendIn, appendOut] // AppendMessage's batches
-	stmts   appendStmts                             // the committer's
-	acks    *groupcommit.Queue[ackIn, struct{}]     // Ack's batches (acks.go)
-
-	onAppended func(*switchboard.Message) // AppendObserver, called by the committer
+	w        *sql.DB              // the single writer connection; every transaction is BEGIN IMMEDIATE
+	r        *sql.DB              // readers
+	appends  *sqlcore.AppendQueue // AppendMessage's batches
+	stmts    appendStmts          // the committer's
+	acks     *sqlcore.AckQueue    // Ack's batches (acks.go)
+	observer sqlcore.Observer     // called by the committer
 }
 
 // Connection settings. busy_timeout still matters with one writer: another
@@ -112,8 +108,8 @@ func open(path, synchronous string) (*Store, error) {
 
 func newStore(w, r *sql.DB) *Store {
 	s := &Store{w: w, r: r}
-	s.appends = newAppendQueue(s)
-	s.acks = newAckQueue(s)
+	s.appends = sqlcore.NewAppendQueue(s.commitAppends)
+	s.acks = sqlcore.NewAckQueue("sqlite", 0, s.writeAcks)
 	return s
 }
 

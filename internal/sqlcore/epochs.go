@@ -1,4 +1,4 @@
-package sqlite
+package sqlcore
 
 import (
 	"crypto/sha256"
@@ -7,10 +7,10 @@ import (
 	"github.com/switchboard-chat/switchboard"
 )
 
-// Recipient epochs (migration 0003). A shared message (Shared != nil) is
-// one messages row: its recipients are the device set of its
-// conversation's epoch, the latest shared_epochs row at or below its seq,
-// whose devices are shared_recipients rows. An append whose set hashes
+// Recipient epochs (migration 0003 of both stores). A shared message
+// (Shared != nil) is one messages row: its recipients are the device set of
+// its conversation's epoch, the latest shared_epochs row at or below its
+// seq, whose devices are shared_recipients rows. An append whose set hashes
 // like the conversation's current one (conversations.shared_set_hash)
 // writes nothing more; another set starts an epoch at the message's seq.
 //
@@ -22,13 +22,11 @@ import (
 // row of its own, as a pairwise recipient whose ciphertext is NULL ("read
 // the shared one"). So a shared message reaches exactly the keys of its
 // Ciphertexts.
-//
-// The PostgreSQL store does the same (internal/postgres/epochs.go).
 
-// recipientSet returns the sorted device set of a shared message's epoch
+// RecipientSet returns the sorted device set of a shared message's epoch
 // and its hash: SHA-256 of the ids, each followed by a 0x00 byte, which no
-// id holds (they are the ids PostgreSQL stores too, whose text cannot).
-func recipientSet(m *switchboard.Message) ([]string, []byte) {
+// id holds (PostgreSQL text cannot, and both stores hold the same ids).
+func RecipientSet(m *switchboard.Message) ([]string, []byte) {
 	ids := make([]string, 0, len(m.Ciphertexts)+1)
 	for d := range m.Ciphertexts {
 		ids = append(ids, d)
@@ -46,18 +44,28 @@ func recipientSet(m *switchboard.Message) ([]string, []byte) {
 	return ids, h.Sum(nil)
 }
 
+// selfRow returns the row of a shared message's sender when it is also one
+// of its recipients, whom no epoch serves: a nil ciphertext, stored NULL,
+// "read the shared one".
+func selfRow(m *switchboard.Message) map[string][]byte {
+	if _, ok := m.Ciphertexts[m.SenderDeviceID]; ok {
+		return map[string][]byte{m.SenderDeviceID: nil}
+	}
+	return nil
+}
+
 // epochRowShare is how many rows of a new epoch weigh one row of a batch
-// (maxBatchRows). Most shared messages start no epoch and write their
+// (MaxBatchRows). Most shared messages start no epoch and write their
 // messages row alone; counting each possible recipient row in full would
 // cap a batch of messages to a 500-device group at 16 messages for rows
 // they almost never write. A batch of set changes is still bounded, at
-// epochRowShare times maxBatchRows rows of ids.
+// epochRowShare times MaxBatchRows rows of ids.
 const epochRowShare = 16
 
-// weight is a message's share of maxBatchRows.
-func weight(in appendIn) int {
-	if in.set != nil {
-		return 1 + len(in.set)/epochRowShare
+// weight is a message's share of MaxBatchRows.
+func weight(in AppendIn) int {
+	if in.Set != nil {
+		return 1 + len(in.Set)/epochRowShare
 	}
-	return 1 + len(in.m.Ciphertexts)
+	return 1 + len(in.M.Ciphertexts)
 }

@@ -1,4 +1,4 @@
-package server
+package wire
 
 import (
 	"encoding/base64"
@@ -12,7 +12,7 @@ import (
 	"unicode/utf8"
 )
 
-// decodeClientFrame decodes a client frame in one pass, without reflection,
+// DecodeClientFrame decodes a client frame in one pass, without reflection,
 // for the socket's hot path. It gives exactly what the two encoding/json
 // calls it replaces give:
 //
@@ -28,10 +28,10 @@ import (
 // numbers 0-255, and decoding goes on after a type error so the first one in
 // document order is reported. The differential fuzz test holds it to that.
 // After an error, head and f may hold part of the frame: do not use them.
-func decodeClientFrame(data []byte, head *frameHead, f *inFrame) (headErr, err error) {
+func DecodeClientFrame(data []byte, head *Head, f *ClientFrame) (headErr, err error) {
 	d := frameDecoder{data: data}
 	if !d.top(head, f) {
-		// A syntax error. OnMessage answers it with a fixed message, but take
+		// A syntax error. The node answers it with a fixed message, but take
 		// encoding/json's own error so both decoders stay comparable.
 		err = json.Unmarshal(data, new(json.RawMessage))
 		if err == nil {
@@ -55,8 +55,8 @@ var (
 	uint8Type    = reflect.TypeFor[uint8]()
 	bytesType    = reflect.TypeFor[[]byte]()
 	bytesMapType = reflect.TypeFor[map[string][]byte]()
-	headType     = reflect.TypeFor[frameHead]()
-	frameType    = reflect.TypeFor[inFrame]()
+	headType     = reflect.TypeFor[Head]()
+	frameType    = reflect.TypeFor[ClientFrame]()
 )
 
 // frameDecoder walks data once. A syntax error makes a method return false;
@@ -65,11 +65,11 @@ var (
 type frameDecoder struct {
 	data    []byte
 	pos     int
-	headErr error // first error decoding into frameHead
-	err     error // first error decoding into inFrame
+	headErr error // first error decoding into Head
+	err     error // first error decoding into ClientFrame
 }
 
-// field of inFrame a key names.
+// field of ClientFrame a key names.
 type field uint8
 
 const (
@@ -83,10 +83,10 @@ const (
 	fieldSeq
 )
 
-// fieldNames are the JSON names of inFrame's fields, by field.
+// fieldNames are the JSON names of ClientFrame's fields, by field.
 var fieldNames = [...]string{"", "type", "id", "conversation", "ciphertexts", "ciphertext", "plaintext", "seq"}
 
-func (d *frameDecoder) top(head *frameHead, f *inFrame) bool {
+func (d *frameDecoder) top(head *Head, f *ClientFrame) bool {
 	d.space()
 	if d.pos >= len(d.data) {
 		return false
@@ -118,7 +118,7 @@ func (d *frameDecoder) top(head *frameHead, f *inFrame) bool {
 }
 
 // object decodes the top-level object; d.data[d.pos] is '{'.
-func (d *frameDecoder) object(head *frameHead, f *inFrame) bool {
+func (d *frameDecoder) object(head *Head, f *ClientFrame) bool {
 	d.pos++
 	d.space()
 	if d.pos < len(d.data) && d.data[d.pos] == '}' {
@@ -160,8 +160,8 @@ func (d *frameDecoder) object(head *frameHead, f *inFrame) bool {
 	}
 }
 
-// typeError keeps a type error as encoding/json reports it for fl of inFrame
-// and, when inHead, for the same field of frameHead.
+// typeError keeps a type error as encoding/json reports it for fl of ClientFrame
+// and, when inHead, for the same field of Head.
 func (d *frameDecoder) typeError(fl field, inHead bool, value string, t reflect.Type, off int) {
 	if d.err == nil {
 		d.err = &json.UnmarshalTypeError{Value: value, Type: t, Offset: int64(off), Struct: frameType.Name(), Field: fieldNames[fl]}
@@ -203,12 +203,12 @@ func (d *frameDecoder) stringField(fl field, dst, dst2 *string, inHead bool) boo
 		switch {
 		case !clean:
 			s = string(unquote(raw))
-		case string(raw) == "send": // the common types cost no allocation
-			s = "send"
-		case string(raw) == "ack":
-			s = "ack"
-		case string(raw) == "ping":
-			s = "ping"
+		case string(raw) == TypeSend: // the common types cost no allocation
+			s = TypeSend
+		case string(raw) == TypeAck:
+			s = TypeAck
+		case string(raw) == TypePing:
+			s = TypePing
 		default:
 			s = string(raw)
 		}

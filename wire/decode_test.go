@@ -1,4 +1,4 @@
-package server
+package wire
 
 import (
 	"encoding/base64"
@@ -9,10 +9,10 @@ import (
 	"testing"
 )
 
-// referenceDecode decodes a frame the way OnMessage did with encoding/json:
+// referenceDecode decodes a frame the way the node did with encoding/json:
 // once for the head, once for the whole frame. It is the reference
-// decodeClientFrame must agree with.
-func referenceDecode(data []byte) (head frameHead, f inFrame, headErr, err error) {
+// DecodeClientFrame must agree with.
+func referenceDecode(data []byte) (head Head, f ClientFrame, headErr, err error) {
 	headErr = json.Unmarshal(data, &head)
 	err = json.Unmarshal(data, &f)
 	return head, f, headErr, err
@@ -21,12 +21,12 @@ func referenceDecode(data []byte) (head frameHead, f inFrame, headErr, err error
 // diffDecode decodes data both ways and describes the first difference, or returns "".
 // Errors must be equal values (same type, text and offset): the error text
 // of the frame decode reaches the client in the bad_frame message. Values
-// are compared when there is no error (on error OnMessage drops them).
+// are compared when there is no error (on error the node drops them).
 func diffDecode(data []byte) string {
 	wantHead, wantF, wantHeadErr, wantErr := referenceDecode(data)
-	var head frameHead
-	var f inFrame
-	headErr, err := decodeClientFrame(data, &head, &f)
+	var head Head
+	var f ClientFrame
+	headErr, err := DecodeClientFrame(data, &head, &f)
 	switch {
 	case !reflect.DeepEqual(headErr, wantHeadErr):
 		return fmt.Sprintf("head error %#v (%v)\nencoding/json: %#v (%v)", headErr, headErr, wantHeadErr, wantHeadErr)
@@ -40,7 +40,7 @@ func diffDecode(data []byte) string {
 	return ""
 }
 
-func dumpFrame(f inFrame) string {
+func dumpFrame(f ClientFrame) string {
 	seq := "nil"
 	if f.Seq != nil {
 		seq = fmt.Sprint(*f.Seq)
@@ -109,7 +109,7 @@ func TestDecodeClientFrameAgreesWithEncodingJSON(t *testing.T) {
 }
 
 // TestDecodeClientFrameEdges pins what encoding/json does at the edges (and
-// so what decodeClientFrame must do): if a Go release changes one of these,
+// so what DecodeClientFrame must do): if a Go release changes one of these,
 // this test says which before the fuzz target would.
 func TestDecodeClientFrameEdges(t *testing.T) {
 	i64 := func(n int64) *int64 { return &n }
@@ -132,72 +132,72 @@ func TestDecodeClientFrameEdges(t *testing.T) {
 
 	for _, tc := range []struct {
 		name, in string
-		want     inFrame
+		want     ClientFrame
 		err      string // substring of the frame error; "" for none
 		headErr  bool
 	}{
 		{name: "escapes in strings are resolved", in: `{"type":"send","id":"a\"b\\c\/d\b\f\n\r\t"}`,
-			want: inFrame{Type: "send", ID: "a\"b\\c/d\b\f\n\r\t"}},
+			want: ClientFrame{Type: "send", ID: "a\"b\\c/d\b\f\n\r\t"}},
 		{name: "unicode escapes and surrogate pairs decode", in: `{"type":"send","id":"\u00e9\ud83d\ude00"}`,
-			want: inFrame{Type: "send", ID: "é😀"}},
+			want: ClientFrame{Type: "send", ID: "é😀"}},
 		{name: "a lone surrogate becomes U+FFFD and the next escape stays", in: `{"type":"send","id":"\ud800\u0041\udc00"}`,
-			want: inFrame{Type: "send", ID: "\uFFFDA\uFFFD"}},
+			want: ClientFrame{Type: "send", ID: "\uFFFDA\uFFFD"}},
 		{name: "raw UTF-8 passes and invalid bytes become U+FFFD", in: "{\"type\":\"send\",\"id\":\"é\xff\xc3\",\"conversation\":\"日本\"}",
-			want: inFrame{Type: "send", ID: "é\uFFFD\uFFFD", Conversation: "日本"}},
-		{name: "an escaped key still names its field", in: `{"t\u0079pe":"ack","\u0069d":"x"}`, want: inFrame{Type: "ack", ID: "x"}},
+			want: ClientFrame{Type: "send", ID: "é\uFFFD\uFFFD", Conversation: "日本"}},
+		{name: "an escaped key still names its field", in: `{"t\u0079pe":"ack","\u0069d":"x"}`, want: ClientFrame{Type: "ack", ID: "x"}},
 		{name: "keys match whatever their case", in: `{"TYPE":"ack","Conversation":"c","SeQ":3}`,
-			want: inFrame{Type: "ack", Conversation: "c", Seq: i64(3)}},
+			want: ClientFrame{Type: "ack", Conversation: "c", Seq: i64(3)}},
 		{name: "keys match after Unicode folding: long s is s", in: `{"type":"ack","ſeq":4,"converſation":"c"}`,
-			want: inFrame{Type: "ack", Conversation: "c", Seq: i64(4)}},
-		{name: "seq takes the int64 bounds", in: `{"seq":9223372036854775807}`, want: inFrame{Seq: i64(9223372036854775807)}},
-		{name: "seq takes the smallest int64", in: `{"seq":-9223372036854775808}`, want: inFrame{Seq: i64(-9223372036854775808)}},
-		{name: "seq takes minus zero as zero", in: `{"seq":-0}`, want: inFrame{Seq: i64(0)}},
+			want: ClientFrame{Type: "ack", Conversation: "c", Seq: i64(4)}},
+		{name: "seq takes the int64 bounds", in: `{"seq":9223372036854775807}`, want: ClientFrame{Seq: i64(9223372036854775807)}},
+		{name: "seq takes the smallest int64", in: `{"seq":-9223372036854775808}`, want: ClientFrame{Seq: i64(-9223372036854775808)}},
+		{name: "seq takes minus zero as zero", in: `{"seq":-0}`, want: ClientFrame{Seq: i64(0)}},
 		{name: "seq past int64 is an error", in: `{"seq":9223372036854775808}`,
-			err: "cannot unmarshal number 9223372036854775808 into Go struct field inFrame.seq of type int64"},
+			err: "cannot unmarshal number 9223372036854775808 into Go struct field ClientFrame.seq of type int64"},
 		{name: "seq below int64 is an error", in: `{"seq":-9223372036854775809}`, err: "number -9223372036854775809 into"},
 		{name: "seq with a fraction is an error", in: `{"seq":1.0}`, err: "number 1.0 into"},
 		{name: "seq with an exponent is an error", in: `{"seq":1e3}`, err: "number 1e3 into"},
-		{name: "seq as a string is an error", in: `{"seq":"1"}`, err: "cannot unmarshal string into Go struct field inFrame.seq of type int64"},
-		{name: "null seq after a seq clears it", in: `{"seq":1,"seq":null}`, want: inFrame{}},
-		{name: "null strings keep an earlier value", in: `{"type":"send","type":null,"id":"a","id":null}`, want: inFrame{Type: "send", ID: "a"}},
-		{name: "null ciphertexts are nil", in: `{"ciphertexts":null,"ciphertext":null,"plaintext":null}`, want: inFrame{}},
-		{name: "a null ciphertext in the map is kept as nil", in: `{"ciphertexts":{"a":null}}`, want: inFrame{Ciphertexts: map[string][]byte{"a": nil}}},
+		{name: "seq as a string is an error", in: `{"seq":"1"}`, err: "cannot unmarshal string into Go struct field ClientFrame.seq of type int64"},
+		{name: "null seq after a seq clears it", in: `{"seq":1,"seq":null}`, want: ClientFrame{}},
+		{name: "null strings keep an earlier value", in: `{"type":"send","type":null,"id":"a","id":null}`, want: ClientFrame{Type: "send", ID: "a"}},
+		{name: "null ciphertexts are nil", in: `{"ciphertexts":null,"ciphertext":null,"plaintext":null}`, want: ClientFrame{}},
+		{name: "a null ciphertext in the map is kept as nil", in: `{"ciphertexts":{"a":null}}`, want: ClientFrame{Ciphertexts: map[string][]byte{"a": nil}}},
 		{name: "an empty ciphertext is empty, not nil", in: `{"ciphertext":"","ciphertexts":{}}`,
-			want: inFrame{Ciphertext: []byte{}, Ciphertexts: map[string][]byte{}}},
+			want: ClientFrame{Ciphertext: []byte{}, Ciphertexts: map[string][]byte{}}},
 		{name: "duplicate ciphertexts objects merge", in: `{"ciphertexts":{"a":"AQ=="},"ciphertexts":{"b":"Ag==","a":"Aw=="}}`,
-			want: inFrame{Ciphertexts: map[string][]byte{"a": {3}, "b": {2}}}},
+			want: ClientFrame{Ciphertexts: map[string][]byte{"a": {3}, "b": {2}}}},
 		{name: "a ciphertext may be an array of bytes", in: `{"ciphertext":[0,1,255],"plaintext":[]}`,
-			want: inFrame{Ciphertext: []byte{0, 1, 255}, Plaintext: []byte{}}},
+			want: ClientFrame{Ciphertext: []byte{0, 1, 255}, Plaintext: []byte{}}},
 		{name: "an array over a ciphertext reuses its bytes where null", in: `{"ciphertext":"AQID","ciphertext":[null,9]}`,
-			want: inFrame{Ciphertext: []byte{1, 9}}},
+			want: ClientFrame{Ciphertext: []byte{1, 9}}},
 		{name: "an array element over 255 is an error", in: `{"ciphertext":[256]}`,
-			err: "cannot unmarshal number 256 into Go struct field inFrame.ciphertext of type uint8"},
+			err: "cannot unmarshal number 256 into Go struct field ClientFrame.ciphertext of type uint8"},
 		{name: "a number for a ciphertext is an error", in: `{"ciphertexts":{"a":1}}`,
-			err: "cannot unmarshal number into Go struct field inFrame.ciphertexts of type []uint8"},
+			err: "cannot unmarshal number into Go struct field ClientFrame.ciphertexts of type []uint8"},
 		{name: "ciphertexts as an array is an error", in: `{"ciphertexts":["AQ=="]}`,
-			err: "cannot unmarshal array into Go struct field inFrame.ciphertexts of type map[string][]uint8"},
+			err: "cannot unmarshal array into Go struct field ClientFrame.ciphertexts of type map[string][]uint8"},
 		{name: "invalid base64 names the byte", in: `{"ciphertext":"AQ*D"}`, err: "illegal base64 data at input byte 2"},
 		{name: "unpadded base64 is an error", in: `{"ciphertext":"AQ"}`, err: "illegal base64 data at input byte 0"},
 		{name: "URL-safe base64 is an error", in: `{"ciphertext":"-_8="}`, err: "illegal base64 data at input byte 0"},
 		{name: "escaped base64 decodes and newlines are skipped", in: `{"ciphertext":"AQ\u003d\u003d","plaintext":"AQ\r\nID"}`,
-			want: inFrame{Ciphertext: []byte{1}, Plaintext: []byte{1, 2, 3}}},
-		{name: "the first error in the frame is the one reported", in: `{"seq":"x","ciphertext":"!!!!"}`, err: "inFrame.seq"},
+			want: ClientFrame{Ciphertext: []byte{1}, Plaintext: []byte{1, 2, 3}}},
+		{name: "the first error in the frame is the one reported", in: `{"seq":"x","ciphertext":"!!!!"}`, err: "ClientFrame.seq"},
 		{name: "whitespace of all four kinds is allowed everywhere", in: " \t\r\n{ \t\r\n\"type\" \t\r\n: \t\r\n\"ping\" \t\r\n, \"x\" : [ 1 , { } ] } \t\r\n",
-			want: inFrame{Type: "ping"}},
+			want: ClientFrame{Type: "ping"}},
 		{name: "form feed is not whitespace", in: "\f{}", headErr: true, err: "invalid character"},
-		{name: "nested unknown fields are skipped", in: `{"a":{"b":[{"c":{}},[],"\"}"],"ciphertext":1},"type":"ping"}`, want: inFrame{Type: "ping"}},
+		{name: "nested unknown fields are skipped", in: `{"a":{"b":[{"c":{}},[],"\"}"],"ciphertext":1},"type":"ping"}`, want: ClientFrame{Type: "ping"}},
 		{name: "a wrong type is an error of the head", in: `{"type":["send"]}`, headErr: true,
-			err: "cannot unmarshal array into Go struct field inFrame.type of type string"},
-		{name: "a frame that is not an object is an error", in: `"send"`, headErr: true, err: "into Go value of type server.inFrame"},
-		{name: "a null frame is empty", in: ` null `, want: inFrame{}},
+			err: "cannot unmarshal array into Go struct field ClientFrame.type of type string"},
+		{name: "a frame that is not an object is an error", in: `"send"`, headErr: true, err: "into Go value of type wire.ClientFrame"},
+		{name: "a null frame is empty", in: ` null `, want: ClientFrame{}},
 		{name: "trailing data is an error", in: `{} {}`, headErr: true, err: "after top-level value"},
-		{name: "a huge ciphertext map decodes", in: manyJSON.String(), want: inFrame{Type: "send", ID: "m", Conversation: "c", Ciphertexts: many}},
-		{name: "a huge ciphertext decodes", in: `{"ciphertext":"` + base64.StdEncoding.EncodeToString(big) + `"}`, want: inFrame{Ciphertext: big}},
+		{name: "a huge ciphertext map decodes", in: manyJSON.String(), want: ClientFrame{Type: "send", ID: "m", Conversation: "c", Ciphertexts: many}},
+		{name: "a huge ciphertext decodes", in: `{"ciphertext":"` + base64.StdEncoding.EncodeToString(big) + `"}`, want: ClientFrame{Ciphertext: big}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var head frameHead
-			var f inFrame
-			headErr, err := decodeClientFrame([]byte(tc.in), &head, &f)
+			var head Head
+			var f ClientFrame
+			headErr, err := DecodeClientFrame([]byte(tc.in), &head, &f)
 			if (headErr != nil) != tc.headErr {
 				t.Fatalf("head error %v, want one: %v", headErr, tc.headErr)
 			}
@@ -247,21 +247,21 @@ func TestSpecial8FindsEveryByteAStringMustLookAt(t *testing.T) {
 	}
 }
 
-// TestDecodeClientFrameKnowsEveryField fails when inFrame or frameHead
-// gains, loses or retypes a field that decodeClientFrame does not handle.
+// TestDecodeClientFrameKnowsEveryField fails when ClientFrame or Head
+// gains, loses or retypes a field that DecodeClientFrame does not handle.
 func TestDecodeClientFrameKnowsEveryField(t *testing.T) {
 	want := map[string]reflect.Type{"type": stringType, "id": stringType, "conversation": stringType,
 		"ciphertexts": bytesMapType, "ciphertext": bytesType, "plaintext": bytesType, "seq": reflect.TypeFor[*int64]()}
 	for _, st := range []reflect.Type{frameType, headType} {
 		for i := range st.NumField() {
 			sf := st.Field(i)
-			name := sf.Tag.Get("json")
+			name, _, _ := strings.Cut(sf.Tag.Get("json"), ",") // the omit options are for encoders
 			if wt, ok := want[name]; !ok || sf.Type != wt || int(matchField([]byte(name))) == 0 {
-				t.Errorf("%s.%s (json %q, %v) is not a field decodeClientFrame decodes", st.Name(), sf.Name, name, sf.Type)
+				t.Errorf("%s.%s (json %q, %v) is not a field DecodeClientFrame decodes", st.Name(), sf.Name, name, sf.Type)
 			}
 		}
 	}
 	if frameType.NumField() != len(want) || len(fieldNames)-1 != len(want) {
-		t.Errorf("inFrame has %d fields, decodeClientFrame knows %d", frameType.NumField(), len(fieldNames)-1)
+		t.Errorf("ClientFrame has %d fields, DecodeClientFrame knows %d", frameType.NumField(), len(fieldNames)-1)
 	}
 }
