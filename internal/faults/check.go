@@ -21,6 +21,7 @@ type Result struct {
 	Duplicated   int           // delivered to the application more than once
 	OutOfOrder   int           // to the application or on the wire, not in seq order
 	Holes        int           // on the wire: a seq the device should have skipped on a socket
+	NotOnWire    int           // delivered to the application and not seen by the tap (a broken tap)
 	Recover      time.Duration // fault over -> everything acknowledged before it delivered
 	Recovered    bool          // within the scenario's bound
 	StoreMissing int           // acknowledged and not in the store (or not as sent)
@@ -30,7 +31,7 @@ type Result struct {
 
 // Failed reports whether the row breaks the promise.
 func (r Result) Failed() bool {
-	return r.Lost+r.Duplicated+r.OutOfOrder+r.Holes+r.StoreMissing+r.Unacked != 0 || !r.Recovered ||
+	return r.Lost+r.Duplicated+r.OutOfOrder+r.Holes+r.StoreMissing+r.Unacked+r.NotOnWire != 0 || !r.Recovered ||
 		r.Acknowledged == 0 || r.Delivered != r.Expected
 }
 
@@ -139,7 +140,23 @@ func (w *world) check(ctx context.Context, db string) Result {
 
 		// The wire: per socket and conversation, seqs rise, and no seq the
 		// device should have lies between two that came one after the other.
-		for _, s := range d.tap.snapshot() {
+		// And the tap saw every message the application got: a tap that
+		// recorded nothing would find no hole.
+		onWire := map[msgKey]bool{}
+		streams := d.tap.snapshot()
+		for _, s := range streams {
+			for _, m := range s.msgs {
+				onWire[msgKey(m)] = true
+			}
+		}
+		d.mu.Lock()
+		for k := range d.got {
+			if !onWire[k] {
+				r.NotOnWire++
+			}
+		}
+		d.mu.Unlock()
+		for _, s := range streams {
 			if s.bad != "" {
 				r.Problems = append(r.Problems, fmt.Sprintf("device %s: socket stream: %s", d.sess.DeviceID, s.bad))
 			}

@@ -209,8 +209,8 @@ func TestFaults(t *testing.T) {
 			}
 			if r.Failed() {
 				t.Errorf("%s: lost %d, duplicated %d, out of order %d, holes on the wire %d, missing from the store %d, "+
-					"sends never answered %d, recovered within the bound %v (%v)", sc.name, r.Lost, r.Duplicated, r.OutOfOrder,
-					r.Holes, r.StoreMissing, r.Unacked, r.Recovered, r.Recover.Round(100*time.Millisecond))
+					"sends never answered %d, delivered and not seen on the wire %d, recovered within the bound %v (%v)", sc.name, r.Lost, r.Duplicated, r.OutOfOrder,
+					r.Holes, r.StoreMissing, r.Unacked, r.NotOnWire, r.Recovered, r.Recover.Round(100*time.Millisecond))
 			}
 		})
 	}

@@ -29,10 +29,7 @@ type stream struct {
 	bad    string // the stream could not be parsed: why
 }
 
-type wireMsg struct {
-	conv string
-	seq  int64
-}
+type wireMsg msgKey
 
 func newTap() *tap { return &tap{live: map[*tapConn]struct{}{}} }
 
