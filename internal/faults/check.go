@@ -68,30 +68,35 @@ func (w *world) expected(upTo time.Time) map[*device]map[string][]int64 {
 }
 
 // missing counts the expected deliveries of messages acknowledged up to
-// upTo (zero: all) that the applications do not have.
-func (w *world) missing(upTo time.Time) int {
-	n := 0
+// upTo (zero: all) that the applications do not have, and returns when the
+// last of those they have arrived.
+func (w *world) missing(upTo time.Time) (n int, last time.Time) {
 	for d, per := range w.expected(upTo) {
 		for conv, seqs := range per {
 			for _, s := range seqs {
-				if !d.has(conv, s) {
+				at, ok := d.gotAt(conv, s)
+				if !ok {
 					n++
+				} else if at.After(last) {
+					last = at
 				}
 			}
 		}
 	}
-	return n
+	return n, last
 }
 
 // waitDelivered polls, from upTo on, until nothing acknowledged up to upTo
-// (zero: all) is missing, or bound passes after since; it returns how long
-// it took from since and whether it made it.
+// (zero: all) is missing, or bound passes after since. It returns the time
+// from since until the last of those messages reached its application (0
+// if all were there before since), and whether all made it in time.
 func (w *world) waitDelivered(upTo, since time.Time, bound time.Duration) (time.Duration, bool) {
 	deadline := since.Add(bound)
 	time.Sleep(time.Until(upTo)) // what is acknowledged by upTo is not all in before it
 	for {
-		if w.missing(upTo) == 0 {
-			return time.Since(since), true
+		n, last := w.missing(upTo)
+		if n == 0 {
+			return max(last.Sub(since), 0), true
 		}
 		if time.Now().After(deadline) {
 			return time.Since(since), false

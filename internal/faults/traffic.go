@@ -90,9 +90,10 @@ type device struct {
 	tap  *tap
 
 	mu      sync.Mutex
-	conn    *client.Conn       // nil while offline
-	app     map[string][]int64 // per conversation, seqs in the order the application got them
-	got     map[msgKey]int     // how often the application got each message
+	conn    *client.Conn         // nil while offline
+	app     map[string][]int64   // per conversation, seqs in the order the application got them
+	got     map[msgKey]int       // how often the application got each message
+	at      map[msgKey]time.Time // when the application first got it
 	highest map[string]int64
 	acked   map[string]int64
 	wake    chan struct{}
@@ -134,7 +135,7 @@ func (w *world) populate(ctx context.Context) {
 			if err != nil {
 				return err
 			}
-			u.devs = append(u.devs, &device{w: w, u: u, sess: s, tap: newTap(), app: map[string][]int64{}, got: map[msgKey]int{},
+			u.devs = append(u.devs, &device{w: w, u: u, sess: s, tap: newTap(), app: map[string][]int64{}, got: map[msgKey]int{}, at: map[msgKey]time.Time{},
 				highest: map[string]int64{}, acked: map[string]int64{}, wake: make(chan struct{}, 1)})
 		}
 		return nil
@@ -460,7 +461,10 @@ func (d *device) receive() {
 			}
 			d.mu.Lock()
 			d.app[m.Conversation] = append(d.app[m.Conversation], m.Seq)
-			d.got[msgKey{m.Conversation, m.Seq}]++
+			k := msgKey{m.Conversation, m.Seq}
+			if d.got[k]++; d.got[k] == 1 {
+				d.at[k] = time.Now()
+			}
 			d.highest[m.Conversation] = max(d.highest[m.Conversation], m.Seq)
 			d.mu.Unlock()
 		case <-ack.C:
@@ -484,11 +488,12 @@ func (d *device) ack(c *client.Conn) {
 	}
 }
 
-// has reports whether the application got seq in conv.
-func (d *device) has(conv string, seq int64) bool {
+// gotAt reports whether and when the application got seq in conv.
+func (d *device) gotAt(conv string, seq int64) (time.Time, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.got[msgKey{conv, seq}] > 0
+	at, ok := d.at[msgKey{conv, seq}]
+	return at, ok
 }
 
 type msgKey struct {
