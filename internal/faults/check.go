@@ -68,35 +68,48 @@ func (w *world) expected(upTo time.Time) map[*device]map[string][]int64 {
 }
 
 // missing counts the expected deliveries of messages acknowledged up to
-// upTo (zero: all) that the applications do not have, and returns when the
-// last of those they have arrived.
-func (w *world) missing(upTo time.Time) (n int, last time.Time) {
-	for d, per := range w.expected(upTo) {
-		for conv, seqs := range per {
-			for _, s := range seqs {
-				at, ok := d.gotAt(conv, s)
-				if !ok {
+// upTo (zero: all) that the applications do not have. For those they have,
+// it returns the longest wait after since, or after the message's
+// acknowledgement if that came later: how long the fault still held
+// anything up once it was over.
+func (w *world) missing(upTo, since time.Time) (n int, wait time.Duration) {
+	w.mu.Lock()
+	sent := append([]sentMsg(nil), w.sent...)
+	w.mu.Unlock()
+	for _, m := range sent {
+		if !upTo.IsZero() && m.at.After(upTo) {
+			continue
+		}
+		from := since
+		if m.at.After(from) {
+			from = m.at
+		}
+		for _, u := range w.convs[m.conv] {
+			for _, d := range u.devs {
+				if d.sess.DeviceID == m.sender {
+					continue
+				}
+				if at, ok := d.gotAt(m.conv, m.seq); !ok {
 					n++
-				} else if at.After(last) {
-					last = at
+				} else {
+					wait = max(wait, at.Sub(from))
 				}
 			}
 		}
 	}
-	return n, last
+	return n, wait
 }
 
 // waitDelivered polls, from upTo on, until nothing acknowledged up to upTo
 // (zero: all) is missing, or bound passes after since. It returns the time
-// from since until the last of those messages reached its application (0
-// if all were there before since), and whether all made it in time.
+// to recover (see missing) and whether all made it in time.
 func (w *world) waitDelivered(upTo, since time.Time, bound time.Duration) (time.Duration, bool) {
 	deadline := since.Add(bound)
 	time.Sleep(time.Until(upTo)) // what is acknowledged by upTo is not all in before it
 	for {
-		n, last := w.missing(upTo)
+		n, wait := w.missing(upTo, since)
 		if n == 0 {
-			return max(last.Sub(since), 0), true
+			return wait, true
 		}
 		if time.Now().After(deadline) {
 			return time.Since(since), false

@@ -21,7 +21,7 @@ var tableHeader = []string{"scenario", "devices", "acknowledged", "expected deli
 
 // Row formats r as a table row, with the command that produced it.
 func (r Result) Row(command string) string {
-	rec := r.Recover.Round(100 * time.Millisecond).String()
+	rec := r.Recover.Round(10 * time.Millisecond).String()
 	if !r.Recovered {
 		rec = "not within " + rec
 	}
