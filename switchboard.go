@@ -210,7 +210,14 @@ type Bus interface {
 	Publish(ctx context.Context, topic string, data []byte) error
 	// Subscribe calls fn for every message on a topic with the given prefix
 	// (e.g. "conv."), in publish order per topic, until cancel is called.
-	Subscribe(prefix string, fn func(topic string, data []byte)) (cancel func(), err error)
+	//
+	// A bus that can lose its connection (Redis) subscribes again when it
+	// is back, and then calls resumed, unless it is nil: what was published
+	// while the subscription was down may be lost, and a subscriber that
+	// must not miss it reads it from the store. resumed is called after the
+	// subscription is live again (what is published from then on reaches
+	// fn) and must not block. A bus that cannot be interrupted never calls it.
+	Subscribe(prefix string, fn func(topic string, data []byte), resumed func()) (cancel func(), err error)
 	Ping(ctx context.Context) error
 	Close() error
 }

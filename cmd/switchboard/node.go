@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	sb "github.com/switchboard-chat/switchboard"
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/inmem"
@@ -225,6 +226,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.store = store
+	// One registry per node, served at /metrics: each adapter registers
+	// its own collectors, the server adds its own.
+	metrics := prometheus.NewRegistry()
 	busName := "in-process"
 	if m.Config.Redis == "" {
 		m.bus = &inmem.Bus{}
@@ -235,14 +239,18 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 		m.bus, busName = bus, "redis"
+		if err := bus.Register(metrics); err != nil {
+			m.Close()
+			return fmt.Errorf("bus metrics: %w", err)
+		}
 	}
 	cc, sc := m.Config.Chat, m.Config.Server
-	cc.Logger, sc.Logger = log, log
+	cc.Logger, sc.Logger, sc.Metrics = log, log, metrics
 	if cc.MaxCiphertext == 0 {
 		cc.MaxCiphertext = sc.MaxFrame
 	}
 	svc := chat.New(store, m.bus, cc)
-	m.server = server.New(svc, store, m.bus, sc)
+	m.server = server.New(svc, sc)
 	if err := m.server.Start(); err != nil {
 		m.Close()
 		return err

@@ -117,3 +117,12 @@ func (c *cache) forgetDevices(userID string) {
 	c.epoch++
 	c.mu.Unlock()
 }
+
+// forgetAllDevices drops every cached device list: the bus was down, and
+// the ctl.devices events of that time may be lost.
+func (c *cache) forgetAllDevices() {
+	c.mu.Lock()
+	clear(c.devices)
+	c.epoch++
+	c.mu.Unlock()
+}

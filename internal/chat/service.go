@@ -248,10 +248,6 @@ func (s *Service) member(ctx context.Context, id Identity, convID string) ([]str
 	return members, nil
 }
 
-// ForgetDevices drops what this node cached of a user's devices; the node
-// calls it for every ctl.devices event, wherever the change was made.
-func (s *Service) ForgetDevices(userID string) { s.cache.forgetDevices(userID) }
-
 // Messages returns what the caller's device receives in a conversation after a seq.
 func (s *Service) Messages(ctx context.Context, id Identity, convID string, after int64, limit int) ([]sb.Delivery, error) {
 	if _, err := s.member(ctx, id, convID); err != nil {

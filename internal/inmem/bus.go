@@ -57,8 +57,9 @@ func (b *Bus) Publish(_ context.Context, topic string, data []byte) error {
 	return nil
 }
 
-// Subscribe calls fn for each message whose topic starts with prefix.
-func (b *Bus) Subscribe(prefix string, fn func(topic string, data []byte)) (func(), error) {
+// Subscribe calls fn for each message whose topic starts with prefix. An
+// in-process bus is never interrupted: resumed is never called.
+func (b *Bus) Subscribe(prefix string, fn func(topic string, data []byte), resumed func()) (func(), error) {
 	s := &subscription{prefix: prefix, fn: fn}
 	s.cond = sync.NewCond(&s.mu)
 	b.mu.Lock()

@@ -23,7 +23,7 @@ func TestBus(t *testing.T) {
 			if n == 100 {
 				close(done)
 			}
-		})
+		}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -51,7 +51,7 @@ func TestBus(t *testing.T) {
 		var b Bus
 		defer b.Close()
 		calls := make(chan string, 10)
-		cancel, _ := b.Subscribe("", func(topic string, _ []byte) { calls <- topic })
+		cancel, _ := b.Subscribe("", func(topic string, _ []byte) { calls <- topic }, nil)
 		_ = b.Publish(context.Background(), "x", nil)
 		<-calls
 		cancel()

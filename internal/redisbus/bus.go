@@ -8,15 +8,32 @@
 // trip, not N, and one writer on one connection keeps them in order. When
 // 65,536 publishes are queued (Redis is slower than the node), Publish waits
 // for room instead of dropping: the sends behind it slow down, nothing is
-// lost. A publish Redis refuses or cannot take (it is down) is dropped and
-// counted (Stats): pub/sub is the fast path, the store holds every message,
-// and a device that missed one gets it from the store at its next sync.
+// lost.
+//
+// A publish Redis cannot take (it is down, the connection broke) is kept,
+// with every publish behind it, and sent again once Redis answers: a
+// message stored during an outage reaches the online devices as soon as
+// Redis is back, without waiting for a later message to reveal the gap.
+// What is kept is bounded (65,536 publishes, 64 MiB); past that the oldest
+// are dropped and counted (Stats). The kept publishes are the fast path
+// only: when Redis was down, every node's subscription broke too, and each
+// node reads what its devices missed from the store once its subscription
+// is back (the resumed callback of Subscribe), whether the publishes sent
+// again reached it or not (they may reach Redis before a node has
+// subscribed again). Keeping them covers what that cannot: one node's
+// connection broken while the others' subscriptions held. A publish Redis
+// answers with an error is dropped and counted: sending it again would get
+// the same answer.
 //
 // Subscribe PSUBSCRIBEs prefix* once per prefix (rueidis subscribes again
-// after a reconnect) and hands what arrives to an in-process bus (inmem),
-// so each subscriber drains its own queue in publish order per topic and a
-// slow one never holds up the Redis connection. A node's own publishes come
-// back to it this way: one path for local and remote recipients.
+// after a reconnect, and then the subscribers' resumed callbacks run) and
+// hands what arrives to an in-process bus (inmem), so each subscriber drains
+// its own queue in publish order per topic and a slow one never holds up
+// the Redis connection. A node's own publishes come back to it this way: one
+// path for local and remote recipients.
+//
+// Each Bus registers its own metrics (Register), so that the node's HTTP
+// edge needs to know nothing of Redis.
 package redisbus
 
 import (
@@ -41,8 +58,17 @@ const (
 	// maxQueued bounds the publishes waiting for Redis: past it (Redis is
 	// slower than the node) Publish waits.
 	maxQueued = 1 << 16
+	// maxKept and maxKeptBytes bound the publishes kept while Redis cannot
+	// take them: past either, the oldest are dropped (the store has them,
+	// and the subscribers' catch-up reads them).
+	maxKept      = 1 << 16
+	maxKeptBytes = 64 << 20
 	// maxPipeline bounds one DoMulti.
 	maxPipeline = 1024
+	// retryMin and retryMax bound the wait before kept publishes are sent
+	// again: short at first (a blip), longer while Redis stays down.
+	retryMin = 50 * time.Millisecond
+	retryMax = time.Second
 	// subscribeTimeout bounds the wait for Redis to confirm a PSUBSCRIBE.
 	subscribeTimeout = 10 * time.Second
 	// closeTimeout bounds the flush of what is queued when the bus closes.
@@ -59,7 +85,13 @@ type Bus struct {
 	queue    []pub
 	spare    []pub
 	closed   bool
-	patterns map[string]bool // prefixes subscribed in Redis
+	patterns map[string]*pattern // prefixes subscribed in Redis
+
+	// kept is the writer's: publishes Redis could not take, in publish
+	// order, and the bytes they hold. While it is not empty every new
+	// publish goes behind it, so one topic's order holds across an outage.
+	kept      []pub
+	keptBytes int
 
 	wake      chan struct{}
 	done      chan struct{}
@@ -68,7 +100,13 @@ type Bus struct {
 	writer    sync.WaitGroup
 	receivers sync.WaitGroup
 
-	published, dropped, pipelines atomic.Int64
+	published, dropped, pipelines, retried, resubscribed atomic.Int64
+	waiting                                              atomic.Int64 // len(kept), for Stats
+}
+
+// pattern is one PSUBSCRIBE and the resumed callbacks of its subscribers.
+type pattern struct {
+	resumed map[*func()]struct{}
 }
 
 type pub struct {
@@ -78,9 +116,12 @@ type pub struct {
 
 // Stats are the bus's counters since Open.
 type Stats struct {
-	Published int64 // publishes Redis took
-	Dropped   int64 // publishes lost: refused by Redis, or Redis unreachable
-	Pipelines int64 // DoMulti calls that carried them
+	Published    int64 // publishes Redis took
+	Dropped      int64 // publishes lost: refused by Redis, or past the bound kept while it was unreachable
+	Pipelines    int64 // DoMulti calls that carried them
+	Retried      int64 // publishes sent again after Redis could not take them
+	Waiting      int64 // publishes kept now, to be sent again when Redis answers
+	Resubscribed int64 // subscriptions made again after the connection was lost
 }
 
 // Open connects to the Redis at url (redis://[user:password@]host:port/db)
@@ -95,7 +136,7 @@ func Open(ctx context.Context, url string) (*Bus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redisbus: connect %s: %w", opt.InitAddress, err)
 	}
-	b := &Bus{client: client, patterns: make(map[string]bool),
+	b := &Bus{client: client, patterns: make(map[string]*pattern),
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	b.room.L = &b.mu
 	b.ctx, b.cancel = context.WithCancel(context.Background())
@@ -130,47 +171,73 @@ func (b *Bus) Publish(_ context.Context, topic string, data []byte) error {
 	return nil
 }
 
-// write is the one goroutine that sends publishes, in queue order.
+// write is the one goroutine that sends publishes, in queue order. While
+// publishes are kept (Redis could not take them) it sends them again after
+// a pause that grows while Redis stays down, instead of at every wake: new
+// publishes go behind the kept ones meanwhile.
 func (b *Bus) write() {
 	defer b.writer.Done()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	pause := time.Duration(0)
 	for {
 		select {
 		case <-b.wake:
-			b.flush(b.ctx)
+			if pause > 0 { // waiting for Redis: queue behind what is kept
+				b.keep(b.take())
+				continue
+			}
+		case <-retry.C:
 		case <-b.done:
 			ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 			b.flush(ctx) // what was published before Close still goes out
 			cancel()
 			return
 		}
+		if b.flush(b.ctx) {
+			pause = 0
+			continue
+		}
+		pause = min(max(2*pause, retryMin), retryMax)
+		retry.Reset(pause)
 	}
 }
 
-// flush sends what is queued, maxPipeline publishes per round trip.
-func (b *Bus) flush(ctx context.Context) {
+// take empties the queue and wakes the publishers waiting for room.
+func (b *Bus) take() []pub {
 	b.mu.Lock()
 	batch := b.queue
 	b.queue, b.spare = b.spare[:0], nil
 	b.room.Broadcast()
 	b.mu.Unlock()
-	cmds := make(rueidis.Commands, 0, min(len(batch), maxPipeline))
-	for len(batch) > 0 {
-		n := min(len(batch), maxPipeline)
-		cmds = cmds[:0]
-		for _, p := range batch[:n] {
-			cmds = append(cmds, b.client.B().Publish().Channel(p.topic).Message(rueidis.BinaryString(p.data)).Build())
-		}
-		b.pipelines.Add(1)
-		for _, r := range b.client.DoMulti(ctx, cmds...) {
-			if r.Error() != nil {
-				b.dropped.Add(1)
-			} else {
-				b.published.Add(1)
-			}
-		}
-		clear(batch[:n])
-		batch = batch[n:]
+	return batch
+}
+
+// keep puts batch behind the kept publishes, dropping the oldest past the
+// bound.
+func (b *Bus) keep(batch []pub) {
+	for _, p := range batch {
+		b.kept = append(b.kept, p)
+		b.keptBytes += len(p.data)
 	}
+	drop := 0
+	for len(b.kept)-drop > maxKept || (b.keptBytes > maxKeptBytes && drop < len(b.kept)-1) {
+		b.keptBytes -= len(b.kept[drop].data)
+		drop++
+	}
+	if drop > 0 {
+		b.dropped.Add(int64(drop))
+		clear(b.kept[:drop])
+		b.kept = append(b.kept[:0], b.kept[drop:]...)
+	}
+	b.waiting.Store(int64(len(b.kept)))
+	b.recycle(batch)
+}
+
+// recycle hands batch's array back to the queue once its publishes are
+// sent or kept.
+func (b *Bus) recycle(batch []pub) {
+	clear(batch)
 	b.mu.Lock()
 	if b.spare == nil {
 		b.spare = batch[:0]
@@ -178,43 +245,131 @@ func (b *Bus) flush(ctx context.Context) {
 	b.mu.Unlock()
 }
 
+// flush sends what is kept and what is queued, maxPipeline publishes per
+// round trip, and reports whether Redis took (or refused) every one of
+// them. A publish Redis could not take is kept, with every later one, for
+// the next try.
+func (b *Bus) flush(ctx context.Context) bool {
+	batch := b.take()
+	if len(b.kept) > 0 {
+		b.keep(batch)
+		batch = nil
+	}
+	retrying := len(b.kept) > 0
+	sending := batch
+	if retrying {
+		sending = b.kept
+	}
+	cmds := make(rueidis.Commands, 0, min(len(sending), maxPipeline))
+	sent, ok := 0, true
+	for sent < len(sending) && ok {
+		n := min(len(sending)-sent, maxPipeline)
+		cmds = cmds[:0]
+		for _, p := range sending[sent : sent+n] {
+			cmds = append(cmds, b.client.B().Publish().Channel(p.topic).Message(rueidis.BinaryString(p.data)).Build())
+		}
+		b.pipelines.Add(1)
+		if retrying {
+			b.retried.Add(int64(n))
+		}
+		var failed []pub
+		for i, r := range b.client.DoMulti(ctx, cmds...) {
+			switch err := r.Error(); {
+			case err == nil:
+				b.published.Add(1)
+			case isRefusal(err):
+				b.dropped.Add(1)
+			default: // not sent, or no answer: send it again
+				failed = append(failed, sending[sent+i])
+				ok = false
+			}
+		}
+		sent += n
+		if !ok {
+			// What failed first, then what was not tried yet: both go
+			// again, in publish order.
+			rest := append(failed, sending[sent:]...)
+			b.kept, b.keptBytes = nil, 0
+			b.keep(rest)
+		}
+	}
+	if ok && retrying {
+		clear(b.kept)
+		b.kept, b.keptBytes = b.kept[:0], 0
+		b.waiting.Store(0)
+	}
+	if batch != nil {
+		b.recycle(batch)
+	}
+	return ok
+}
+
+// isRefusal reports whether err is Redis's answer (sending the publish
+// again would get the same one), not a lost connection.
+func isRefusal(err error) bool {
+	_, ok := rueidis.IsRedisErr(err)
+	return ok
+}
+
 // Subscribe calls fn for each message whose topic starts with prefix, from
 // any node, in publish order per topic, until cancel is called. It returns
 // once Redis has confirmed the subscription, so what is published after it
-// returns is received.
-func (b *Bus) Subscribe(prefix string, fn func(topic string, data []byte)) (func(), error) {
-	cancel, err := b.local.Subscribe(prefix, fn)
+// returns is received. Each time Redis confirms the subscription again
+// after the connection was lost, resumed (unless nil) is called in a new
+// goroutine.
+func (b *Bus) Subscribe(prefix string, fn func(topic string, data []byte), resumed func()) (func(), error) {
+	cancel, err := b.local.Subscribe(prefix, fn, nil)
 	if err != nil {
 		return nil, ErrClosed
 	}
-	if err := b.subscribeRedis(prefix); err != nil {
+	key := &resumed
+	if err := b.subscribeRedis(prefix, key); err != nil {
 		cancel()
 		return nil, err
 	}
-	return cancel, nil
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			if p := b.patterns[prefix]; p != nil {
+				delete(p.resumed, key)
+			}
+			b.mu.Unlock()
+			cancel()
+		})
+	}, nil
 }
 
-// subscribeRedis PSUBSCRIBEs prefix* unless it already is, and waits for
-// the confirmation.
-func (b *Bus) subscribeRedis(prefix string) error {
+// subscribeRedis PSUBSCRIBEs prefix* unless it already is, registers
+// resumed, and waits for the confirmation.
+func (b *Bus) subscribeRedis(prefix string, resumed *func()) error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
 		return ErrClosed
 	}
-	if b.patterns[prefix] {
+	if p := b.patterns[prefix]; p != nil {
+		p.resumed[resumed] = struct{}{}
 		b.mu.Unlock()
 		return nil
 	}
-	b.patterns[prefix] = true
+	p := &pattern{resumed: map[*func()]struct{}{resumed: {}}}
+	b.patterns[prefix] = p
 	b.mu.Unlock()
 
 	confirmed := make(chan struct{})
-	var once sync.Once
+	var first atomic.Bool
+	first.Store(true)
 	ctx := rueidis.WithOnSubscriptionHook(b.ctx, func(s rueidis.PubSubSubscription) {
-		if s.Kind == "psubscribe" {
-			once.Do(func() { close(confirmed) })
+		if s.Kind != "psubscribe" {
+			return
 		}
+		if first.Swap(false) {
+			close(confirmed)
+			return
+		}
+		b.resubscribed.Add(1)
+		b.resume(p)
 	})
 	// Topic prefixes hold no glob characters (conv., user., control.).
 	cmd := func() rueidis.Completed { return b.client.B().Psubscribe().Pattern(prefix + "*").Build() }
@@ -244,6 +399,22 @@ func (b *Bus) subscribeRedis(prefix string) error {
 	}
 }
 
+// resume runs the resumed callbacks of p's subscribers, each in its own
+// goroutine: the subscription hook runs on rueidis's pipeline and must not
+// wait for a subscriber's store reads.
+func (b *Bus) resume(p *pattern) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	for fn := range p.resumed {
+		if *fn != nil {
+			go (*fn)()
+		}
+	}
+}
+
 // Ping checks Redis answers.
 func (b *Bus) Ping(ctx context.Context) error {
 	b.mu.Lock()
@@ -260,10 +431,11 @@ func (b *Bus) Ping(ctx context.Context) error {
 
 // Stats returns the counters since Open.
 func (b *Bus) Stats() Stats {
-	return Stats{Published: b.published.Load(), Dropped: b.dropped.Load(), Pipelines: b.pipelines.Load()}
+	return Stats{Published: b.published.Load(), Dropped: b.dropped.Load(), Pipelines: b.pipelines.Load(),
+		Retried: b.retried.Load(), Waiting: b.waiting.Load(), Resubscribed: b.resubscribed.Load()}
 }
 
-// Close sends what is queued (waiting up to 5 s), then stops every
+// Close sends what is queued and kept (waiting up to 5 s), then stops every
 // subscription and closes the connections.
 func (b *Bus) Close() error {
 	b.mu.Lock()

@@ -93,7 +93,7 @@ func startNodeOn(t *testing.T, store sb.Store, bus sb.Bus, level slog.Level, opt
 	for _, o := range opts {
 		o(&cc, &sc)
 	}
-	srv := server.New(chat.New(store, bus, cc), store, bus, sc)
+	srv := server.New(chat.New(store, bus, cc), sc)
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -84,12 +84,8 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.store.Ping(ctx); err != nil {
-		writeProblem(w, s.log, sb.Errorf(sb.EUNAVAILABLE, "unavailable", "store unreachable"))
-		return
-	}
-	if err := s.bus.Ping(ctx); err != nil {
-		writeProblem(w, s.log, sb.Errorf(sb.EUNAVAILABLE, "unavailable", "bus unreachable"))
+	if err := s.svc.Ready(ctx); err != nil {
+		writeProblem(w, s.log, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -48,7 +48,7 @@ func newFuzzAPI(f *testing.F) *fuzzAPI {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc := chat.New(store, bus, chat.Config{Argon2: chat.Argon2Params{Time: 1, MemoryKiB: 8, Threads: 1},
 		SendRate: -1, SendBurst: -1, Limits: unlimited, Logger: log})
-	s := New(svc, store, bus, Config{MaxBody: 64 << 10, Logger: log})
+	s := New(svc, Config{MaxBody: 64 << 10, Logger: log})
 	a := &fuzzAPI{h: s.secure(s.routes())}
 	for _, u := range []string{"alice", "bob"} {
 		if _, err := svc.CreateAccount(ctx, u, "password-"+u); err != nil {

@@ -64,6 +64,9 @@ type hub struct {
 	seq  *sequencer
 	gaps atomic.Uint64 // gaps read from the store (a publish that never came)
 
+	resuming sync.Mutex    // held by a resume (sequence.go)
+	resumes  atomic.Uint64 // catch-ups after the bus was back
+
 	mu     sync.RWMutex
 	peers  map[string]*peer              // by device id
 	byUser map[string]map[*peer]struct{} // by user id, for user-wide events
@@ -126,9 +129,6 @@ func (h *hub) ofUsers(userIDs []string) []*peer {
 // onControl acts on a control event: a revoked device's socket closes with
 // 4001 wherever it is; a changed device list is announced to the users told.
 func (h *hub) onControl(c *chat.Control) {
-	if c.DevicesChanged != "" {
-		h.svc.ForgetDevices(c.DevicesChanged)
-	}
 	if c.Revoked != "" {
 		if p := h.get(c.Revoked); p != nil {
 			p.conn.Close(CloseDeviceRevoked, "device revoked")

@@ -6,13 +6,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/switchboard-chat/switchboard/internal/redisbus"
 )
 
-// metricsHandler serves this node's registry. Each Server has its own, so
-// tests can run several nodes in one process.
+// metricsHandler serves this node's registry: Config.Metrics, where the
+// adapters registered their own collectors, or a new one. Each Server has
+// its own, so tests can run several nodes in one process.
 func (s *Server) metricsHandler() http.Handler {
-	reg := prometheus.NewRegistry()
+	reg := s.cfg.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
 	reg.MustRegister(
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewGoCollector(),
@@ -23,19 +26,6 @@ func (s *Server) metricsHandler() http.Handler {
 			Name: "switchboard_bus_gaps_total", Help: "Gaps in a conversation's seqs that no publish filled within a second, read from the store instead.",
 		}, func() float64 { return float64(s.hub.gaps.Load()) }),
 	)
-	if b, ok := s.bus.(*redisbus.Bus); ok {
-		reg.MustRegister(
-			prometheus.NewCounterFunc(prometheus.CounterOpts{
-				Name: "switchboard_bus_published_total", Help: "Publishes Redis took.",
-			}, func() float64 { return float64(b.Stats().Published) }),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{
-				Name: "switchboard_bus_dropped_total", Help: "Publishes lost: refused by Redis or Redis unreachable (devices get them at their next sync).",
-			}, func() float64 { return float64(b.Stats().Dropped) }),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{
-				Name: "switchboard_bus_pipelines_total", Help: "Round trips that carried the publishes (pipelined).",
-			}, func() float64 { return float64(b.Stats().Pipelines) }),
-		)
-	}
 	// Uncompressed: the page is a few KB, and promhttp keeps a gzip writer
 	// (~650 KB of flate state) alive per concurrent scrape, which at 5,000
 	// idle sockets was a fifth of the node's heap growth.

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,9 +37,10 @@ type sequencer struct {
 	catchUp func(convID string, from, to int64) // reads seqs from..to from the store for local devices
 	start   func(m *sb.Message) int64           // the next seq of a conversation not tracked yet, m its first message
 
-	mu    sync.Mutex
-	convs map[string]*convSeq
-	swept time.Time
+	mu      sync.Mutex
+	convs   map[string]*convSeq
+	swept   time.Time
+	holding int // resumes in progress: gaps wait for them, not for grace (hub.resume)
 }
 
 type convSeq struct {
@@ -103,10 +106,17 @@ func (q *sequencer) release(c *convSeq) {
 }
 
 // expire ends a wait of grace: the missing seqs are read from the store,
-// then the held messages go out in order.
+// then the held messages go out in order. While a resume is in progress the
+// wait goes on: the resume reads the gap for every local socket, including
+// those still syncing, which this read would miss (hub.resume).
 func (q *sequencer) expire(convID string, c *convSeq) {
 	q.mu.Lock()
 	if q.convs[convID] != c || len(c.held) == 0 {
+		q.mu.Unlock()
+		return
+	}
+	if q.holding > 0 {
+		c.timer = time.AfterFunc(q.grace, func() { q.expire(convID, c) })
 		q.mu.Unlock()
 		return
 	}
@@ -135,6 +145,40 @@ func (q *sequencer) expire(convID string, c *convSeq) {
 	if len(c.held) > 0 && c.timer == nil { // another gap further on
 		c.timer = time.AfterFunc(q.grace, func() { q.expire(convID, c) })
 	}
+}
+
+// hold makes gaps wait until done is called, instead of grace: a resume
+// is reading them from the store (hub.resume).
+func (q *sequencer) hold() (done func()) {
+	q.mu.Lock()
+	q.holding++
+	q.mu.Unlock()
+	return func() {
+		q.mu.Lock()
+		q.holding--
+		q.mu.Unlock()
+	}
+}
+
+// advance moves a conversation's next seq up to next: every local socket
+// has had the seqs before it, read from the store. The held messages below
+// it go out (sockets skip what they have), then those next in line.
+func (q *sequencer) advance(convID string, next int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	c := q.convs[convID]
+	if c == nil || c.next >= next {
+		return
+	}
+	for _, seq := range slices.Sorted(maps.Keys(c.held)) {
+		if seq >= next {
+			break
+		}
+		q.deliver(c.held[seq])
+		delete(c.held, seq)
+	}
+	c.next = next
+	q.release(c)
 }
 
 // sweep forgets conversations idle for q.idle with nothing held, at most
@@ -195,25 +239,198 @@ func (h *hub) catchUp(convID string, from, to int64) {
 	defer cancel()
 	var buf []byte
 	for _, p := range peers {
-		p.mu.Lock()
-		after := p.last[convID]
-		p.mu.Unlock()
-		if after >= to { // the gap reached it meanwhile
-			continue
-		}
-		ds, err := h.svc.Messages(ctx, p.id, convID, after, int(to-after))
-		if err != nil {
+		if err := h.readInto(ctx, p, convID, to, &buf); err != nil {
 			h.log.Warn("reading a gap from the store", "conversation", convID, "from", from, "to", to, "device", p.id.DeviceID, "err", err)
-			continue
+		}
+	}
+}
+
+// catchUpPage is how many messages one store read of a catch-up returns.
+const catchUpPage = 500
+
+// readInto writes to p what it has not had of a conversation up to seq to,
+// read from the store, in seq order. A socket that got those seqs
+// meanwhile (live, or from another catch-up) has nothing read; one that
+// is syncing or closed gets nothing (its sync reads the store itself).
+func (h *hub) readInto(ctx context.Context, p *peer, convID string, to int64, buf *[]byte) error {
+	p.mu.Lock()
+	after := p.last[convID]
+	p.mu.Unlock()
+	for after < to {
+		limit := int(min(to-after, catchUpPage))
+		ds, err := h.svc.Messages(ctx, p.id, convID, after, limit)
+		if err != nil {
+			return err
 		}
 		p.mu.Lock()
+		if p.syncing || p.closed {
+			p.mu.Unlock()
+			return nil
+		}
 		for i := range ds {
-			if d := &ds[i]; d.Seq <= to && !p.syncing && !p.closed && d.Seq > p.last[convID] {
+			if d := &ds[i]; d.Seq <= to && d.Seq > p.last[convID] {
 				p.last[convID] = d.Seq
-				buf = appendMessage(buf[:0], d)
-				p.conn.Write(buf)
+				*buf = appendMessage((*buf)[:0], d)
+				p.conn.Write(*buf)
 			}
 		}
 		p.mu.Unlock()
+		if len(ds) < limit { // nothing more for this device up to to
+			return nil
+		}
+		after = ds[len(ds)-1].Seq
 	}
+	return nil
+}
+
+// resumeWait bounds how long a resume waits for the sockets that were
+// syncing when it began; the gaps of their conversations wait meanwhile.
+const resumeWait = 30 * time.Second
+
+// closeRevoked closes, with 4001, the sockets of user's devices that the
+// store no longer lists as active: a revocation's control event may have
+// been lost while the bus was down. It returns the others.
+func (h *hub) closeRevoked(ctx context.Context, user string, peers []*peer) []*peer {
+	devs, err := h.svc.Devices(ctx, user)
+	if err != nil {
+		h.log.Warn("reading devices after the bus was back", "user", user, "err", err)
+		return peers
+	}
+	active := make(map[string]bool, len(devs))
+	for _, d := range devs {
+		active[d.ID] = true
+	}
+	kept := peers[:0]
+	for _, p := range peers {
+		if active[p.id.DeviceID] {
+			kept = append(kept, p)
+		} else {
+			p.conn.Close(CloseDeviceRevoked, "device revoked")
+		}
+	}
+	return kept
+}
+
+// resume catches every local socket up after the bus was interrupted and
+// subscribed again (Bus.Subscribe's resumed): what was published meanwhile
+// may be lost (a Redis outage, a broken connection), and nothing else
+// would reveal it until a later message of the same conversation arrived
+// (the sequencer's gap), or ever, if none does. The store is the truth:
+// per local user, its heads are compared with what each socket of the user
+// has had, and the difference is read and written in seq order. A socket
+// of a device revoked meanwhile is closed (its event may be lost too).
+//
+// The bus is live again before this runs, so a message stored after the
+// heads were read comes live; one stored before comes from here (or both
+// ways: sockets skip what they have). Meanwhile the sequencer's gaps wait
+// for the resume rather than for their grace, so a later live message
+// never goes out before the seqs read here: the conversations are then
+// advanced past the heads, which releases what they held. A socket that
+// is syncing read its heads before the bus was back, maybe during the
+// outage: it is caught up when its sync is done (polled, bounded by
+// resumeWait), and before any held message goes out to it.
+func (h *hub) resume(ctx context.Context) {
+	h.resuming.Lock() // one at a time: a second outage's resume runs after
+	defer h.resuming.Unlock()
+	h.resumes.Add(1)
+	defer h.seq.hold()()
+
+	users := make(map[string][]*peer)
+	h.mu.RLock()
+	for user, set := range h.byUser {
+		for p := range set {
+			users[user] = append(users[user], p)
+		}
+	}
+	h.mu.RUnlock()
+
+	// The conversations to advance: those every local socket is caught up
+	// in. One that is not (a failed read, a sync that outlasts resumeWait)
+	// keeps its gap, which the sequencer reads when its grace ends.
+	var mu sync.Mutex // guards the three below, written by the workers
+	heads, behind := make(map[string]int64), make(map[string]bool)
+	complete := true // every user's heads were read
+	deadline := time.Now().Add(resumeWait)
+	for len(users) > 0 {
+		syncing := make(map[string][]*peer)
+		// A few users at a time: a node with thousands of users is caught
+		// up in a fraction of the time, and the store (shared by every
+		// node, all resuming at once) sees a bounded number of reads.
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, resumeWorkers)
+		for user, peers := range users {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				got, busy, lagging, err := h.resumeUser(ctx, user, peers)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					h.log.Warn("reading heads after the bus was back", "user", user, "err", err)
+					complete = false
+					return
+				}
+				for conv, head := range got {
+					heads[conv] = max(heads[conv], head)
+				}
+				for _, conv := range lagging {
+					behind[conv] = true
+				}
+				if len(busy) > 0 {
+					syncing[user] = busy
+				}
+			})
+		}
+		wg.Wait()
+		users = syncing
+		if len(users) == 0 {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			complete = false
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if !complete { // a socket's conversations are not known: advance none
+		return
+	}
+	for conv, head := range heads {
+		if !behind[conv] {
+			h.seq.advance(conv, head+1)
+		}
+	}
+}
+
+// resumeWorkers is how many users a resume catches up at once.
+const resumeWorkers = 4
+
+// resumeUser catches up the sockets of one user (resume): it returns the
+// user's heads, the sockets still syncing (to look at again), and the
+// conversations a socket could not be caught up in.
+func (h *hub) resumeUser(ctx context.Context, user string, peers []*peer) (heads map[string]int64, syncing []*peer, behind []string, err error) {
+	heads, err = h.svc.Heads(ctx, peers[0].id)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var buf []byte
+	for _, p := range h.closeRevoked(ctx, user, peers) {
+		p.mu.Lock()
+		busy := p.syncing && !p.closed
+		p.mu.Unlock()
+		if busy {
+			syncing = append(syncing, p)
+			continue
+		}
+		for conv, head := range heads {
+			if err := h.readInto(ctx, p, conv, head, &buf); err != nil {
+				h.log.Warn("reading what a socket missed while the bus was down", "conversation", conv, "device", p.id.DeviceID, "err", err)
+				behind = append(behind, conv)
+			}
+		}
+	}
+	return heads, syncing, behind, nil
 }

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	sb "github.com/switchboard-chat/switchboard"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/gateway"
 )
@@ -30,18 +30,21 @@ type Config struct {
 	LimitExempt    []netip.Prefix // client addresses no per-address limit applies to [loopback]; empty, not nil: none
 	RequestTimeout time.Duration  // to receive a whole HTTP request, and idle keep-alive [30s]
 	FlushDelay     time.Duration  // how long a socket's first pending frame waits for more to share its write [0]
+
+	// Metrics is the node's registry, served at /metrics, in which the
+	// adapters (the Redis bus) registered their own collectors; the server
+	// adds its own [a new registry].
+	Metrics *prometheus.Registry
 }
 
 // Server is one node's HTTP API and WebSocket gateway.
 type Server struct {
-	cfg   Config
-	svc   *chat.Service
-	store sb.Store
-	bus   sb.Bus
-	log   *slog.Logger
-	gw    *gateway.Server
-	hub   *hub
-	edge  *edge
+	cfg  Config
+	svc  *chat.Service
+	log  *slog.Logger
+	gw   *gateway.Server
+	hub  *hub
+	edge *edge
 
 	ctx      context.Context // cancelled at shutdown: stops syncs and in-flight work
 	cancel   context.CancelFunc
@@ -50,8 +53,9 @@ type Server struct {
 	unsubBus func()
 }
 
-// New wires a server; Start listens.
-func New(svc *chat.Service, store sb.Store, bus sb.Bus, cfg Config) *Server {
+// New wires a server over the service, which owns the store and the bus;
+// Start listens.
+func New(svc *chat.Service, cfg Config) *Server {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:8080"
 	}
@@ -61,7 +65,7 @@ func New(svc *chat.Service, store sb.Store, bus sb.Bus, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, svc: svc, store: store, bus: bus, log: cfg.Logger, hub: newHub(svc, cfg.Logger), edge: newEdge(cfg, svc.Limits())}
+	s := &Server{cfg: cfg, svc: svc, log: cfg.Logger, hub: newHub(svc, cfg.Logger), edge: newEdge(cfg, svc.Limits())}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.gw = gateway.New(gateway.Config{Addr: cfg.Addr, Handler: s.secure(s.routes()), MaxFrame: cfg.MaxFrame,
 		MaxQueued: cfg.MaxQueued, PingInterval: cfg.PingInterval, Logger: cfg.Logger,
@@ -72,30 +76,12 @@ func New(svc *chat.Service, store sb.Store, bus sb.Bus, cfg Config) *Server {
 
 // Start subscribes to the bus and starts listening.
 func (s *Server) Start() error {
-	unsub, err := s.bus.Subscribe(chat.TopicPrefix, func(_ string, data []byte) {
-		m, err := chat.DecodeMessage(data)
-		if err != nil {
-			s.log.Error("bad bus message", "err", err)
-			return
-		}
-		s.hub.onBus(m)
-	})
+	unsub, err := s.svc.Subscribe(chat.Live{Message: s.hub.onBus, Control: s.hub.onControl,
+		Resumed: func() { s.hub.resume(s.ctx) }})
 	if err != nil {
-		return fmt.Errorf("subscribe: %w", err)
+		return err
 	}
-	unsubCtl, err := s.bus.Subscribe(chat.ControlPrefix, func(_ string, data []byte) {
-		c, err := chat.DecodeControl(data)
-		if err != nil {
-			s.log.Error("bad control event", "err", err)
-			return
-		}
-		s.hub.onControl(c)
-	})
-	if err != nil {
-		unsub()
-		return fmt.Errorf("subscribe: %w", err)
-	}
-	s.unsubBus = func() { unsub(); unsubCtl() }
+	s.unsubBus = unsub
 	if err := s.gw.Start(); err != nil {
 		s.unsubBus()
 		return fmt.Errorf("listen %s: %w", s.cfg.Addr, err)

@@ -42,7 +42,7 @@ func newFuzzNode(f *testing.F) *fuzzNode {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc := chat.New(store, bus, chat.Config{Argon2: chat.Argon2Params{Time: 1, MemoryKiB: 8, Threads: 1},
 		SendRate: -1, SendBurst: -1, Limits: noLimits, Logger: log})
-	srv := server.New(svc, store, bus, server.Config{Addr: "127.0.0.1:0", MaxFrame: 64 << 10, Logger: log})
+	srv := server.New(svc, server.Config{Addr: "127.0.0.1:0", MaxFrame: 64 << 10, Logger: log})
 	if err := srv.Start(); err != nil {
 		f.Fatal(err)
 	}
