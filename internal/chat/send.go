@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -88,6 +89,19 @@ func (s *Service) SendAsync(ctx context.Context, id Identity, r *SendRequest, do
 // membership and limits, and ciphertexts for exactly the active devices of
 // the members (sealed here in the server-assisted mode).
 func (s *Service) prepare(ctx context.Context, id Identity, r *SendRequest) (*sb.Message, error) {
+	m, err := s.check(ctx, id, r)
+	var e *sb.Error
+	if err != nil && !errors.As(err, &e) {
+		// A store or limiter that could not answer (PostgreSQL restarting,
+		// say): nothing was stored, and the same id may be sent again.
+		s.cfg.Logger.Warn("send not checked", "conversation", r.ConversationID, "err", err)
+		return nil, sb.Errorf(sb.EUNAVAILABLE, "unavailable", "the message could not be checked; retry with the same id")
+	}
+	return m, err
+}
+
+// check is prepare but for the kind of its errors.
+func (s *Service) check(ctx context.Context, id Identity, r *SendRequest) (*sb.Message, error) {
 	if err := s.validSend(r); err != nil {
 		return nil, err
 	}
