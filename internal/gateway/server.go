@@ -39,7 +39,7 @@ type Config struct {
 	MaxFrame int
 	// MaxQueued is how many outbound bytes may wait for one socket (beyond
 	// what the kernel accepted) before it is closed as a slow consumer with
-	// 4008 (default 1 MiB).
+	// 4008 (default 1 MiB). Every frame counts, pongs and pings included.
 	MaxQueued int
 	// PingInterval: a socket silent for PingInterval is pinged, one silent
 	// for 2×PingInterval (no frame, no pong) is closed with 4009 (default 30s).
