@@ -69,10 +69,10 @@ var validMethods = map[string]bool{
 	http.MethodConnect: true, http.MethodTrace: true,
 }
 
-// scan reports "" when data holds nothing to refuse, else why, and in
-// ok the bytes of data before the refused request (0 if it began in an
-// earlier read), which may be parsed.
-func (s *strictScan) scan(data []byte) (why string, ok int) {
+// scan reports "" when data holds nothing to refuse, else why; clean is
+// how many bytes of data come before the refused request (0 if it began in
+// an earlier read): those may be parsed.
+func (s *strictScan) scan(data []byte) (why string, clean int) {
 	s.start = 0
 	n := len(data)
 	for len(data) > 0 {
