@@ -153,7 +153,10 @@ start_server() {
   srv_pid=$!
   url=""
   for _ in $(seq 1 100); do
-    url=$(grep -o 'url=http://[^ ]*' "$log" | head -1 | cut -d= -f2 || true)
+    url=$(grep -o ' url=http://[^ ]*' "$log" | head -1 | cut -d= -f2 || true)
+    # A node serves /metrics and pprof on its admin listener; sbbare on url.
+    admin=$(grep -o ' admin=http://[^ ]*' "$log" | head -1 | cut -d= -f2 || true)
+    [ -n "$admin" ] || admin=$url
     [ -n "$url" ] && return 0
     kill -0 "$srv_pid" 2>/dev/null || { echo "bench-broadcast: $name exited:"; cat "$log"; exit 1; }
     sleep 0.1
@@ -176,7 +179,7 @@ wait_full() {
 # server holds 99 % of N sockets (the rounds start when the ramp is over),
 # then takes a CPU profile of $profile seconds.
 profile_when_full() {
-  local out=$1 metric=$2 n=$3 u=$url
+  local out=$1 metric=$2 n=$3 u=$admin
   (
     wait_full "$u" "$metric" "$n"
     curl -sf -o "$out" "$u/debug/pprof/profile?seconds=$profile" || echo "bench-broadcast: no profile from $u" >&2
@@ -188,7 +191,7 @@ profile_when_full() {
 # until the server holds 99 % of N sockets, then counts its system calls with
 # perf stat until stop_perf (after the rounds), into OUT.
 count_syscalls_when_full() {
-  local out=$1 metric=$2 n=$3 u=$url pid=$srv_pid
+  local out=$1 metric=$2 n=$3 u=$admin pid=$srv_pid
   (
     wait_full "$u" "$metric" "$n"
     exec perf stat -o "$out" -p "$pid" -e syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_read,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_futex
@@ -203,7 +206,7 @@ run_load() {
   # Bounded: provisioning, the ramp, the rounds (each at most --round-timeout
   # but normally well under a second) and the drain.
   # In the background and waited for, so a signal reaches the trap at once.
-  (timeout --foreground 30m "$work/sbload" run --target "$url" --scenario broadcast --conns "$n" --procs 1 \
+  (timeout --foreground 30m "$work/sbload" run --target "$url" --metrics "$admin/metrics" --scenario broadcast --conns "$n" --procs 1 \
     --pollers "$pollers" --ramp "$ramp" --hold 10m --rounds "$rounds" --round-timeout 10s --payload "$payload" \
     --out "$results/$kind-$n.json" --series "$results/$kind-$n.series.jsonl" \
     2>&1 | tee "$results/sbload-$kind-$n.log") &
@@ -227,7 +230,7 @@ for n in $steps; do
   echo "bench-broadcast: N=$n, switchboard node (fresh SQLite)"
   data="$work/data-$n"
   mkdir -p "$data"
-  args=(--addr 127.0.0.1:0 --data-dir "$data" --argon2-time 1 --argon2-memory 64 --max-members 100000 "${limit_flags[@]}")
+  args=(--addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 --data-dir "$data" --argon2-time 1 --argon2-memory 64 --max-members 100000 "${limit_flags[@]}")
   if [ "$profile" -gt 0 ]; then args+=(--pprof); fi
   # shellcheck disable=SC2206 # node_flags is split on purpose
   args+=($node_flags)

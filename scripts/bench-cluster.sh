@@ -98,7 +98,7 @@ echo "bench-cluster: private PostgreSQL on 127.0.0.1:$pgport (fsync on), redis-s
 for ((k = 0; k < nodes; k++)); do
   # One after the other: the first applies the migrations.
   # shellcheck disable=SC2086 # node_flags is a list of flags
-  start_cluster_node "$results/node-$name-$k.log" --addr 127.0.0.1:0 --data-dir "$work/data-$k" \
+  start_cluster_node "$results/node-$name-$k.log" --addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 --data-dir "$work/data-$k" \
     --db "$db" --redis "redis://127.0.0.1:$redisport/0" \
     --argon2-time 1 --argon2-memory 64 --max-members 2000 --send-rate-conversation 0 $node_flags
 done
@@ -106,7 +106,7 @@ start_private_nginx "$workers" "${cluster_urls[@]}"
 echo "bench-cluster: $nodes nodes (${cluster_urls[*]}), flags: ${node_flags:-none}"
 echo "bench-cluster: NGINX at $nginx_url, $workers workers for ~$sockets sockets"
 
-metrics=$(printf '%s/metrics,' "${cluster_urls[@]}"); metrics=${metrics%,}
+metrics=$(printf '%s/metrics,' "${cluster_admins[@]}"); metrics=${metrics%,}
 
 # sample prints one tab-separated line: unix time, total sockets, summed node
 # RSS (bytes), NGINX workers' RSS (KiB), TCP inuse, TCP mem (pages), Slab
@@ -114,7 +114,7 @@ metrics=$(printf '%s/metrics,' "${cluster_urls[@]}"); metrics=${metrics%,}
 # memory (KiB).
 sample() {
   local total=0 rss=0 per=() u s r
-  for u in "${cluster_urls[@]}"; do
+  for u in "${cluster_admins[@]}"; do
     s=$(node_metric "$u" switchboard_sockets_open); r=$(node_metric "$u" process_resident_memory_bytes)
     total=$((total + ${s:-0})); rss=$((rss + ${r:-0})); per+=("${s:-?}")
   done

@@ -79,7 +79,7 @@ case "$bus" in
 esac
 
 # shellcheck disable=SC2086 # node_flags is a list of flags
-start_node "$results/node-$name.log" --addr 127.0.0.1:0 --data-dir "$work/data" "${store_flags[@]}" \
+start_node "$results/node-$name.log" --addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 --data-dir "$work/data" "${store_flags[@]}" \
   --argon2-time 1 --argon2-memory 64 --max-members 2000 --send-rate-conversation 0 --pprof $node_flags
 echo "bench-fanout: node at $node_url, flags: ${node_flags:-none}"
 
@@ -93,13 +93,13 @@ if [ "$profile" != 0 ]; then
       sleep 1
     done
     sleep 5
-    curl -s -o "$results/cpu-$name.pprof" "$node_url/debug/pprof/profile?seconds=$profile" &&
+    curl -s -o "$results/cpu-$name.pprof" "$node_admin/debug/pprof/profile?seconds=$profile" &&
       echo "bench-fanout: CPU profile in $results/cpu-$name.pprof"
   ) &
   profile_pid=$!
 fi
 
-"$work/sbload" run --target "$node_url" --scenario fanout --out "$results/$name.json" \
+"$work/sbload" run --target "$node_url" --metrics "$node_admin/metrics" --scenario fanout --out "$results/$name.json" \
   --series "$results/$name.series.jsonl" "$@" 2>&1 | tee "$results/sbload-$name.log"
 if [ -n "$profile_pid" ]; then wait "$profile_pid" || true; fi
 echo "summary: $results/$name.json"

@@ -71,10 +71,10 @@ for n in $steps; do
     db=(--db "$(create_db "sb$n")")
   fi
   # shellcheck disable=SC2086 # node_flags is a list of flags
-  start_node "$results/node-$n.log" --addr 127.0.0.1:0 --data-dir "$data" --argon2-time 1 --argon2-memory 64 "${db[@]}" $node_flags
+  start_node "$results/node-$n.log" --addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 --data-dir "$data" --argon2-time 1 --argon2-memory 64 "${db[@]}" $node_flags
   url=$node_url
   echo "bench-memory: $n connections ($procs worker processes) against $url"
-  "$work/sbload" run --target "$url" --scenario hold --conns "$n" --procs "$procs" \
+  "$work/sbload" run --target "$url" --metrics "$node_admin/metrics" --scenario hold --conns "$n" --procs "$procs" \
     --ramp "$ramp" --hold "$hold" --out "$results/hold-$n.json" --series "$results/hold-$n.series.jsonl" \
     2>&1 | tee "$results/sbload-$n.log"
   summaries+=("$results/hold-$n.json")

@@ -127,7 +127,7 @@ func (m *Main) flagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("sbload run", flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
 	fs.StringVar(&c.Target, "target", "http://127.0.0.1:8080", "base URL of the node (or of NGINX in front of several)")
-	fs.Func("metrics", "comma-separated /metrics URLs of the nodes (default <target>/metrics)", func(s string) error {
+	fs.Func("metrics", "comma-separated /metrics URLs of the nodes: each node's --admin-addr + /metrics (default <target>/metrics)", func(s string) error {
 		c.Metrics = append(c.Metrics, strings.Split(s, ",")...)
 		return nil
 	})

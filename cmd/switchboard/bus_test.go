@@ -23,11 +23,11 @@ func TestNodesShareRedis(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	db, redis := testenv.Postgres(t), testenv.Redis(t)
-	var urls []string
+	var urls, admins []string
 	for range 2 {
 		m := NewMain()
 		m.Stderr = &bytes.Buffer{}
-		err := m.ParseFlags([]string{"--addr", "127.0.0.1:0", "--db", db, "--redis", redis.URL(),
+		err := m.ParseFlags([]string{"--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--db", db, "--redis", redis.URL(),
 			"--argon2-memory", "64", "--argon2-time", "1"}, func(string) string { return "" })
 		if err != nil {
 			t.Fatal(err)
@@ -36,7 +36,7 @@ func TestNodesShareRedis(t *testing.T) {
 			t.Fatalf("Run: %v", err)
 		}
 		t.Cleanup(func() { m.Close() })
-		urls = append(urls, m.URL())
+		urls, admins = append(urls, m.URL()), append(admins, m.AdminURL())
 	}
 
 	// alice is on node 0, bob on node 1.
@@ -99,7 +99,7 @@ func TestNodesShareRedis(t *testing.T) {
 	}
 
 	// Each node counts what it published; nothing was dropped.
-	for i, url := range urls {
+	for i, url := range admins {
 		resp, err := http.Get(url + "/metrics")
 		if err != nil {
 			t.Fatal(err)

@@ -68,7 +68,7 @@ func TestBinary(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "--addr", "127.0.0.1:0", "--argon2-memory", "64", "--argon2-time", "1")
+	cmd := exec.Command(bin, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--argon2-memory", "64", "--argon2-time", "1")
 	cmd.Dir = dir
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {

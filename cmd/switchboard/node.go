@@ -54,7 +54,7 @@ type Main struct {
 func NewMain() *Main {
 	return &Main{Stderr: os.Stderr, Config: Config{
 		DataDir: "data", GCPercent: 100, LogLevel: "info", LogFormat: "text", ShutdownTimeout: 10 * time.Second,
-		Server: server.Config{Addr: "127.0.0.1:8080", MaxBody: 1 << 20, MaxFrame: 64 << 10, MaxQueued: 1 << 20, PingInterval: 30 * time.Second,
+		Server: server.Config{Addr: "127.0.0.1:8080", AdminAddr: "127.0.0.1:9090", MaxBody: 1 << 20, MaxFrame: 64 << 10, MaxQueued: 1 << 20, PingInterval: 30 * time.Second,
 			TrustedProxies: loopback, LimitExempt: loopback, RequestTimeout: 30 * time.Second},
 		Retention: chat.RetentionConfig{Period: 30 * 24 * time.Hour, Interval: time.Minute, Batch: 500},
 		Chat: chat.Config{Argon2: chat.DefaultArgon2, SessionTTL: 30 * 24 * time.Hour, MaxMembers: 1000,
@@ -74,6 +74,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.Server.Addr, "addr", c.Server.Addr, "listen address (HTTP API and WebSocket)")
+	fs.StringVar(&c.Server.AdminAddr, "admin-addr", c.Server.AdminAddr, "listen address of /metrics (and /debug/pprof with --pprof); keep it private; empty = none")
 	fs.StringVar(&c.DB, "db", c.DB, "store: a postgres:// URL or PostgreSQL keyword string (host=... dbname=...), or a SQLite file path (default <data-dir>/switchboard.db); anything else is refused")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "folder for the embedded store")
 	fs.StringVar(&c.Redis, "redis", c.Redis, "bus: redis://host:port/db URL that nodes sharing one PostgreSQL publish on (default: in-process, one node)")
@@ -115,7 +116,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.BoolVar(&c.Retention.OnAck, "purge-acked", c.Retention.OnAck, "also delete a device's ciphertext as soon as that device acked it")
 	fs.DurationVar(&c.Retention.Interval, "purge-interval", c.Retention.Interval, "pause between retention passes")
 	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "garbage collector target (Go's GOGC): 25 keeps about a quarter less memory per idle socket, for about twice the collector's CPU under traffic")
-	fs.BoolVar(&c.Server.Pprof, "pprof", c.Server.Pprof, "serve Go profiles under /debug/pprof (for benchmarks; never on a public port)")
+	fs.BoolVar(&c.Server.Pprof, "pprof", c.Server.Pprof, "serve Go profiles under /debug/pprof on the admin listener (for benchmarks; never on a public address)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long SIGTERM waits for in-flight work")
@@ -235,8 +236,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.store = store
-	// One registry per node, served at /metrics: each adapter registers
-	// its own collectors, the server adds its own.
+	// One registry per node, served at /metrics on the admin listener: each
+	// adapter registers its own collectors, the server adds its own.
 	metrics := prometheus.NewRegistry()
 	busName := "in-process"
 	if m.Config.Redis == "" {
@@ -267,12 +268,21 @@ func (m *Main) Run(ctx context.Context) error {
 	jobCtx, stop := context.WithCancel(context.Background())
 	m.stop = stop
 	m.jobs.Go(func() { svc.RunRetention(jobCtx, m.Config.Retention) })
-	log.Info("switchboard listening", "url", "http://"+m.server.Addr().String(), "store", name, "bus", busName)
+	log.Info("switchboard listening", "url", "http://"+m.server.Addr().String(), "admin", m.AdminURL(), "store", name, "bus", busName)
 	return nil
 }
 
 // URL is the node's base URL once Run returned.
 func (m *Main) URL() string { return "http://" + m.server.Addr().String() }
+
+// AdminURL is the base URL of the node's admin listener (/metrics) once Run
+// returned, or "" without one (--admin-addr "").
+func (m *Main) AdminURL() string {
+	if a := m.server.AdminAddr(); a != nil {
+		return "http://" + a.String()
+	}
+	return ""
+}
 
 // Close shuts the node down gracefully: sockets get 1001, in-flight commits finish.
 func (m *Main) Close() error {

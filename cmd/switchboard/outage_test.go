@@ -32,7 +32,7 @@ func TestRedisOutageCatchUp(t *testing.T) {
 	for range 2 {
 		m := NewMain()
 		m.Stderr = &bytes.Buffer{}
-		err := m.ParseFlags([]string{"--addr", "127.0.0.1:0", "--db", db, "--redis", redis.URL(),
+		err := m.ParseFlags([]string{"--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--db", db, "--redis", redis.URL(),
 			"--argon2-memory", "64", "--argon2-time", "1", "--send-rate", "0", "--frame-rate", "0"}, func(string) string { return "" })
 		if err != nil {
 			t.Fatal(err)

@@ -20,7 +20,7 @@ func TestRender(t *testing.T) {
 		"worker_processes 3;",
 		"pid /tmp/x/nginx.pid;",
 		"error_log /tmp/x/error.log warn;",
-		"access_log /tmp/x/access.log combined buffer=64k flush=5s;",
+		"access_log /tmp/x/access.log switchboard buffer=64k flush=5s;",
 		"proxy_temp_path /tmp/x/proxy_temp;",
 		"client_body_temp_path /tmp/x/client_body_temp;",
 		"server 127.0.0.1:9001 max_fails=0;",

@@ -33,6 +33,7 @@ type Conn struct {
 	shut    bool         // the close frame was taken for writing: nothing may follow it (wmu)
 
 	drain atomic.Pointer[drainWaiter] // the goroutine in WaitQueued, if any
+	masks maskScan                    // inbound frame boundaries (poller only; see mask.go)
 
 	// omu makes the socket's output one writer: it is held from taking the
 	// pending frames until they are handed to nbio, so batches (and the
@@ -234,6 +235,19 @@ var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &
 
 const maxPooledFrame = 64 << 10
 
+// writeControl writes a ping or a pong under the same bound as Write: past
+// MaxQueued the socket is closed with 4008 and nothing is written. Every
+// byte queued for a socket counts, so a peer that makes the node answer
+// (pings) and never reads cannot grow the queue past the bound either.
+func (c *Conn) writeControl(op byte, payload []byte) error {
+	n := int64(len(payload) + serverFrameOverhead(len(payload)))
+	if q := c.queued.Load(); q > 0 && q+n > int64(c.srv.cfg.MaxQueued) {
+		c.Close(CloseSlowConsumer, "slow consumer")
+		return ErrSlowConsumer
+	}
+	return c.writeFrame(op, payload)
+}
+
 // writeFrame encodes one unfragmented, unmasked control frame and hands it
 // to nbio at once, after any pending data frames, in a single Write under
 // omu: nbio writes what the kernel takes and copies the rest to the socket's
@@ -308,6 +322,10 @@ func (h *session) Parse(data []byte) error {
 		c.backlog.Store(0)
 	}
 	c.backlog.Add(int64(len(data)))
+	if !c.masks.scan(data) {
+		c.abort(closeProtocolError, "client frames must be masked")
+		return errUnmasked
+	}
 	// Parse first: an oversized frame must get its 1009, not a 1008.
 	if err := c.ws.Parse(data); err != nil {
 		return err

@@ -32,7 +32,16 @@
 //     closed as a slow consumer (4008) instead of growing memory. A writer of
 //     many frames (a backlog replay) waits for room with Conn.WaitQueued,
 //     woken by the same hook, and so goes at the peer's reading pace.
+//     Pongs and pings count like any frame (writeControl), so a peer that
+//     pings and never reads is closed there too; a Handler that is a
+//     PingAdmitter sees every ping first (the node counts pings against the
+//     socket's frame rate).
 //   - Inbound bytes parsed but not yet handled are bounded too (1008).
+//   - What nbio v1.6.8 accepts and the RFCs refuse is refused before nbio's
+//     parsers see it: an unmasked client frame closes the socket with 1002
+//     (mask.go); a request with conflicting Content-Length headers, both
+//     Content-Length and Transfer-Encoding, or a lower-case or unknown
+//     method gets 400 and its connection is closed (strict.go).
 //   - Outbound frames are encoded by the gateway into pooled buffers and
 //     handed to nbio in one Write each: no allocation per frame (nbio's
 //     WriteMessage allocates twice), and frames never interleave. One writer

@@ -39,7 +39,7 @@ type Config struct {
 	MaxFrame int
 	// MaxQueued is how many outbound bytes may wait for one socket (beyond
 	// what the kernel accepted) before it is closed as a slow consumer with
-	// 4008 (default 1 MiB).
+	// 4008 (default 1 MiB). Every frame counts, pongs and pings included.
 	MaxQueued int
 	// PingInterval: a socket silent for PingInterval is pinged, one silent
 	// for 2×PingInterval (no frame, no pong) is closed with 4009 (default 30s).
@@ -136,6 +136,14 @@ type Handler interface {
 	OnMessage(c *Conn, data []byte)
 	// OnClose runs once per Conn, after its last OnMessage has returned.
 	OnClose(c *Conn)
+}
+
+// PingAdmitter is an optional ability of a Handler: AdmitPing runs for every
+// ping a peer sends, serialised with the socket's OnMessage calls, and false
+// drops the ping unanswered (the Handler may close the socket). The node
+// uses it to count pings against the socket's frame rate.
+type PingAdmitter interface {
+	AdmitPing(c *Conn) bool
 }
 
 // Server is one nbio engine serving the HTTP API and the WebSockets.
@@ -256,14 +264,7 @@ func (s *Server) newUpgrader(engine *nbhttp.Engine) *websocket.Upgrader {
 	u.ReleasePayload = true
 	u.OnMessage(s.onMessage)
 	u.OnClose(s.onClose)
-	u.SetPingHandler(func(ws *websocket.Conn, data string) {
-		if c, ok := ws.Session().(*Conn); ok {
-			c.backlog.Add(-int64(len(data) + clientFrameOverhead(len(data))))
-			if !c.closing.Load() {
-				_ = c.writeFrame(opPong, []byte(data))
-			}
-		}
-	})
+	u.SetPingHandler(s.onPing)
 	// Activity was recorded when the pong was read; only the backlog is left.
 	u.SetPongHandler(func(ws *websocket.Conn, data string) {
 		if c, ok := ws.Session().(*Conn); ok {
@@ -407,6 +408,27 @@ func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []
 	s.h.OnMessage(c, data)
 }
 
+// onPing answers a peer's ping with a pong, on the socket's job list like
+// OnMessage. A ping costs the node its pong, so it passes the same limits as
+// a message: the Handler's PingAdmitter, if it has one (the node counts it
+// against the socket's frame rate), and MaxQueued for the pong
+// (writeControl), so a peer that pings and never reads is closed with 4008
+// instead of growing the node's memory by every pong.
+func (s *Server) onPing(ws *websocket.Conn, data string) {
+	c, ok := ws.Session().(*Conn)
+	if !ok {
+		return
+	}
+	c.backlog.Add(-int64(len(data) + clientFrameOverhead(len(data))))
+	if c.closing.Load() || c.dropped.Load() {
+		return
+	}
+	if a, ok := s.h.(PingAdmitter); ok && !a.AdmitPing(c) {
+		return
+	}
+	_ = c.writeControl(opPong, []byte(data))
+}
+
 // onCloseFrame handles a close frame from the peer. nbio drops the TCP
 // connection right after it returns.
 func (s *Server) onCloseFrame(ws *websocket.Conn, code int, _ string) {
@@ -486,7 +508,7 @@ func (s *Server) sweep(now int64, batch []*Conn) []*Conn {
 				c.abort(ClosePingTimeout, "ping timeout")
 			} else {
 				c.pinged.Store(now)
-				_ = c.writeFrame(opPing, nil)
+				_ = c.writeControl(opPing, nil)
 			}
 			batch[j] = nil
 		}

@@ -15,8 +15,10 @@ import (
 // MaxBody without a word. Here such a request gets Config.TooLarge as a 413
 // answer, whatever its size; the rest of its body is read and dropped for
 // up to closeTimeout, so the client, still writing, gets to read the answer
-// instead of a reset, and then the connection is closed. Upgraded sockets
-// and everything else go to the connection's own handler as before.
+// instead of a reset, and then the connection is closed. Before it is
+// parsed, every request head passes strictScan (strict.go), which refuses
+// what nbio's parser would let through with 400. Upgraded sockets and
+// everything else go to the connection's own handler as before.
 // raceRead, if not nil, runs first (see race.go).
 func (s *Server) onData(raceRead func()) func(c *nbio.Conn, data []byte) {
 	return func(c *nbio.Conn, data []byte) {
@@ -24,33 +26,57 @@ func (s *Server) onData(raceRead func()) func(c *nbio.Conn, data []byte) {
 			raceRead()
 		}
 		p, ok := c.Session().(*nbhttp.Parser)
-		if !ok || p.ParserCloser != nil || s.cfg.TooLarge == nil {
+		if !ok || p.ParserCloser != nil {
 			c.DataHandler()(c, data)
 			return
 		}
-		defer func() {
-			if v := recover(); v != nil {
-				s.log.Error("gateway: parsing a request panicked", "panic", v, "stack", string(debug.Stack()))
-				_ = c.Close()
-			}
-		}()
-		err := p.Parse(data)
-		switch {
-		case err == nil:
-		case errors.Is(err, nbhttp.ErrTooLong):
-			s.refuseTooLarge(c)
-		default:
-			_ = c.CloseWithError(err)
+		st := strictOf(p)
+		if st.drop {
+			return // refused: read only to let the client read the answer
+		}
+		why, good := st.scan(data)
+		if good > 0 && !s.parse(c, p, data[:good]) {
+			return
+		}
+		if why != "" {
+			s.refuseBadRequest(c, p, why)
 		}
 	}
 }
 
+// parse hands data to c's parser; false if c was refused or closed.
+func (s *Server) parse(c *nbio.Conn, p *nbhttp.Parser, data []byte) (open bool) {
+	if s.cfg.TooLarge == nil {
+		c.DataHandler()(c, data)
+		return true // a close shows in the next read, which nbio then skips
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("gateway: parsing a request panicked", "panic", v, "stack", string(debug.Stack()))
+			_ = c.Close()
+			open = false
+		}
+	}()
+	err := p.Parse(data)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, nbhttp.ErrTooLong):
+		s.refuseTooLarge(c, p)
+	default:
+		_ = c.CloseWithError(err)
+	}
+	return false
+}
+
 // refuseTooLarge answers 413 with Config.TooLarge and then only drains c.
-func (s *Server) refuseTooLarge(c *nbio.Conn) {
+func (s *Server) refuseTooLarge(c *nbio.Conn, p *nbhttp.Parser) {
 	body := s.cfg.TooLarge
 	head := "HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: application/problem+json\r\n" +
 		"Content-Length: " + strconv.Itoa(len(body)) + "\r\nConnection: close\r\n\r\n"
-	c.OnData(func(*nbio.Conn, []byte) {}) // the rest of the request is dropped unparsed
+	// The rest of the request is dropped unparsed. (nbio's Conn.OnData
+	// would not do it: the engine's handler, onData, gets every read.)
+	strictOf(p).drop = true
 	_ = c.SetReadDeadline(time.Now().Add(closeTimeout))
 	if _, err := c.Write(append([]byte(head), body...)); err != nil {
 		_ = c.Close()

@@ -23,20 +23,20 @@ func TestBroadcastAgainstBareAndNode(t *testing.T) {
 
 	tests := []struct {
 		name  string
-		start func(t *testing.T) string
+		start func(t *testing.T) (url, metrics string)
 	}{
-		{"the bare server delivers every round to every socket once", func(t *testing.T) string {
+		{"the bare server delivers every round to every socket once", func(t *testing.T) (string, string) {
 			return startServer(t, bins["sbbare"], "--addr", "127.0.0.1:0")
 		}},
-		{"a real node delivers every round to every socket once", func(t *testing.T) string {
+		{"a real node delivers every round to every socket once", func(t *testing.T) (string, string) {
 			return startNode(t, bins["switchboard"], filepath.Join(dir, "data"), "--max-members", "100000")
 		}},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			url := tt.start(t)
+			url, metrics := tt.start(t)
 			summary := filepath.Join(dir, fmt.Sprintf("summary-%d.json", i))
-			s, out := runSbload(t, bins["sbload"], summary, "run", "--target", url, "--scenario", "broadcast",
+			s, out := runSbload(t, bins["sbload"], summary, "run", "--target", url, "--metrics", metrics, "--scenario", "broadcast",
 				"--conns", strconv.Itoa(conns), "--ramp", "2s", "--hold", "60s", "--rounds", strconv.Itoa(rounds), "--round-timeout", "20s")
 			if s.Conns.Connected != conns || s.Conns.AtEnd != conns {
 				t.Errorf("conns %+v, want all %d connected through the end", s.Conns, conns)

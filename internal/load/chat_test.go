@@ -19,9 +19,9 @@ func TestChatMixAgainstRealNode(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bins := buildCommands(t, dir, "switchboard", "sbload")
-	url := startNode(t, bins["switchboard"], filepath.Join(dir, "data"), "--send-rate-conversation", "0")
+	url, metrics := startNode(t, bins["switchboard"], filepath.Join(dir, "data"), "--send-rate-conversation", "0")
 	const conns = 120
-	s, out := runSbload(t, bins["sbload"], filepath.Join(dir, "summary.json"), "run", "--target", url, "--scenario", "chat", "--procs", "2",
+	s, out := runSbload(t, bins["sbload"], filepath.Join(dir, "summary.json"), "run", "--target", url, "--metrics", metrics, "--scenario", "chat", "--procs", "2",
 		"--conns", "120", "--devices-per-user", "3", "--dms", "2", "--small-group", "5", "--large-group", "20",
 		"--mix", "50,30,20", "--chat-rate", "60", "--churn", "8", "--payload-min", "100", "--payload", "300",
 		"--ramp", "2s", "--hold", "5s", "--ack-interval", "300ms")

@@ -48,9 +48,9 @@ func TestFanoutThroughNGINX(t *testing.T) {
 	var nodes, metrics []string
 	for i := range 2 {
 		// One after the other: the first applies the migrations.
-		u := startNode(t, bins["switchboard"], filepath.Join(dir, fmt.Sprintf("data-%d", i)),
+		u, m := startNode(t, bins["switchboard"], filepath.Join(dir, fmt.Sprintf("data-%d", i)),
 			"--db", db, "--redis", redis.URL(), "--send-rate-conversation", "0")
-		nodes, metrics = append(nodes, u), append(metrics, u+"/metrics")
+		nodes, metrics = append(nodes, u), append(metrics, m)
 	}
 	ng := testenv.NGINX(t, nodes)
 
@@ -63,7 +63,7 @@ func TestFanoutThroughNGINX(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for {
-			for i, u := range nodes {
+			for i, u := range metrics {
 				if v, err := gauge(u, "switchboard_sockets_open"); err == nil {
 					peak[i] = max(peak[i], v)
 				}
@@ -107,7 +107,7 @@ func TestFanoutThroughNGINX(t *testing.T) {
 	}
 	wantFanoutComplete(t, s, out, users*devices)
 	// Both nodes took sends and published them on Redis; none was dropped.
-	for i, u := range nodes {
+	for i, u := range metrics {
 		if got := metricValue(t, u, "switchboard_bus_published_total"); got == 0 {
 			t.Errorf("node %d published nothing on Redis", i)
 		}
@@ -123,11 +123,11 @@ func TestFanoutThroughNGINX(t *testing.T) {
 	}
 }
 
-// gauge reads one unlabelled sample from a node's /metrics, or fails
+// gauge reads one unlabelled sample from a node's /metrics URL, or fails
 // quietly (the node may be busy for a moment; the poll goes on).
-func gauge(url, name string) (float64, error) {
+func gauge(metrics, name string) (float64, error) {
 	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url + "/metrics")
+	resp, err := c.Get(metrics)
 	if err != nil {
 		return 0, err
 	}

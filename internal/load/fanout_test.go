@@ -32,9 +32,9 @@ func TestFanoutAgainstRealNode(t *testing.T) {
 			if shape == "shared-redis" {
 				flags = append(flags, "--redis", testenv.Redis(t).URL())
 			}
-			url := startNode(t, bins["switchboard"], filepath.Join(dir, fmt.Sprintf("data-%d", i)), flags...)
+			url, metrics := startNode(t, bins["switchboard"], filepath.Join(dir, fmt.Sprintf("data-%d", i)), flags...)
 			summary := filepath.Join(dir, fmt.Sprintf("summary-%d.json", i))
-			args := []string{"run", "--target", url, "--scenario", "fanout", "--procs", "2",
+			args := []string{"run", "--target", url, "--metrics", metrics, "--scenario", "fanout", "--procs", "2",
 				"--groups", fmt.Sprint(groups), "--group-size", fmt.Sprint(users), "--devices-per-user", fmt.Sprint(devices),
 				"--senders", "5", "--rate", "4", "--ramp", "2s", "--hold", "3s", "--ack-interval", "500ms"}
 			if shape == "pairwise" {
@@ -58,10 +58,10 @@ func TestFanoutAgainstRealNode(t *testing.T) {
 			}
 			if shape == "shared-redis" {
 				// Every stored message went through Redis, not around it.
-				if got := metricValue(t, url, "switchboard_bus_published_total"); got < float64(f.Stored) {
+				if got := metricValue(t, metrics, "switchboard_bus_published_total"); got < float64(f.Stored) {
 					t.Errorf("switchboard_bus_published_total %v, want at least the %d messages stored", got, f.Stored)
 				}
-				if got := metricValue(t, url, "switchboard_bus_dropped_total"); got != 0 {
+				if got := metricValue(t, metrics, "switchboard_bus_dropped_total"); got != 0 {
 					t.Errorf("switchboard_bus_dropped_total %v, want 0", got)
 				}
 			}

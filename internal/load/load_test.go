@@ -32,9 +32,9 @@ func TestHoldAgainstRealNode(t *testing.T) {
 	bins := buildCommands(t, dir, "switchboard", "sbload")
 
 	const conns = 3000
-	url := startNode(t, bins["switchboard"], filepath.Join(dir, "data"))
+	url, metrics := startNode(t, bins["switchboard"], filepath.Join(dir, "data"))
 
-	s, out := runSbload(t, bins["sbload"], filepath.Join(dir, "summary.json"), "run", "--target", url, "--scenario", "hold",
+	s, out := runSbload(t, bins["sbload"], filepath.Join(dir, "summary.json"), "run", "--target", url, "--metrics", metrics, "--scenario", "hold",
 		"--conns", fmt.Sprint(conns), "--procs", "2", "--ramp", "10s", "--hold", "20s")
 	if s.Conns.Wanted != conns || s.Conns.Connected != conns || s.Conns.AtEnd != conns || s.Conns.Dropped != 0 {
 		t.Errorf("conns %+v, want %d wanted, connected and still connected at the end", s.Conns, conns)
@@ -78,18 +78,21 @@ func buildCommands(t *testing.T, dir string, names ...string) map[string]string 
 	return bins
 }
 
-// startNode runs the node on a free port with a fresh data folder and cheap
-// password hashing (plus extra flags), and stops it when the test ends.
-func startNode(t *testing.T, bin, dataDir string, extra ...string) string {
+// startNode runs the node on a free port (its admin listener on another)
+// with a fresh data folder and cheap password hashing (plus extra flags), and
+// stops it when the test ends. It returns the API's URL and the /metrics URL.
+func startNode(t *testing.T, bin, dataDir string, extra ...string) (url, metrics string) {
 	t.Helper()
-	args := []string{"--addr", "127.0.0.1:0", "--data-dir", dataDir, "--argon2-time", "1", "--argon2-memory", "64"}
+	args := []string{"--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", dataDir, "--argon2-time", "1", "--argon2-memory", "64"}
 	return startServer(t, bin, append(args, extra...)...)
 }
 
 // startServer runs bin with args, waits for the url=http://... it logs on
 // stderr, and stops it (SIGTERM, then kill) when the test ends. If the test
-// failed, the server's warnings and errors are logged with it.
-func startServer(t *testing.T, bin string, args ...string) string {
+// failed, the server's warnings and errors are logged with it. It returns
+// that URL and the server's /metrics URL: on the admin=http://... it logs
+// on the same line (a node), else beside url (sbbare).
+func startServer(t *testing.T, bin string, args ...string) (url, metrics string) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	stderr, err := cmd.StderrPipe()
@@ -113,19 +116,23 @@ func startServer(t *testing.T, bin string, args ...string) string {
 			t.Logf("%s logged:\n%s", filepath.Base(bin), strings.Join(notable, "\n"))
 		}
 	})
-	urls := make(chan string, 1)
+	urls := make(chan [2]string, 1)
 	go func() {
 		defer close(exited)
 		sc := bufio.NewScanner(stderr)
-		re := regexp.MustCompile(`url=(http://\S+)`)
+		re, admin := regexp.MustCompile(`url=(http://\S+)`), regexp.MustCompile(`admin=(http://\S+)`)
 		for sc.Scan() {
 			line := sc.Text()
 			if len(notable) < 200 && (strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR")) {
 				notable = append(notable, line)
 			}
 			if m := re.FindStringSubmatch(line); m != nil {
+				metrics := m[1] + "/metrics"
+				if a := admin.FindStringSubmatch(line); a != nil {
+					metrics = a[1] + "/metrics"
+				}
 				select {
-				case urls <- m[1]:
+				case urls <- [2]string{m[1], metrics}:
 				default:
 				}
 			}
@@ -134,13 +141,13 @@ func startServer(t *testing.T, bin string, args ...string) string {
 	}()
 	select {
 	case u := <-urls:
-		return u
+		return u[0], u[1]
 	case <-exited:
 		t.Fatalf("%s exited before logging its URL", filepath.Base(bin))
 	case <-time.After(30 * time.Second):
 		t.Fatalf("%s did not log its URL within 30s", filepath.Base(bin))
 	}
-	return ""
+	return "", ""
 }
 
 // runSbload runs sbload with args, which write the summary to the file
@@ -194,10 +201,10 @@ func runBounded(cmd *exec.Cmd, limit time.Duration) ([]byte, error) {
 	return cmd.CombinedOutput()
 }
 
-// metricValue reads one unlabelled sample from the node's /metrics.
-func metricValue(t *testing.T, url, name string) float64 {
+// metricValue reads one unlabelled sample from a node's /metrics URL.
+func metricValue(t *testing.T, metrics, name string) float64 {
 	t.Helper()
-	resp, err := http.Get(url + "/metrics")
+	resp, err := http.Get(metrics)
 	if err != nil {
 		t.Fatal(err)
 	}

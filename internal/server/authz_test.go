@@ -103,6 +103,7 @@ func newMatrix(t *testing.T) *matrix {
 // httpRow is one endpoint: how to call it and what each credential gets.
 type httpRow struct {
 	pattern string
+	admin   bool // a route of the admin listener (--admin-addr), called there
 	request func(m *matrix) (method, path string, body any)
 	want    map[string]answer
 	check   func(t *testing.T, m *matrix, cred string, body []byte) // more about a success, optional
@@ -113,8 +114,6 @@ var httpRows = []httpRow{
 		request: func(*matrix) (string, string, any) { return "GET", "/healthz", nil }},
 	{pattern: "GET /readyz", want: sameForAll(answer{200, ""}),
 		request: func(*matrix) (string, string, any) { return "GET", "/readyz", nil }},
-	{pattern: "GET /metrics", want: sameForAll(answer{200, ""}),
-		request: func(*matrix) (string, string, any) { return "GET", "/metrics", nil }},
 	{pattern: "POST /v1/accounts", want: sameForAll(answer{201, ""}),
 		request: func(m *matrix) (string, string, any) {
 			return "POST", "/v1/accounts", map[string]string{"username": fmt.Sprintf("new%d", m.seq.Add(1)), "password": "password-new"}
@@ -150,14 +149,26 @@ var httpRows = []httpRow{
 	{pattern: "GET /v1/ws", want: tokenNeeded(answer{101, ""}, answer{101, ""})},
 	{pattern: "/", want: sameForAll(answer{404, "not_found"}),
 		request: func(*matrix) (string, string, any) { return "GET", "/v1/no-such-endpoint", nil }},
-	// Operator routes exist only with --pprof and take no token: the port must be private.
-	{pattern: "GET /debug/pprof/", want: sameForAll(answer{200, ""}),
+	// Operator routes are on the admin listener only (--admin-addr, loopback
+	// by default) and take no token: that address must be private. pprof
+	// exists only with --pprof.
+	{pattern: "GET /healthz", admin: true, want: sameForAll(answer{200, ""}),
+		request: func(*matrix) (string, string, any) { return "GET", "/healthz", nil }},
+	{pattern: "GET /readyz", admin: true, want: sameForAll(answer{200, ""}),
+		request: func(*matrix) (string, string, any) { return "GET", "/readyz", nil }},
+	{pattern: "GET /metrics", admin: true, want: sameForAll(answer{200, ""}),
+		request: func(*matrix) (string, string, any) { return "GET", "/metrics", nil }},
+	{pattern: "GET /debug/pprof/", admin: true, want: sameForAll(answer{200, ""}),
 		request: func(*matrix) (string, string, any) { return "GET", "/debug/pprof/", nil }},
-	{pattern: "GET /debug/pprof/profile", want: sameForAll(answer{200, ""}),
+	{pattern: "GET /debug/pprof/profile", admin: true, want: sameForAll(answer{200, ""}),
 		request: func(*matrix) (string, string, any) { return "GET", "/debug/pprof/profile?seconds=1", nil }},
-	{pattern: "GET /debug/pprof/trace", want: sameForAll(answer{200, ""}),
+	{pattern: "GET /debug/pprof/trace", admin: true, want: sameForAll(answer{200, ""}),
 		request: func(*matrix) (string, string, any) { return "GET", "/debug/pprof/trace?seconds=0.05", nil }},
 }
+
+// adminOnly are the admin listener's paths that the API listener must not
+// serve: it answers them 404 like any unknown path.
+var adminOnly = []string{"/metrics", "/debug/pprof/", "/debug/pprof/profile?seconds=1", "/debug/pprof/trace?seconds=0.05", "/debug/pprof/heap"}
 
 // frameRows: what a socket's frame gets from each credential. A bad token
 // never gets a socket (401 at the upgrade, the "GET /v1/ws" row), so only
@@ -184,18 +195,32 @@ var frameRows = []frameRow{
 // frame type without a row fails it: add the row (and the docs) with the code.
 func TestAuthorizationMatrix(t *testing.T) {
 	t.Run("every route has a row and every row a route", func(t *testing.T) {
-		routes := server.RouteAccess(server.Config{Pprof: true})
-		for pattern, access := range routes {
-			if !slices.ContainsFunc(httpRows, func(r httpRow) bool { return r.pattern == pattern }) {
-				t.Errorf("route %q (%s) has no row in the authorization matrix", pattern, access)
+		for _, admin := range []bool{false, true} {
+			routes := server.RouteAccess(server.Config{Pprof: true})
+			if admin {
+				routes = server.AdminRouteAccess(server.Config{Pprof: true})
 			}
-		}
-		for _, r := range httpRows {
-			if _, ok := routes[r.pattern]; !ok {
-				t.Errorf("row %q matches no route", r.pattern)
+			for pattern, access := range routes {
+				if !slices.ContainsFunc(httpRows, func(r httpRow) bool { return r.pattern == pattern && r.admin == admin }) {
+					t.Errorf("route %q (%s, admin listener %v) has no row in the authorization matrix", pattern, access, admin)
+				}
+			}
+			for _, r := range httpRows {
+				if _, ok := routes[r.pattern]; !ok && r.admin == admin {
+					t.Errorf("row %q (admin listener %v) matches no route", r.pattern, admin)
+				}
 			}
 		}
 	})
+
+	m := newMatrix(t)
+	for _, path := range adminOnly {
+		t.Run("the API listener answers "+path+" with 404", func(t *testing.T) {
+			if st, _, raw := rawCall(t, m.n, "GET", path, "", nil); st != 404 {
+				t.Fatalf("got %d %.80q, want 404: /metrics and pprof are on the admin listener only", st, raw)
+			}
+		})
+	}
 	t.Run("every frame type the node handles has a row", func(t *testing.T) {
 		handled := frameTypesHandled(t)
 		for _, typ := range wire.ClientTypes {
@@ -215,11 +240,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 	})
 
-	m := newMatrix(t)
 	for _, row := range httpRows {
 		for _, cred := range creds {
 			want := row.want[cred]
-			t.Run(fmt.Sprintf("%s with %s gets %s", row.pattern, cred, want), func(t *testing.T) {
+			where := ""
+			if row.admin {
+				where = " on the admin listener"
+			}
+			t.Run(fmt.Sprintf("%s%s with %s gets %s", row.pattern, where, cred, want), func(t *testing.T) {
 				if row.request == nil { // the upgrade
 					c, status, body := tryDial(t, m.n, m.tokens[cred])
 					got := answer{status: status}
@@ -237,7 +265,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 					return
 				}
 				method, path, body := row.request(m)
-				st, ct, raw := rawCall(t, m.n, method, path, m.tokens[cred], body)
+				n := m.n
+				if row.admin {
+					n = &node{url: m.n.admin}
+				}
+				st, ct, raw := rawCall(t, n, method, path, m.tokens[cred], body)
 				got := answer{status: st}
 				if st >= 400 {
 					var p struct{ Code string }

@@ -12,5 +12,15 @@ func RouteAccess(cfg Config) map[string]string {
 	return out
 }
 
+// AdminRouteAccess is RouteAccess for the admin listener's routes.
+func AdminRouteAccess(cfg Config) map[string]string {
+	s := &Server{cfg: cfg}
+	out := make(map[string]string)
+	for _, r := range s.adminRouteTable() {
+		out[r.pattern] = [...]string{"public", "authenticated", "socket", "operator"}[r.access]
+	}
+	return out
+}
+
 // CloseExpired runs one pass of the sweeper that closes sockets whose token expired.
 func CloseExpired(s *Server) { s.closeExpired() }

@@ -97,7 +97,7 @@ func TestBusGaps(t *testing.T) {
 							}
 						}
 					}
-					if got := metric(t, n.url, "switchboard_bus_gaps_total"); got != tc.wantGaps {
+					if got := metric(t, n.admin, "switchboard_bus_gaps_total"); got != tc.wantGaps {
 						t.Errorf("switchboard_bus_gaps_total = %s, want %s", got, tc.wantGaps)
 					}
 				})
@@ -106,7 +106,7 @@ func TestBusGaps(t *testing.T) {
 	}
 }
 
-// metric reads one unlabelled sample from the node's /metrics.
+// metric reads one unlabelled sample from /metrics at url (the node's admin listener).
 func metric(t *testing.T, url, name string) string {
 	t.Helper()
 	resp, err := http.Get(url + "/metrics")

@@ -63,6 +63,7 @@ func openPostgres(t *testing.T, url string) sb.Store {
 
 type node struct {
 	url   string
+	admin string // the admin listener's base URL (/metrics)
 	srv   *server.Server
 	store sb.Store
 	logs  *lockedWriter
@@ -89,7 +90,7 @@ func startNodeOn(t *testing.T, store sb.Store, bus sb.Bus, level slog.Level, opt
 	logs := &lockedWriter{w: &bytes.Buffer{}}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
 	cc := chat.Config{Argon2: chat.Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1}, Logger: log}
-	sc := server.Config{Addr: "127.0.0.1:0", Logger: log}
+	sc := server.Config{Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Logger: log}
 	for _, o := range opts {
 		o(&cc, &sc)
 	}
@@ -104,7 +105,11 @@ func startNodeOn(t *testing.T, store sb.Store, bus sb.Bus, level slog.Level, opt
 		bus.Close()
 		store.Close()
 	})
-	return &node{url: "http://" + srv.Addr().String(), srv: srv, store: store, logs: logs}
+	n := &node{url: "http://" + srv.Addr().String(), srv: srv, store: store, logs: logs}
+	if a := srv.AdminAddr(); a != nil {
+		n.admin = "http://" + a.String()
+	}
+	return n
 }
 
 // lockedWriter lets the node log from many goroutines into one buffer.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -22,7 +21,7 @@ const (
 	public        access = iota // anyone; a token, if any, is ignored
 	authenticated               // a valid token of an active device (Authorization: Bearer)
 	socket                      // the WebSocket upgrade: authenticates itself (header or ?token=)
-	operator                    // only with --pprof; no token: keep such a port private
+	operator                    // the admin listener's routes (admin.go); no token: keep that address private
 )
 
 // route is one HTTP endpoint: h serves public, socket and operator routes, a authenticated ones.
@@ -33,13 +32,13 @@ type route struct {
 	a       authedHandler
 }
 
-// routeTable is every HTTP endpoint of the node, in one place: the
-// authorization matrix has a row per pattern and fails on a route without one.
+// routeTable is every HTTP endpoint of the node's API listener, in one
+// place: the authorization matrix has a row per pattern and fails on a
+// route without one.
 func (s *Server) routeTable() []route {
 	rs := []route{
 		{pattern: "GET /healthz", h: s.healthz},
 		{pattern: "GET /readyz", h: s.readyz},
-		{pattern: "GET /metrics", h: s.metricsHandler().ServeHTTP},
 		{pattern: "POST /v1/accounts", h: s.createAccount},
 		{pattern: "POST /v1/sessions", h: s.createSession},
 		{pattern: "GET /v1/users/{user}/devices", access: authenticated, a: s.listDevices},
@@ -50,12 +49,7 @@ func (s *Server) routeTable() []route {
 		{pattern: "POST /v1/conversations/{conv}/messages", access: authenticated, a: s.sendMessage},
 		{pattern: "GET /v1/ws", access: socket, h: s.upgrade},
 	}
-	if s.cfg.Pprof {
-		rs = append(rs,
-			route{pattern: "GET /debug/pprof/", access: operator, h: pprof.Index},
-			route{pattern: "GET /debug/pprof/profile", access: operator, h: pprof.Profile},
-			route{pattern: "GET /debug/pprof/trace", access: operator, h: pprof.Trace})
-	}
+	// /metrics and /debug/pprof are on the admin listener only (admin.go).
 	return append(rs, route{pattern: "/", h: func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, s.log, sb.Errorf(sb.ENOTFOUND, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))
 	}})

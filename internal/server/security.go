@@ -327,6 +327,30 @@ func (s *Server) admitFrame(c *gateway.Conn, p *peer, data []byte) bool {
 	return false
 }
 
+// AdmitPing is the gateway's PingAdmitter: a WebSocket ping costs the node
+// a pong, so it counts against the socket's frame rate like any frame. One
+// over the rate is dropped unanswered (an error frame would cost more than
+// the pong) and counts toward the same 1008 close as an ignored
+// rate_limited. It runs serialised with OnMessage, so it may touch p.lim.
+func (s *Server) AdmitPing(c *gateway.Conn) bool {
+	p := c.State().(*peer)
+	if s.svc.SessionExpired(p.id) {
+		c.Close(CloseSessionExpired, "session expired; log in again")
+		return false
+	}
+	if wait := p.lim.take(s.edge.frames, time.Now().UnixNano()); wait <= 0 {
+		p.lim.refused = 0
+		return true
+	}
+	p.lim.refused++
+	if burst := int32(max(s.edge.frames.Burst, 16)); p.lim.refused > burst {
+		c.Close(gateway.ClosePolicy, "rate limit ignored")
+	}
+	return false
+}
+
+var _ gateway.PingAdmitter = (*Server)(nil)
+
 // Acks over the frame rate. An application that acks every message sends
 // as many acks as it receives messages, which in a busy group is more than
 // any frame rate meant for abuse; refused, they got error frames and then

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"sync"
 	"time"
@@ -21,7 +22,8 @@ type Config struct {
 	MaxFrame     int           // WebSocket message limit [64 KiB]
 	MaxQueued    int           // bytes queued per socket before it is dropped [1 MiB]
 	PingInterval time.Duration // WebSocket keepalive [30s]
-	Pprof        bool          // serve /debug/pprof (profiling; keep it off where the port is public)
+	AdminAddr    string        // listen address of /metrics (and /debug/pprof); "" = none (admin.go) [""; the binary's default is 127.0.0.1:9090]
+	Pprof        bool          // serve /debug/pprof on the admin listener (profiling; keep that address private)
 	Logger       *slog.Logger
 
 	// The edge's security settings (security.go, docs/security.md).
@@ -31,7 +33,7 @@ type Config struct {
 	RequestTimeout time.Duration  // to receive a whole HTTP request, and idle keep-alive [30s]
 	FlushDelay     time.Duration  // how long a socket's first pending frame waits for more to share its write [0]
 
-	// Metrics is the node's registry, served at /metrics, in which the
+	// Metrics is the node's registry, served at /metrics on the admin listener, in which the
 	// adapters (the Redis bus) registered their own collectors; the server
 	// adds its own [a new registry].
 	Metrics *prometheus.Registry
@@ -51,6 +53,9 @@ type Server struct {
 	syncs    sync.WaitGroup
 	sends    sync.WaitGroup // socket sends waiting for their commit (ws.go)
 	unsubBus func()
+
+	admin   *http.Server // the admin listener (admin.go); nil without AdminAddr
+	adminLn net.Listener
 }
 
 // New wires a server over the service, which owns the store and the bus;
@@ -86,6 +91,11 @@ func (s *Server) Start() error {
 		s.unsubBus()
 		return fmt.Errorf("listen %s: %w", s.cfg.Addr, err)
 	}
+	if err := s.startAdmin(); err != nil {
+		_ = s.gw.Shutdown(context.Background())
+		s.unsubBus()
+		return err
+	}
 	s.syncs.Go(s.closeExpiredSessions)
 	return nil
 }
@@ -97,6 +107,9 @@ func (s *Server) Addr() net.Addr { return s.gw.Addr() }
 // waits for in-flight frames (and their commits) to finish.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.gw.Shutdown(ctx)
+	if aerr := s.shutdownAdmin(ctx); aerr != nil && err == nil {
+		err = aerr
+	}
 	s.cancel()
 	s.syncs.Wait()
 	s.sends.Wait() // their answers go nowhere, but their messages are published

@@ -42,14 +42,17 @@ create_db() {
 }
 
 # start_node LOG ARGS... starts the node binary $work/switchboard with ARGS,
-# logging to LOG, waits for the URL it logs and sets node_pid and node_url.
+# logging to LOG, waits for the URL it logs and sets node_pid, node_url and
+# node_admin (the admin listener's URL, for /metrics and /debug/pprof: pass
+# --admin-addr 127.0.0.1:0 so that nodes on one host do not share 9090).
 start_node() {
   local log=$1; shift
   "$work/switchboard" "$@" >"$log" 2>&1 &
   node_pid=$!
   node_url=""
   for _ in $(seq 1 100); do
-    node_url=$(grep -o 'url=http://[^ ]*' "$log" | head -1 | cut -d= -f2 || true)
+    node_url=$(grep -o ' url=http://[^ ]*' "$log" | head -1 | cut -d= -f2 || true)
+    node_admin=$(grep -o ' admin=http://[^ ]*' "$log" | head -1 | cut -d= -f2 || true)
     [ -n "$node_url" ] && return 0
     kill -0 "$node_pid" 2>/dev/null || { echo "the node exited:"; cat "$log"; return 1; }
     sleep 0.1
@@ -79,16 +82,19 @@ bench_cleanup() {
 
 cluster_pids=()
 cluster_urls=()
+cluster_admins=()
 nginx_pid=""
 nginx_url=""
 nginx_dir=""
 
 # start_cluster_node LOG ARGS... starts one more node like start_node and
-# adds it to cluster_pids and cluster_urls (stop_cluster stops them all).
+# adds it to cluster_pids, cluster_urls and cluster_admins (stop_cluster
+# stops them all).
 start_cluster_node() {
   start_node "$@" || return 1
   cluster_pids+=("$node_pid")
   cluster_urls+=("$node_url")
+  cluster_admins+=("$node_admin")
   node_pid=""   # owned by stop_cluster now, not by stop_node
 }
 
@@ -144,8 +150,9 @@ meminfo_kb() {
   awk -v f="$1:" '$1 == f {print $2}' /proc/meminfo
 }
 
-# node_metric URL NAME prints one unlabelled sample of the node's /metrics
-# as an integer (empty when the node does not answer).
+# node_metric ADMIN_URL NAME prints one unlabelled sample of the node's
+# /metrics (on its admin listener) as an integer (empty when the node does
+# not answer).
 node_metric() {
   curl -s --max-time 5 "$1/metrics" | awk -v n="$2" '$1 == n {printf "%.0f\n", $2}'
 }

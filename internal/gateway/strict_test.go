@@ -1,0 +1,126 @@
+package gateway
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// exchange writes raw to a new connection, in pieces of at most piece bytes
+// (0: at once), and reads every response until the server ends the
+// connection or 5 s pass; it returns the statuses in order and whether the
+// connection ended.
+func exchange(t *testing.T, addr, raw string, piece int) (statuses []int, ended bool) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	go func() {
+		for b := raw; len(b) > 0; {
+			k := len(b)
+			if piece > 0 {
+				k = min(piece, len(b))
+			}
+			if _, err := io.WriteString(conn, b[:k]); err != nil {
+				return
+			}
+			b = b[k:]
+		}
+	}()
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(conn)
+	for {
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return statuses, err == io.EOF || err == io.ErrUnexpectedEOF || strings.Contains(err.Error(), "reset")
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		statuses = append(statuses, res.StatusCode)
+		if res.Close {
+			_, err := br.ReadByte()
+			return statuses, err != nil && !isTimeout(err)
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+// TestHTTPFramingAmbiguitiesAreRefused: requests whose framing or method
+// nbio's parser took leniently get 400 and the connection is closed, after
+// the answers to the requests before them. nbio served "get" as GET, took
+// the first of two different Content-Lengths (a request-smuggling vector
+// behind a proxy that takes the last), and dropped an unknown method's
+// connection without an answer.
+func TestHTTPFramingAmbiguitiesAreRefused(t *testing.T) {
+	s, addr := startServer(t, Config{TooLarge: []byte(`{}`)}, &fakeHandler{})
+	s.closeTimeout = 100 * time.Millisecond // how long a refused connection is drained before it is closed
+	const get = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+	for _, tc := range []struct {
+		name string
+		raw  string
+		want []int
+	}{
+		{"a lower-case method", "get /hello HTTP/1.1\r\nHost: x\r\n\r\n", []int{400}},
+		{"an unknown method", "FETCH /hello HTTP/1.1\r\nHost: x\r\n\r\n", []int{400}},
+		{"two different Content-Lengths", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nabcde", []int{400}},
+		{"a Content-Length list with different values", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 5\r\n\r\nabcde", []int{400}},
+		{"both Content-Length and Transfer-Encoding", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", []int{400}},
+		{"a lower-case method pipelined after a good request", get + "get /hello HTTP/1.1\r\nHost: x\r\n\r\n", []int{200, 400}},
+		{"a smuggled request inside a Content-Length body is not a request", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 32\r\n\r\nget /hello HTTP/1.1\r\nHost: x\r\n\r\n" + "FETCH / HTTP/1.1\r\n\r\n", []int{200, 400}},
+		{"a bad request after a chunked body", "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nget /\r\n0\r\n\r\n" + "get /hello HTTP/1.1\r\n\r\n", []int{200, 400}},
+	} {
+		for _, piece := range []int{0, 1, 7} {
+			t.Run(tc.name+" gets "+fmtInts(tc.want)+" (written in pieces of "+fmtPiece(piece)+")", func(t *testing.T) {
+				got, ended := exchange(t, addr, tc.raw, piece)
+				if fmtInts(got) != fmtInts(tc.want) || !ended {
+					t.Fatalf("statuses %v, connection ended %v; want %v and the connection closed", got, ended, tc.want)
+				}
+			})
+		}
+	}
+}
+
+// TestWellFramedRequestsPassTheStrictScan: the scan follows pipelined
+// requests with Content-Length and chunked bodies, a long header and an
+// identical repeated Content-Length, however the stream is cut.
+func TestWellFramedRequestsPassTheStrictScan(t *testing.T) {
+	_, addr := startServer(t, Config{}, &fakeHandler{})
+	raw := "GET /hello HTTP/1.1\r\nHost: x\r\nCookie: " + strings.Repeat("c", 5000) + "\r\n\r\n" +
+		"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello" +
+		"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n10\r\n" + strings.Repeat("d", 16) + "\r\n0\r\n\r\n" +
+		"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+	for _, piece := range []int{0, 1, 3, 100} {
+		if got, _ := exchange(t, addr, raw, piece); fmtInts(got) != fmtInts([]int{200, 200, 200, 200}) {
+			t.Fatalf("pieces of %d bytes: statuses %v, want four 200s", piece, got)
+		}
+	}
+}
+
+func fmtInts(v []int) string {
+	var b strings.Builder
+	for i, n := range v {
+		if i > 0 {
+			b.WriteString(" then ")
+		}
+		b.WriteString(strconv.Itoa(n))
+	}
+	return b.String()
+}
+
+func fmtPiece(n int) string {
+	if n == 0 {
+		return "any size"
+	}
+	return strconv.Itoa(n) + " bytes"
+}
