@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // A tap records what the server wrote on each of one device's sockets, as
@@ -195,7 +197,7 @@ func (c *tapConn) message(m []byte) {
 		c.fail("a frame that is not JSON: " + err.Error())
 		return
 	}
-	if f.Type == "message" {
+	if f.Type == wire.TypeMessage {
 		c.s.msgs = append(c.s.msgs, wireMsg{f.Conversation, f.Seq})
 	}
 }

@@ -160,11 +160,11 @@ func TestRollingRestartThroughNGINX(t *testing.T) {
 	db, redis := testenv.Postgres(t), testenv.Redis(t)
 	dir := t.TempDir()
 	var nodes []*testenv.Node
-	var urls []string
+	var urls, admins []string // the nodes' API URLs and /metrics URLs
 	for i := range 3 {
 		n := testenv.StartNode(t, bin, "--data-dir", filepath.Join(dir, fmt.Sprint(i)), "--db", db, "--redis", redis.URL(),
 			"--argon2-time", "1", "--argon2-memory", "64", "--shutdown-timeout", "5s")
-		nodes, urls = append(nodes, n), append(urls, n.URL())
+		nodes, urls, admins = append(nodes, n), append(urls, n.URL()), append(admins, n.AdminURL()+"/metrics")
 	}
 	ng := testenv.NGINX(t, urls)
 	t.Cleanup(func() {
@@ -192,7 +192,7 @@ func TestRollingRestartThroughNGINX(t *testing.T) {
 	for i := range probes {
 		probe = append(probe, login(ctx, t, c, fmt.Sprintf("rrprobe%d", i)))
 	}
-	if got := socketsOpen(urls); got != devices {
+	if got := socketsOpen(admins); got != devices {
 		t.Fatalf("%v sockets open on the nodes before the restart, want %d", got, devices)
 	}
 
@@ -212,7 +212,7 @@ func TestRollingRestartThroughNGINX(t *testing.T) {
 	// still refused most requests minutes later.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		err := healthyThrough(ctx, sessions[1], probe, urls, devices)
+		err := healthyThrough(ctx, sessions[1], probe, admins, devices)
 		if err == nil {
 			break
 		}

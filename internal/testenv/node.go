@@ -51,10 +51,11 @@ func Build(t testing.TB, pkg string) string {
 // Node is a switchboard node process on a fixed loopback port, so that it
 // can be killed, stopped and started again where NGINX expects it.
 type Node struct {
-	Addr string // 127.0.0.1:port
-	bin  string
-	args []string
-	log  string // the node's stderr, appended across restarts
+	Addr      string // 127.0.0.1:port
+	AdminAddr string // 127.0.0.1:port of its admin listener (/metrics)
+	bin       string
+	args      []string
+	log       string // the node's stderr, appended across restarts
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -64,11 +65,15 @@ type Node struct {
 // URL is the node's base URL.
 func (n *Node) URL() string { return "http://" + n.Addr }
 
-// StartNode runs bin (cmd/switchboard) with args plus --addr on a free port,
+// AdminURL is the base URL of the node's admin listener (/metrics).
+func (n *Node) AdminURL() string { return "http://" + n.AdminAddr }
+
+// StartNode runs bin (cmd/switchboard) with args plus --addr and
+// --admin-addr on free ports,
 // waits until /readyz answers 200, and stops the node when t ends.
 func StartNode(t testing.TB, bin string, args ...string) *Node {
 	t.Helper()
-	n := &Node{Addr: fmt.Sprintf("127.0.0.1:%d", FreePort()), bin: bin, args: args,
+	n := &Node{Addr: fmt.Sprintf("127.0.0.1:%d", FreePort()), AdminAddr: fmt.Sprintf("127.0.0.1:%d", FreePort()), bin: bin, args: args,
 		log: filepath.Join(t.TempDir(), "node.log")}
 	if err := n.Start(); err != nil {
 		t.Fatalf("testenv: %v", err)
@@ -95,7 +100,7 @@ func (n *Node) Start() error {
 		return err
 	}
 	defer logFile.Close()
-	cmd := exec.Command(n.bin, append([]string{"--addr", n.Addr}, n.args...)...)
+	cmd := exec.Command(n.bin, append([]string{"--addr", n.Addr, "--admin-addr", n.AdminAddr}, n.args...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	exit, err := startChild(cmd, syscall.SIGKILL)
 	if err != nil {
