@@ -58,7 +58,8 @@ func NewMain() *Main {
 			TrustedProxies: loopback, LimitExempt: loopback, RequestTimeout: 30 * time.Second},
 		Retention: chat.RetentionConfig{Period: 30 * 24 * time.Hour, Interval: time.Minute, Batch: 500},
 		Chat: chat.Config{Argon2: chat.DefaultArgon2, SessionTTL: 30 * 24 * time.Hour, MaxMembers: 1000,
-			SendRate: 50, SendBurst: 100, Limits: chat.DefaultLimits},
+			SendRate: 50, SendBurst: 100, Limits: chat.DefaultLimits,
+			MaxAssistedBytes: 64 << 10, MaxAssistedRecipients: 256, HashWait: 2 * time.Second},
 	}}
 }
 
@@ -102,6 +103,10 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.IntVar(&c.Chat.Limits.HistoryPerDevice, "history-reads-per-device", c.Chat.Limits.HistoryPerDevice, "history pages one device reads at once; more get 429 (0 = unlimited)")
 	fs.IntVar(&c.Chat.Limits.HistoryPerNode, "history-reads", c.Chat.Limits.HistoryPerNode, "history pages read at once on this node, 4 x cores unless set; more get 503 (0 = unlimited)")
 	fs.IntVar(&c.Chat.Limits.DevicesPerUser, "max-devices", c.Chat.Limits.DevicesPerUser, "active devices per user; a login past it gets too_many_devices (0 = unlimited)")
+	fs.IntVar(&c.Chat.MaxAssistedBytes, "max-assisted-bytes", c.Chat.MaxAssistedBytes, "plaintext bytes of a server-assisted send, which the node seals once per recipient device (0 = only --max-frame)")
+	fs.IntVar(&c.Chat.MaxAssistedRecipients, "max-assisted-recipients", c.Chat.MaxAssistedRecipients, "recipient devices of a server-assisted send (0 = unlimited)")
+	fs.IntVar(&c.Chat.HashSlots, "hash-slots", c.Chat.HashSlots, "password hashes run at once, each holding --argon2-memory (0 = one per core)")
+	fs.DurationVar(&c.Chat.HashWait, "hash-wait", c.Chat.HashWait, "how long a login or signup waits for a hashing slot before 503 unavailable (0 = not at all)")
 	fs.Var(prefixesFlag{&c.Server.LimitExempt}, "limit-exempt", "client addresses or CIDRs no per-address limit applies to (comma-separated; empty = none)")
 	fs.Var(prefixesFlag{&c.Server.TrustedProxies}, "trusted-proxies", "proxy addresses or CIDRs whose X-Forwarded-For / X-Real-IP name the client (comma-separated; empty = none)")
 	fs.Func("allowed-origins", "browser origins (scheme://host[:port], comma-separated; * = any) allowed to call the API and open sockets; requests without Origin are always allowed", func(v string) error {
@@ -140,10 +145,14 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	}
 	// 0 on the command line is unlimited; in chat.Config, 0 is the default.
 	for _, n := range []*int{&c.Chat.Limits.ConnsPerIP, &c.Chat.Limits.ConnsPerUser, &c.Chat.Limits.DevicesPerUser,
-		&c.Chat.Limits.HistoryBytes, &c.Chat.Limits.HistoryPerDevice, &c.Chat.Limits.HistoryPerNode} {
+		&c.Chat.Limits.HistoryBytes, &c.Chat.Limits.HistoryPerDevice, &c.Chat.Limits.HistoryPerNode,
+		&c.Chat.MaxAssistedBytes, &c.Chat.MaxAssistedRecipients} {
 		if *n == 0 {
 			*n = -1
 		}
+	}
+	if c.Chat.HashWait == 0 {
+		c.Chat.HashWait = -1
 	}
 	if c.Chat.SendRate == 0 || c.Chat.SendBurst == 0 {
 		c.Chat.SendRate, c.Chat.SendBurst = -1, -1

@@ -85,6 +85,9 @@ type renderer struct {
 	ups   []string
 	stack []string // enclosing blocks, by directive name ("http", "upstream", ...)
 	seen  map[string]int
+	// upServers counts the server lines of the current upstream block: the
+	// first stands for all of them, in every upstream block.
+	upServers int
 }
 
 func (r *renderer) line(line string) []string {
@@ -104,6 +107,9 @@ func (r *renderer) line(line string) []string {
 	indent := line[:len(line)-len(strings.TrimLeft(line, " \t"))]
 	if strings.HasSuffix(code, "{") {
 		r.stack = append(r.stack, name)
+		if name == "upstream" {
+			r.upServers = 0
+		}
 		if name == "http" && len(r.stack) == 1 {
 			r.seen["http"]++
 			// Conf leaves these to the distribution's defaults (/var/lib/nginx);
@@ -141,8 +147,8 @@ func (r *renderer) line(line string) []string {
 		return []string{indent + directive("access_log", filepath.Join(r.p.Dir, "access.log"), args)}
 	case ctx == "http upstream" && name == "server":
 		r.seen["upstream server"]++
-		if r.seen["upstream server"] > 1 {
-			return nil // the first server line stands for all of them
+		if r.upServers++; r.upServers > 1 {
+			return nil // the block's first server line stands for all of them
 		}
 		var lines []string
 		for _, u := range r.ups {

@@ -23,8 +23,10 @@ func TestRender(t *testing.T) {
 		"access_log /tmp/x/access.log combined buffer=64k flush=5s;",
 		"proxy_temp_path /tmp/x/proxy_temp;",
 		"client_body_temp_path /tmp/x/client_body_temp;",
-		"server 127.0.0.1:9001 max_fails=1 fail_timeout=10s;",
-		"server 127.0.0.1:9002 max_fails=1 fail_timeout=10s;",
+		"server 127.0.0.1:9001 max_fails=0;",
+		"server 127.0.0.1:9002 max_fails=0;",
+		"server 127.0.0.1:9001 max_fails=1 fail_timeout=5s;",
+		"server 127.0.0.1:9002 max_fails=1 fail_timeout=5s;",
 		"listen 127.0.0.1:18080 reuseport backlog=65535;",
 	} {
 		if !strings.Contains(conf, want) {
@@ -89,6 +91,21 @@ func TestDeployedLimits(t *testing.T) {
 	// The node pings every 30 s and closes a socket silent for 60 s.
 	if rt := num("proxy_read_timeout"); rt <= 60 {
 		t.Errorf("proxy_read_timeout %ds: a quiet socket would be cut before the node's ping keeps it alive", rt)
+	}
+	// Sockets must never mark a node down: a WebSocket completes only when
+	// it closes, so a node's trial request after fail_timeout would keep it
+	// half-disabled for as long as that socket lives (issue 16).
+	ws := regexp.MustCompile(`(?s)upstream switchboard_ws \{(.*?)\n    \}`).FindStringSubmatch(Conf)
+	if ws == nil {
+		t.Fatal("switchboard.conf has no upstream switchboard_ws")
+	}
+	for _, m := range regexp.MustCompile(`(?m)^\s*server\s.*;`).FindAllString(ws[1], -1) {
+		if !strings.Contains(m, "max_fails=0") {
+			t.Errorf("socket upstream line %q: want max_fails=0", strings.TrimSpace(m))
+		}
+	}
+	if !strings.Contains(Conf, "proxy_pass http://switchboard_ws;") {
+		t.Error("location = /v1/ws does not use the socket upstream")
 	}
 	for _, want := range []string{"hash $switchboard_route consistent;", "default $arg_device;",
 		"proxy_set_header Upgrade $http_upgrade;", "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -38,6 +39,9 @@ func (s *Service) validSend(r *SendRequest) error {
 		return nil
 	}
 	if r.Plaintext != nil {
+		if limit := s.cfg.MaxAssistedBytes; limit > 0 && len(r.Plaintext) > limit {
+			return sb.Errorf(sb.ETOOLARGE, "too_large", "plaintext over %d bytes: the node seals it once per recipient device; seal larger messages on the device", limit)
+		}
 		return check(r.Plaintext)
 	}
 	if r.Ciphertexts == nil {
@@ -85,6 +89,19 @@ func (s *Service) SendAsync(ctx context.Context, id Identity, r *SendRequest, do
 // membership and limits, and ciphertexts for exactly the active devices of
 // the members (sealed here in the server-assisted mode).
 func (s *Service) prepare(ctx context.Context, id Identity, r *SendRequest) (*sb.Message, error) {
+	m, err := s.check(ctx, id, r)
+	var e *sb.Error
+	if err != nil && !errors.As(err, &e) {
+		// A store or limiter that could not answer (PostgreSQL restarting,
+		// say): nothing was stored, and the same id may be sent again.
+		s.cfg.Logger.Warn("send not checked", "conversation", r.ConversationID, "err", err)
+		return nil, sb.Errorf(sb.EUNAVAILABLE, "unavailable", "the message could not be checked; retry with the same id")
+	}
+	return m, err
+}
+
+// check is prepare but for the kind of its errors.
+func (s *Service) check(ctx context.Context, id Identity, r *SendRequest) (*sb.Message, error) {
 	if err := s.validSend(r); err != nil {
 		return nil, err
 	}
@@ -113,7 +130,7 @@ func (s *Service) prepare(ctx context.Context, id Identity, r *SendRequest) (*sb
 	}
 	switch {
 	case r.Plaintext != nil:
-		err := sealAssisted(m, devices, r.Plaintext)
+		err := s.assist(ctx, id, m, devices, r.Plaintext)
 		clear(r.Plaintext) // from here on only ciphertext exists
 		if err != nil {
 			return nil, err
@@ -167,24 +184,53 @@ func count(bs ...bool) (n int) {
 	return n
 }
 
-// sealAssisted is the server-assisted mode: it seals plaintext to each
-// recipient device's registered public key (docs/crypto.md), so that only
-// ciphertext is stored, published or logged.
-func sealAssisted(m *sb.Message, devices deviceLists, plaintext []byte) error {
+// assist is the server-assisted mode: it seals plaintext to each recipient
+// device's registered public key (docs/crypto.md), so that only ciphertext
+// is stored, published or logged. One request becomes one ciphertext per
+// recipient, so what it costs is bounded and paid for before any sealing:
+// at most MaxAssistedRecipients recipients, recipients x size charged to
+// the sender's byte budget (what the node will store for it, on top of the
+// request's own bytes), and the seals share the node's seal slots with
+// every other send (one per core).
+func (s *Service) assist(ctx context.Context, id Identity, m *sb.Message, devices deviceLists, plaintext []byte) error {
+	n := len(m.Ciphertexts)
+	if limit := s.cfg.MaxAssistedRecipients; limit > 0 && n > limit {
+		return sb.Errorf(sb.EINVALID, "invalid_message",
+			"plaintext to %d recipient devices: the node seals for at most %d; seal on the device (ciphertext or ciphertexts)", n, limit)
+	}
+	if err := s.Allow(ctx, LimitDeviceBytes, id.DeviceID, int64(n)*int64(len(plaintext))); err != nil {
+		return err
+	}
 	for _, ds := range devices {
 		for i := range ds {
 			d := &ds[i]
 			if _, ok := m.Ciphertexts[d.ID]; !ok {
 				continue
 			}
-			ct, err := e2e.SealAssisted(d.KEM, d.PublicKey, e2e.Context{Conversation: m.ConversationID,
-				SenderUser: m.SenderUserID, SenderDevice: m.SenderDeviceID, ClientID: m.ClientID, RecipientDevice: d.ID}, plaintext)
-			if err != nil {
-				return fmt.Errorf("seal for device %s: %w", d.ID, err)
+			if err := s.seal(ctx, m, d, plaintext); err != nil {
+				return err
 			}
-			m.Ciphertexts[d.ID] = ct
 		}
 	}
+	return nil
+}
+
+// sealAssisted is e2e.SealAssisted; a test counts the seals in flight through it.
+var sealAssisted = e2e.SealAssisted
+
+// seal seals plaintext for one recipient device in one of the node's seal
+// slots: however many sends arrive, at most one seal per core runs.
+func (s *Service) seal(ctx context.Context, m *sb.Message, d *sb.Device, plaintext []byte) error {
+	if err := s.sealSlots.take(ctx); err != nil {
+		return fmt.Errorf("seal for device %s: %w", d.ID, err)
+	}
+	defer s.sealSlots.put()
+	ct, err := sealAssisted(d.KEM, d.PublicKey, e2e.Context{Conversation: m.ConversationID,
+		SenderUser: m.SenderUserID, SenderDevice: m.SenderDeviceID, ClientID: m.ClientID, RecipientDevice: d.ID}, plaintext)
+	if err != nil {
+		return fmt.Errorf("seal for device %s: %w", d.ID, err)
+	}
+	m.Ciphertexts[d.ID] = ct
 	return nil
 }
 

@@ -25,6 +25,19 @@ type Config struct {
 	Limiter       Limiter       // where the limits count [an in-process MemoryLimiter]
 	Logger        *slog.Logger
 	Now           func() time.Time
+
+	// Server-assisted sends: the node seals the plaintext once per
+	// recipient device, so one send costs recipients x size in CPU and in
+	// stored bytes. A negative value turns a bound off (the plaintext is
+	// still at most MaxCiphertext).
+	MaxAssistedBytes      int // plaintext bytes [64 KiB]
+	MaxAssistedRecipients int // recipient devices [256]
+
+	// Password hashing: at most HashSlots argon2id hashes run at once
+	// (so at most HashSlots x Argon2.MemoryKiB of their memory); a login
+	// or signup waits up to HashWait for a slot, then gets 503 unavailable.
+	HashSlots int           // [one per core, GOMAXPROCS]
+	HashWait  time.Duration // [2 s]
 }
 
 func (c *Config) setDefaults() {
@@ -39,6 +52,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxCiphertext == 0 {
 		c.MaxCiphertext = 64 << 10
+	}
+	if c.MaxAssistedBytes == 0 {
+		c.MaxAssistedBytes = 64 << 10
+	}
+	if c.MaxAssistedRecipients == 0 {
+		c.MaxAssistedRecipients = 256
+	}
+	if c.HashWait == 0 {
+		c.HashWait = 2 * time.Second
 	}
 	if c.SendRate == 0 {
 		c.SendRate = 50
@@ -69,6 +91,8 @@ type Service struct {
 	// takes as long for a missing user as for a wrong password.
 	dummyHash string
 	acks      acker       // socket acks waiting for their commit (acks.go)
+	hashSlots slots       // argon2id hashes running (slots.go)
+	sealSlots slots       // server-assisted seals running, one per core
 	history   historyGate // history reads in progress (history.go)
 }
 
@@ -82,6 +106,8 @@ func New(store sb.Store, bus sb.Bus, cfg Config) *Service {
 		limiter:   cfg.Limiter,
 		cache:     newCache(store, 100_000),
 		dummyHash: HashPassword("not a password", cfg.Argon2),
+		hashSlots: newSlots(cfg.HashSlots),
+		sealSlots: newSlots(0),
 	}
 	s.acks = acker{store: store, log: cfg.Logger}
 	// The store publishes each message for us, from its committer, in seq
@@ -100,7 +126,9 @@ type Identity struct {
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Millisecond) }
 
-// CreateAccount registers a user and returns its id.
+// CreateAccount registers a user and returns its id. Usernames are
+// unique regardless of case (the store compares them folded); the user
+// keeps the form given here.
 func (s *Service) CreateAccount(ctx context.Context, username, password string) (string, error) {
 	if err := validUsername(username); err != nil {
 		return "", err
@@ -108,7 +136,11 @@ func (s *Service) CreateAccount(ctx context.Context, username, password string) 
 	if err := validPassword(password); err != nil {
 		return "", err
 	}
-	u := &sb.User{ID: NewID("usr"), Username: username, PasswordHash: HashPassword(password, s.cfg.Argon2), CreatedAt: s.now()}
+	var hash string
+	if err := s.hashing(ctx, func() { hash = HashPassword(password, s.cfg.Argon2) }); err != nil {
+		return "", err
+	}
+	u := &sb.User{ID: NewID("usr"), Username: username, PasswordHash: hash, CreatedAt: s.now()}
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, sb.ErrUsernameTaken) {
 			return "", sb.ErrUsernameTaken
@@ -126,27 +158,42 @@ type Login struct {
 
 var errBadCredentials = sb.Errorf(sb.EUNAUTHORIZED, "bad_credentials", "wrong username or password")
 
+// errLoginAbandoned answers a login whose caller gave up (its context is
+// done) before its device was committed: nothing was created.
+var errLoginAbandoned = sb.Errorf(sb.EUNAVAILABLE, "unavailable", "the login was abandoned before its device was created; log in again")
+
 // Login checks the password and creates a new device with a fresh token.
+// The username matches regardless of case. Once ctx is done (the request
+// timed out, the client left) no device is created: a device nobody holds
+// the token of would count toward the user's device limit for ever.
 func (s *Service) Login(ctx context.Context, username, password string, dev DeviceInfo) (*Login, error) {
 	if err := dev.Validate(); err != nil {
 		return nil, err
 	}
 	// Only a well-formed username gets a bucket (another cannot exist), so
-	// junk names cannot grow the limiter.
+	// junk names cannot grow the limiter. Folded, so that ALICE, Alice
+	// and alice share one.
 	if validUsername(username) == nil {
-		if err := s.Allow(ctx, LimitLoginAccount, username, 1); err != nil {
+		if err := s.Allow(ctx, LimitLoginAccount, foldUsername(username), 1); err != nil {
 			return nil, err
 		}
 	}
 	u, err := s.store.UserByName(ctx, username)
 	if errors.Is(err, sb.ErrNotFound) {
-		VerifyPassword(password, s.dummyHash)
+		if err := s.hashing(ctx, func() { VerifyPassword(password, s.dummyHash) }); err != nil {
+			return nil, err
+		}
 		return nil, errBadCredentials
 	}
 	if err != nil {
 		return nil, fmt.Errorf("login: %w", err)
 	}
-	if ok, err := VerifyPassword(password, u.PasswordHash); err != nil || !ok {
+	var ok bool
+	var bad error
+	if err := s.hashing(ctx, func() { ok, bad = VerifyPassword(password, u.PasswordHash) }); err != nil {
+		return nil, err
+	}
+	if bad != nil || !ok {
 		return nil, errBadCredentials
 	}
 	if err := s.deviceRoom(ctx, u.ID); err != nil {
@@ -157,6 +204,11 @@ func (s *Service) Login(ctx context.Context, username, password string, dev Devi
 		PublicKey: dev.PublicKey, SigningKey: dev.SigningKey, CreatedAt: now}
 	token, hash := NewToken()
 	sess := &sb.Session{TokenHash: hash, UserID: u.ID, DeviceID: d.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL)}
+	// Checked here, not left to the store: the hash may have taken most of
+	// the request's time, and a store need not look at ctx (argon2 does not).
+	if ctx.Err() != nil {
+		return nil, errLoginAbandoned
+	}
 	// One transaction: a failure cannot leave an active device without a token.
 	if err := s.store.CreateDevice(ctx, d, sess); err != nil {
 		return nil, fmt.Errorf("create device: %w", err)

@@ -9,11 +9,13 @@ import (
 	"github.com/switchboard-chat/switchboard"
 )
 
-// CreateUser stores u; a taken username returns switchboard.ErrUsernameTaken.
+// CreateUser stores u; a username taken in any case returns
+// switchboard.ErrUsernameTaken.
 func (s *Store) CreateUser(ctx context.Context, u *switchboard.User) error {
-	// ON CONFLICT on the username alone: a clash of ids stays a plain error.
+	// ON CONFLICT on the folded username alone (migration 0004 in SQLite, 0005
+	// in PostgreSQL): a clash of ids stays a plain error.
 	tag, err := s.pool.Exec(ctx, `INSERT INTO users (id, username, password_hash, created_at)
-		VALUES ($1, $2, $3, $4) ON CONFLICT (username) DO NOTHING`,
+		VALUES ($1, $2, $3, $4) ON CONFLICT (lower(username)) DO NOTHING`,
 		u.ID, u.Username, u.PasswordHash, u.CreatedAt)
 	if err != nil {
 		return fmt.Errorf("postgres: create user %s: %w", u.ID, err)
@@ -24,10 +26,10 @@ func (s *Store) CreateUser(ctx context.Context, u *switchboard.User) error {
 	return nil
 }
 
-// UserByName returns the user with that username.
+// UserByName returns the user with that username in any case.
 func (s *Store) UserByName(ctx context.Context, username string) (*switchboard.User, error) {
 	var u switchboard.User
-	err := s.pool.QueryRow(ctx, `SELECT id, username, password_hash, created_at FROM users WHERE username = $1`,
+	err := s.pool.QueryRow(ctx, `SELECT id, username, password_hash, created_at FROM users WHERE lower(username) = lower($1)`,
 		username).Scan(&u.ID, &u.Username, &u.PasswordHash, &u.CreatedAt)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: user %q: %w", username, notFound(err))

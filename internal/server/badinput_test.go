@@ -34,7 +34,7 @@ func TestHTTPBadInput(t *testing.T) {
 		status       int
 		code         string
 	}{
-		{"a duplicate username is refused", "POST", "/v1/accounts", "", map[string]string{"username": "alice", "password": "12345678"}, 409, "username_taken"},
+		{"a duplicate username is refused", "POST", "/v1/accounts", "", map[string]string{"username": "alice", "password": "a-fine-password"}, 409, "username_taken"},
 		{"an empty username is refused", "POST", "/v1/accounts", "", map[string]string{"username": "", "password": "12345678"}, 400, "invalid_username"},
 		{"a too long username is refused", "POST", "/v1/accounts", "", map[string]string{"username": strings.Repeat("a", 33), "password": "12345678"}, 400, "invalid_username"},
 		{"a username with spaces is refused", "POST", "/v1/accounts", "", map[string]string{"username": "a b", "password": "12345678"}, 400, "invalid_username"},

@@ -10,11 +10,13 @@ import (
 	"github.com/switchboard-chat/switchboard"
 )
 
-// CreateUser stores u; a taken username returns switchboard.ErrUsernameTaken.
+// CreateUser stores u; a username taken in any case returns
+// switchboard.ErrUsernameTaken.
 func (s *Store) CreateUser(ctx context.Context, u *switchboard.User) error {
-	// ON CONFLICT on the username alone: a clash of ids stays a plain error.
+	// ON CONFLICT on the folded username alone (migration 0004 in SQLite, 0005
+	// in PostgreSQL): a clash of ids stays a plain error.
 	res, err := s.w.ExecContext(ctx, `INSERT INTO users (id, username, password_hash, created_at)
-		VALUES (?, ?, ?, ?) ON CONFLICT (username) DO NOTHING`,
+		VALUES (?, ?, ?, ?) ON CONFLICT (lower(username)) DO NOTHING`,
 		u.ID, u.Username, u.PasswordHash, micros(u.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("sqlite: create user %s: %w", u.ID, err)
@@ -29,11 +31,11 @@ func (s *Store) CreateUser(ctx context.Context, u *switchboard.User) error {
 	return nil
 }
 
-// UserByName returns the user with that username.
+// UserByName returns the user with that username in any case.
 func (s *Store) UserByName(ctx context.Context, username string) (*switchboard.User, error) {
 	var u switchboard.User
 	var created int64
-	err := s.r.QueryRowContext(ctx, `SELECT id, username, password_hash, created_at FROM users WHERE username = ?`,
+	err := s.r.QueryRowContext(ctx, `SELECT id, username, password_hash, created_at FROM users WHERE lower(username) = lower(?)`,
 		username).Scan(&u.ID, &u.Username, &u.PasswordHash, &created)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: user %q: %w", username, notFound(err))

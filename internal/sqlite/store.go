@@ -25,6 +25,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -72,8 +73,8 @@ func open(path, synchronous string) (*Store, error) {
 	}
 	memory := path == ":memory:"
 	if !memory {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return nil, fmt.Errorf("sqlite: open: %w", err)
+		if err := privateFiles(path); err != nil {
+			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 		}
 	}
 
@@ -104,6 +105,38 @@ func open(path, synchronous string) (*Store, error) {
 	r.SetMaxOpenConns(readers)
 	r.SetMaxIdleConns(readers)
 	return newStore(w, r), nil
+}
+
+// privateFiles creates the database's folder (0700) and file (0600) unless
+// they exist, and takes group and other access off the file and its WAL and
+// shared-memory files: they hold password hashes. SQLite creates the -wal
+// and -shm files with the database file's mode, so a new node's are 0600
+// too. An existing folder is left as it is: it may be one the operator
+// shares with other files (the files in it are private anyway).
+func privateFiles(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, name := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(name, fi.Mode().Perm()&0o700); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func newStore(w, r *sql.DB) *Store {

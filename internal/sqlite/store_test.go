@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -59,6 +60,37 @@ func TestMigrate(t *testing.T) {
 			t.Fatalf("UserByName after migrating again: %v", err)
 		}
 	})
+}
+
+// TestMigrateFoldsUsernames starts from a database of before migration
+// 0004, where Alice and alice could be two accounts: the oldest keeps its
+// name, the later one is renamed, and from then on case is ignored.
+func TestMigrateFoldsUsernames(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "switchboard.db")
+	open(t, path)
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		`DROP INDEX users_username_folded`,
+		`DELETE FROM schema_migrations WHERE version = 4`,
+		`INSERT INTO users (id, username, password_hash, created_at) VALUES
+			('usr_older', 'Alice', 'h', 1), ('usr_newer', 'alice', 'h', 2), ('usr_bob', 'bob', 'h', 3)`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s := open(t, path) // migrates
+	for name, want := range map[string]string{"ALICE": "usr_older", "alice-newer": "usr_newer", "Bob": "usr_bob"} {
+		u, err := s.UserByName(ctx, name)
+		if err != nil || u.ID != want {
+			t.Errorf("UserByName(%s) = %+v, %v; want %s", name, u, err, want)
+		}
+	}
 }
 
 func TestOpen(t *testing.T) {
@@ -126,5 +158,49 @@ func BenchmarkAppendMessageSync(b *testing.B) {
 func BenchmarkAppendShared(b *testing.B) {
 	storetest.BenchmarkAppendShared(b, func(b *testing.B) switchboard.Store {
 		return open(b, filepath.Join(b.TempDir(), "switchboard.db"))
+	})
+}
+
+// TestFilesArePrivate checks the database, its WAL and shared-memory files
+// and a folder Open creates are readable by the node's user alone: they hold
+// password hashes (issue 18).
+func TestFilesArePrivate(t *testing.T) {
+	ctx := context.Background()
+	wantMode := func(t *testing.T, name string, want os.FileMode) {
+		t.Helper()
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != want {
+			t.Errorf("%s has mode %v, want %v", filepath.Base(name), got, want)
+		}
+	}
+	t.Run("a new database, its WAL, its shm and a new folder are private", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "data", "node")
+		path := filepath.Join(dir, "switchboard.db")
+		s := open(t, path)
+		if err := s.CreateUser(ctx, &switchboard.User{ID: "u-1", Username: "alice", PasswordHash: "h"}); err != nil {
+			t.Fatal(err)
+		}
+		wantMode(t, dir, 0o700)
+		wantMode(t, filepath.Dir(dir), 0o700)
+		for _, name := range []string{path, path + "-wal", path + "-shm"} {
+			wantMode(t, name, 0o600)
+		}
+	})
+	t.Run("an existing world-readable database and WAL are made private", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "switchboard.db")
+		for _, name := range []string{path, path + "-wal"} {
+			if err := os.WriteFile(name, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(name, 0o644); err != nil { // whatever the umask
+				t.Fatal(err)
+			}
+		}
+		open(t, path)
+		wantMode(t, path, 0o600)
+		wantMode(t, path+"-wal", 0o600)
 	})
 }

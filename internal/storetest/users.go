@@ -34,6 +34,21 @@ func userTests() []storeTest {
 			}
 		}},
 
+		{"usernames are one regardless of case: a second in another case is taken, any case finds the first as it was written", func(t *testing.T, s switchboard.Store) {
+			first := createUser(t, s, "u-alice", "Alice")
+			err := s.CreateUser(ctx, &switchboard.User{ID: "u-other", Username: "aLICE", PasswordHash: "x", CreatedAt: at(5)})
+			if !errors.Is(err, switchboard.ErrUsernameTaken) {
+				t.Fatalf("CreateUser(aLICE) after Alice: err = %v, want one wrapping ErrUsernameTaken", err)
+			}
+			for _, name := range []string{"Alice", "alice", "ALICE"} {
+				got, err := s.UserByName(ctx, name)
+				if err != nil {
+					t.Fatalf("UserByName(%s): %v", name, err)
+				}
+				wantUser(t, got, first)
+			}
+		}},
+
 		{"UserByName of an unknown username returns ErrNotFound", func(t *testing.T, s switchboard.Store) {
 			createUser(t, s, "u-alice", "alice")
 			_, err := s.UserByName(ctx, "bob")

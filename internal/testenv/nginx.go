@@ -147,3 +147,25 @@ func nginxBin() (string, error) {
 	}
 	return "", errors.New("no nginx on PATH or in /usr/sbin (apt-get install nginx)")
 }
+
+// Reload renders the configuration again for upstreams and asks the master
+// to reload it (SIGHUP), as `nginx -s reload` does: new workers take new
+// connections; old workers finish theirs and close the WebSockets they hold
+// at worker_shutdown_timeout, or when the last one ends.
+func (n *NGINXServer) Reload(t testing.TB, upstreams []string) {
+	t.Helper()
+	p := nginx.Private{Dir: n.Dir, Listen: n.Addr, Upstreams: upstreams, Workers: NGINXWorkers}
+	if os.Geteuid() == 0 {
+		p.User = "root"
+	}
+	conf, err := nginx.Render(p)
+	if err != nil {
+		t.Fatalf("testenv: render nginx config: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(n.Dir, "nginx.conf"), conf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatalf("testenv: reload nginx: %v", err)
+	}
+}

@@ -148,3 +148,19 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b) // never fails on Linux
 	return hex.EncodeToString(b)
 }
+
+// RestartPostgres stops the private PostgreSQL server (a fast shutdown:
+// clients are disconnected, nothing committed is lost), waits down, and
+// starts it again on the same port with the same data. It fails t when the
+// server is one named by SWITCHBOARD_TEST_POSTGRES (not ours to restart).
+func RestartPostgres(t testing.TB, down time.Duration) {
+	t.Helper()
+	pgMu.Lock()
+	defer pgMu.Unlock()
+	if pgServer == nil {
+		t.Fatalf("testenv: no private PostgreSQL server to restart (%s set, or none started)", envPostgresURL)
+	}
+	if err := pgServer.restart(down); err != nil {
+		t.Fatalf("testenv: restart postgres: %v", err)
+	}
+}

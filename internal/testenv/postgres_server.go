@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -236,4 +237,26 @@ func tail(path string, n int) string {
 		b = b[len(b)-n:]
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// restart stops the server with a fast shutdown (committed data stays) and
+// runs it again on the same port after down.
+func (s *postgresServer) restart(down time.Duration) error {
+	u, err := url.Parse(s.url)
+	if err != nil {
+		return err
+	}
+	port, _ := strconv.Atoi(u.Port())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if out, err := s.command(ctx, "pg_ctl", "-D", s.data, "-m", "fast", "-w", "stop").CombinedOutput(); err != nil {
+		return fmt.Errorf("pg_ctl stop: %w\n%s", err, out)
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(10 * time.Second):
+		s.kill()
+	}
+	time.Sleep(down)
+	return s.run(ctx, port)
 }
