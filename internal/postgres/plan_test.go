@@ -61,4 +61,17 @@ func TestUserQueriesUseIndexes(t *testing.T) {
 			t.Errorf("%s scans the conversations instead of probing their primary key:\n%s", name, plan)
 		}
 	}
+	// Contacts must probe the members index per conversation of the user and
+	// stop at its row limit, not scan every membership of the database.
+	rows, err := conn.Query(ctx, "EXPLAIN "+postgres.ContactsQuery, "u7", 10000)
+	if err != nil {
+		t.Fatalf("EXPLAIN Contacts: %v", err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan := strings.Join(lines, "\n"); strings.Contains(plan, "Seq Scan on members") || !strings.Contains(plan, "Limit") {
+		t.Errorf("Contacts scans every membership or reads without a limit:\n%s", plan)
+	}
 }
