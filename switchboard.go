@@ -130,9 +130,23 @@ type Store interface {
 	// CreateConversation stores c with its members (c.Members already includes the creator).
 	CreateConversation(ctx context.Context, c *Conversation) error
 	Conversation(ctx context.Context, id string) (*Conversation, error)
-	// Conversations lists the conversations userID is a member of, with members and head seq,
-	// ordered by id.
-	Conversations(ctx context.Context, userID string) ([]Conversation, error)
+	// Conversations lists the conversations userID is a member of whose id is
+	// above after ("" for the first page), ordered by id, at most limit, with
+	// members and head seq: one page, so that a user put into many groups
+	// costs a bounded read per request.
+	Conversations(ctx context.Context, userID, after string, limit int) ([]Conversation, error)
+	// Contacts returns distinct users who share a conversation with userID
+	// (userID itself included), read from at most limit membership rows, in
+	// no particular order: the cost of a login's or a revocation's
+	// devices_changed notice, bounded however many groups userID is in.
+	Contacts(ctx context.Context, userID string, limit int) ([]string, error)
+
+	// Block records that userID blocks blockedID (again: no change); both exist.
+	Block(ctx context.Context, userID, blockedID string, at time.Time) error
+	// Unblock removes userID's block of blockedID, if there is one.
+	Unblock(ctx context.Context, userID, blockedID string) error
+	// Blockers returns those users of among who block userID, in no particular order.
+	Blockers(ctx context.Context, userID string, among []string) ([]string, error)
 	// Heads returns the head seq of each conversation userID is a member of:
 	// what a device's sync needs, without reading every member of every
 	// group the way Conversations does.

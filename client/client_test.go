@@ -146,6 +146,57 @@ func TestCalls(t *testing.T) {
 			want: []Message{{Conversation: "cnv_1", Seq: 6, SenderUserID: "usr_2", SenderDeviceID: "dev_2", TS: t0, Ciphertext: []byte("hi")}},
 		},
 		{
+			name:    "Conversations follows next through every page",
+			pattern: "GET /v1/conversations",
+			handle: func(t *testing.T, w http.ResponseWriter, r *http.Request) {
+				wantToken(t, r)
+				switch r.URL.Query().Get("after") {
+				case "":
+					reply(w, 200, `{"conversations":[{"conversation_id":"cnv_1","kind":"direct","members":["usr_1"],"created_at":"`+t0Str+`"}],"next":"cnv_1"}`)
+				case "cnv_1":
+					reply(w, 200, `{"conversations":[{"conversation_id":"cnv_2","kind":"group","members":["usr_1"],"created_at":"`+t0Str+`"}]}`)
+				default:
+					t.Errorf("after = %q", r.URL.Query().Get("after"))
+				}
+			},
+			call: func(ctx context.Context, _ *Client, s *Session) (any, error) { return s.Conversations(ctx) },
+			want: []Conversation{{ID: "cnv_1", Kind: "direct", Members: []string{"usr_1"}, CreatedAt: t0},
+				{ID: "cnv_2", Kind: "group", Members: []string{"usr_1"}, CreatedAt: t0}},
+		},
+		{
+			name:    "MessagesPage returns next_after",
+			pattern: "GET /v1/conversations/{id}/messages",
+			handle: func(t *testing.T, w http.ResponseWriter, r *http.Request) {
+				reply(w, 200, `{"messages":[{"conversation":"cnv_1","seq":6,"sender":{"user_id":"usr_2","device_id":"dev_2"},"ts":"`+t0Str+`","ciphertext":"aGk="}],"next_after":6}`)
+			},
+			call: func(ctx context.Context, _ *Client, s *Session) (any, error) {
+				_, next, err := s.MessagesPage(ctx, "cnv_1", 5, 1)
+				return next, err
+			},
+			want: int64(6),
+		},
+		{
+			name:    "Block posts to the user's block",
+			pattern: "POST /v1/blocks/{user}",
+			handle: func(t *testing.T, w http.ResponseWriter, r *http.Request) {
+				wantToken(t, r)
+				if r.PathValue("user") != "usr_2" {
+					t.Errorf("path %s", r.URL.Path)
+				}
+				w.WriteHeader(http.StatusNoContent)
+			},
+			call: func(ctx context.Context, _ *Client, s *Session) (any, error) { return nil, s.Block(ctx, "usr_2") },
+		},
+		{
+			name:    "Unblock deletes the user's block",
+			pattern: "DELETE /v1/blocks/{user}",
+			handle: func(t *testing.T, w http.ResponseWriter, r *http.Request) {
+				wantToken(t, r)
+				w.WriteHeader(http.StatusNoContent)
+			},
+			call: func(ctx context.Context, _ *Client, s *Session) (any, error) { return nil, s.Unblock(ctx, "usr_2") },
+		},
+		{
 			name:    "SendHTTP posts a send frame without type to the conversation",
 			pattern: "POST /v1/conversations/{id}/messages",
 			handle: func(t *testing.T, w http.ResponseWriter, r *http.Request) {

@@ -8,8 +8,9 @@
 //
 // A [Client] holds the base URL and an *http.Client. [Client.CreateAccount]
 // and [Client.Login] need no token; Login returns a [*Session] whose methods
-// (Devices, RevokeDevice, CreateConversation, Conversations, Messages,
-// SendHTTP) send its bearer token. A saved session is bound again with
+// (Devices, RevokeDevice, CreateConversation, Conversations and
+// ConversationsPage, Messages and MessagesPage, SendHTTP, Block, Unblock)
+// send its bearer token. A saved session is bound again with
 // [Client.Resume]. Every refusal from the server is an [*Error] carrying
 // the HTTP status and the machine code of the problem document; use
 // errors.As.

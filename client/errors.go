@@ -36,6 +36,7 @@ const (
 	CodeRateLimited         = wire.CodeRateLimited
 	CodeTooManyDevices      = wire.CodeTooManyDevices
 	CodePlaintextRefused    = wire.CodePlaintextRefused // a plaintext send to an end-to-end-only node: seal it (see Secure)
+	CodeBlocked             = wire.CodeBlocked          // a member blocks the caller: no new conversation with them, no direct send
 	CodeOriginNotAllowed    = wire.CodeOriginNotAllowed
 	CodeUnavailable         = wire.CodeUnavailable
 	CodeBadFrame            = wire.CodeBadFrame

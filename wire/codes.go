@@ -16,6 +16,7 @@ const (
 	CodeNotMember           = "not_member"           // 403 / error frame
 	CodeOriginNotAllowed    = "origin_not_allowed"   // 403
 	CodePlaintextRefused    = "plaintext_refused"    // 403 / error frame: a plaintext send to an --e2e-only node
+	CodeBlocked             = "blocked"              // 403 / error frame: a member blocks the caller (a new conversation, a direct send)
 	CodeNoSuchConversation  = "no_such_conversation" // 404 / error frame
 	CodeNotFound            = "not_found"            // 404
 	CodeMethodNotAllowed    = "method_not_allowed"   // 405: a known path, another method; Allow lists the methods it takes
@@ -34,7 +35,7 @@ const (
 var Codes = []string{
 	CodeBadRequest, CodeInvalidUsername, CodeInvalidPassword, CodeInvalidDevice, CodeInvalidConversation,
 	CodeDeviceMismatch, CodeInvalidMessage, CodeUnauthorized, CodeBadCredentials, CodeNotMember,
-	CodeOriginNotAllowed, CodePlaintextRefused, CodeNoSuchConversation, CodeNotFound, CodeMethodNotAllowed, CodeUsernameTaken,
+	CodeOriginNotAllowed, CodePlaintextRefused, CodeBlocked, CodeNoSuchConversation, CodeNotFound, CodeMethodNotAllowed, CodeUsernameTaken,
 	CodeDevicesMismatch, CodeTooManyDevices, CodeTooLarge, CodeRateLimited, CodeUnavailable,
 	CodeBadFrame, CodeUnknownType, CodeInternal,
 }

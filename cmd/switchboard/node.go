@@ -93,11 +93,16 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.Var(rateFlag{&c.Chat.Limits.LoginPerAccount}, "login-rate-account", "login attempts per username (N/PERIOD, 0 = unlimited)")
 	fs.Var(rateFlag{&c.Chat.Limits.LoginPerIP}, "login-rate-ip", "login attempts per client address (N/PERIOD, 0 = unlimited)")
 	fs.Var(rateFlag{&c.Chat.Limits.SignupPerIP}, "signup-rate-ip", "accounts created per client address (N/PERIOD, 0 = unlimited)")
+	fs.Var(rateFlag{&c.Chat.Limits.ConvPerDevice}, "conversation-rate-device", "conversations a device creates (N/PERIOD, 0 = unlimited)")
+	fs.Var(rateFlag{&c.Chat.Limits.ConvPerIP}, "conversation-rate-ip", "conversations created per client address (N/PERIOD, 0 = unlimited)")
 	fs.Var(rateFlag{&c.Chat.Limits.SendPerConversation}, "send-rate-conversation", "sends into one conversation from all its members (N/PERIOD, 0 = unlimited)")
 	fs.Var(rateFlag{&c.Chat.Limits.FramesPerSocket}, "frame-rate", "client frames per socket (N/PERIOD, 0 = unlimited)")
 	fs.Var(rateFlag{&c.Chat.Limits.BytesPerDevice}, "device-bytes", "bytes a device sends in frames and request bodies (N/PERIOD, 0 = unlimited)")
 	fs.IntVar(&c.Chat.Limits.ConnsPerIP, "max-conns-per-ip", c.Chat.Limits.ConnsPerIP, "open sockets per client address (0 = unlimited)")
 	fs.IntVar(&c.Chat.Limits.ConnsPerUser, "max-conns-per-user", c.Chat.Limits.ConnsPerUser, "devices of one user connected at once (0 = unlimited)")
+	fs.IntVar(&c.Chat.Limits.HistoryBytes, "history-bytes", c.Chat.Limits.HistoryBytes, "ciphertext bytes of one history page; next_after continues it (0 = unlimited)")
+	fs.IntVar(&c.Chat.Limits.HistoryPerDevice, "history-reads-per-device", c.Chat.Limits.HistoryPerDevice, "history pages one device reads at once; more get 429 (0 = unlimited)")
+	fs.IntVar(&c.Chat.Limits.HistoryPerNode, "history-reads", c.Chat.Limits.HistoryPerNode, "history pages read at once on this node, 4 x cores unless set; more get 503 (0 = unlimited)")
 	fs.IntVar(&c.Chat.Limits.DevicesPerUser, "max-devices", c.Chat.Limits.DevicesPerUser, "active devices per user; a login past it gets too_many_devices (0 = unlimited)")
 	fs.IntVar(&c.Chat.MaxAssistedBytes, "max-assisted-bytes", c.Chat.MaxAssistedBytes, "plaintext bytes of a server-assisted send, which the node seals once per recipient device (0 = only --max-frame)")
 	fs.IntVar(&c.Chat.MaxAssistedRecipients, "max-assisted-recipients", c.Chat.MaxAssistedRecipients, "recipient devices of a server-assisted send (0 = unlimited)")
@@ -141,6 +146,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	}
 	// 0 on the command line is unlimited; in chat.Config, 0 is the default.
 	for _, n := range []*int{&c.Chat.Limits.ConnsPerIP, &c.Chat.Limits.ConnsPerUser, &c.Chat.Limits.DevicesPerUser,
+		&c.Chat.Limits.HistoryBytes, &c.Chat.Limits.HistoryPerDevice, &c.Chat.Limits.HistoryPerNode,
 		&c.Chat.MaxAssistedBytes, &c.Chat.MaxAssistedRecipients} {
 		if *n == 0 {
 			*n = -1

@@ -47,6 +47,7 @@ func TestSecurityDocMatchesFlags(t *testing.T) {
 		"send-rate-conversation", "frame-rate", "device-bytes", "max-conns-per-ip", "max-conns-per-user", "max-devices",
 		"limit-exempt", "trusted-proxies", "allowed-origins", "request-timeout", "max-body", "max-frame", "max-queued",
 		"ping-interval", "session-ttl", "max-members", "argon2-time", "argon2-memory", "pprof",
+		"conversation-rate-device", "conversation-rate-ip", "history-bytes", "history-reads-per-device", "history-reads",
 		"max-assisted-bytes", "max-assisted-recipients", "hash-slots", "hash-wait"} {
 		if _, ok := defaults[name]; !ok {
 			t.Errorf("--%s is not a flag any more", name)

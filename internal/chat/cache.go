@@ -7,46 +7,97 @@ import (
 	sb "github.com/switchboard-chat/switchboard"
 )
 
-// cache keeps what every send reads: a conversation's members (which never
-// change after creation) and a user's active devices (which change at login
-// and revocation: every node drops its copy on the ctl.devices event, and the
-// node that made the change drops its own at once). It is bounded: when full
-// it starts over, which costs only store reads.
+// cache keeps what every send reads: a conversation's members and kind
+// (which never change after creation), a user's active devices (which change
+// at login and revocation: every node drops its copy on the ctl.devices
+// event, and the node that made the change drops its own at once) and
+// whether one user blocks another (read by sends in direct conversations;
+// dropped on the ctl.blocks event). It is bounded: when full it starts over,
+// which costs only store reads.
 type cache struct {
 	store sb.Store
 	max   int
 
 	mu      sync.Mutex
-	members map[string][]string    // conversation id -> member user ids
+	members map[string]convEntry   // conversation id -> members and kind
 	devices map[string][]sb.Device // user id -> active devices
-	// epoch counts device-list changes; a list read from the store while one
-	// happened may be stale and is not kept.
+	blocks  map[[2]string]bool     // {blocker, blocked} -> whether it blocks
+	// epoch counts device-list and block changes; what is read from the
+	// store while one happened may be stale and is not kept.
 	epoch uint64
 }
 
 func newCache(store sb.Store, max int) *cache {
-	return &cache{store: store, max: max, members: make(map[string][]string), devices: make(map[string][]sb.Device)}
+	return &cache{store: store, max: max, members: make(map[string]convEntry),
+		devices: make(map[string][]sb.Device), blocks: make(map[[2]string]bool)}
+}
+
+// convEntry is what the cache keeps of a conversation.
+type convEntry struct {
+	members []string
+	direct  bool
 }
 
 // conversation returns the conversation's members, from the store the first time.
 func (c *cache) conversation(ctx context.Context, id string) ([]string, error) {
+	e, err := c.entry(ctx, id)
+	return e.members, err
+}
+
+// entry returns the conversation's members and kind, from the store the first time.
+func (c *cache) entry(ctx context.Context, id string) (convEntry, error) {
 	c.mu.Lock()
-	m, ok := c.members[id]
+	e, ok := c.members[id]
 	c.mu.Unlock()
 	if ok {
-		return m, nil
+		return e, nil
 	}
 	conv, err := c.store.Conversation(ctx, id)
 	if err != nil {
-		return nil, err
+		return convEntry{}, err
 	}
+	e = convEntry{members: conv.Members, direct: conv.Kind == sb.KindDirect}
 	c.mu.Lock()
 	if len(c.members) >= c.max {
 		clear(c.members)
 	}
-	c.members[id] = conv.Members
+	c.members[id] = e
 	c.mu.Unlock()
-	return conv.Members, nil
+	return e, nil
+}
+
+// blocked reports whether blocker blocks user, from the store the first time.
+func (c *cache) blocked(ctx context.Context, blocker, user string) (bool, error) {
+	key := [2]string{blocker, user}
+	c.mu.Lock()
+	b, ok := c.blocks[key]
+	epoch := c.epoch
+	c.mu.Unlock()
+	if ok {
+		return b, nil
+	}
+	by, err := c.store.Blockers(ctx, user, []string{blocker})
+	if err != nil {
+		return false, err
+	}
+	b = len(by) > 0
+	c.mu.Lock()
+	if c.epoch == epoch { // no block changed meanwhile
+		if len(c.blocks) >= c.max {
+			clear(c.blocks)
+		}
+		c.blocks[key] = b
+	}
+	c.mu.Unlock()
+	return b, nil
+}
+
+// forgetBlock drops what the cache knows of blocker's block of user.
+func (c *cache) forgetBlock(blocker, user string) {
+	c.mu.Lock()
+	delete(c.blocks, [2]string{blocker, user})
+	c.epoch++
+	c.mu.Unlock()
 }
 
 // deviceLists is what activeDevices returns: one list per user, shared with
@@ -118,11 +169,12 @@ func (c *cache) forgetDevices(userID string) {
 	c.mu.Unlock()
 }
 
-// forgetAllDevices drops every cached device list: the bus was down, and
-// the ctl.devices events of that time may be lost.
+// forgetAllDevices drops every cached device list and block: the bus was
+// down, and the ctl.devices and ctl.blocks events of that time may be lost.
 func (c *cache) forgetAllDevices() {
 	c.mu.Lock()
 	clear(c.devices)
+	clear(c.blocks)
 	c.epoch++
 	c.mu.Unlock()
 }

@@ -15,7 +15,15 @@ const (
 	ControlPrefix = "ctl."
 	topicRevoked  = "ctl.revoked"
 	topicDevices  = "ctl.devices"
+	topicBlocks   = "ctl.blocks"
 )
+
+// maxContactRows bounds what a login or a revocation reads to find whom to
+// send devices_changed: membership rows of the user's conversations, so the
+// cost does not grow with the number of groups the user was put into. A
+// contact past the bound learns of the change at its next send, from the
+// devices_mismatch answer (docs/protocol.md).
+const maxContactRows = 10_000
 
 // Control is a decoded control event.
 type Control struct {
@@ -25,6 +33,9 @@ type Control struct {
 	// (sharing a conversation with it, itself included) whose devices are told.
 	DevicesChanged string   `json:"devices_changed,omitempty"`
 	Notify         []string `json:"notify,omitempty"`
+	// Block is {blocker, blocked}: a block made or lifted, which every node
+	// drops from its cache.
+	Block []string `json:"block,omitempty"`
 }
 
 // DecodeControl decodes a control event from the bus.
@@ -59,18 +70,16 @@ func (s *Service) RevokeDevice(ctx context.Context, id Identity, deviceID string
 	return nil
 }
 
-// devicesChanged tells every user sharing a conversation with userID that its
-// device list changed, so their clients refresh keys before the next send.
+// devicesChanged tells the users sharing a conversation with userID (those
+// found in maxContactRows membership rows) that its device list changed, so
+// their clients refresh keys before the next send.
 func (s *Service) devicesChanged(ctx context.Context, userID string) {
-	convs, err := s.store.Conversations(ctx, userID)
+	contacts, err := s.store.Contacts(ctx, userID, maxContactRows)
 	if err != nil {
-		s.cfg.Logger.Warn("devices_changed: list conversations", "err", err)
+		s.cfg.Logger.Warn("devices_changed: list contacts", "err", err)
 		return
 	}
-	notify := []string{userID}
-	for _, c := range convs {
-		notify = append(notify, c.Members...)
-	}
+	notify := append(contacts, userID)
 	slices.Sort(notify)
 	s.publishControl(ctx, topicDevices, Control{DevicesChanged: userID, Notify: slices.Compact(notify)})
 }

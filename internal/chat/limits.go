@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -14,15 +15,19 @@ import (
 // Names of the abuse limits. They name a limit in a Limiter (so two limits
 // never share a bucket), in logs and in docs/security.md.
 const (
-	LimitLoginAccount     = "login.account"     // login attempts per username
-	LimitLoginIP          = "login.ip"          // login attempts per client address
-	LimitSignupIP         = "signup.ip"         // accounts created per client address
-	LimitSendDevice       = "send.device"       // sends per device
-	LimitSendConversation = "send.conversation" // sends per conversation
-	LimitDeviceBytes      = "bytes.device"      // inbound bytes (frames and request bodies) per device
-	LimitSocketFrames     = "frames.socket"     // frames per socket (kept by the socket itself)
-	LimitConnsIP          = "conns.ip"          // open sockets per client address
-	LimitConnsUser        = "conns.user"        // open sockets (devices connected) per user
+	LimitLoginAccount     = "login.account"        // login attempts per username
+	LimitLoginIP          = "login.ip"             // login attempts per client address
+	LimitSignupIP         = "signup.ip"            // accounts created per client address
+	LimitSendDevice       = "send.device"          // sends per device
+	LimitSendConversation = "send.conversation"    // sends per conversation
+	LimitDeviceBytes      = "bytes.device"         // inbound bytes (frames and request bodies) per device
+	LimitSocketFrames     = "frames.socket"        // frames per socket (kept by the socket itself)
+	LimitConnsIP          = "conns.ip"             // open sockets per client address
+	LimitConnsUser        = "conns.user"           // open sockets (devices connected) per user
+	LimitConvDevice       = "conversations.device" // conversations created per device
+	LimitConvIP           = "conversations.ip"     // conversations created per client address
+	LimitHistoryDevice    = "history.device"       // history pages read at once per device (held, not a rate)
+	LimitHistoryNode      = "history.node"         // history pages read at once on the node (held, not a rate)
 )
 
 // Rate is N units per Per, enforced as a token bucket that holds N units and
@@ -115,12 +120,17 @@ type Limits struct {
 	LoginPerAccount     Rate // login attempts per username, known or not
 	LoginPerIP          Rate // login attempts per client address
 	SignupPerIP         Rate // accounts created per client address
+	ConvPerDevice       Rate // conversations created per device
+	ConvPerIP           Rate // conversations created per client address
 	SendPerConversation Rate // sends into one conversation, from all its members
 	FramesPerSocket     Rate // client frames per socket
 	BytesPerDevice      Rate // bytes a device sends (frames and request bodies)
 	ConnsPerIP          int  // open sockets per client address
 	ConnsPerUser        int  // devices of one user connected at once
 	DevicesPerUser      int  // active devices per user (a login past it gets too_many_devices)
+	HistoryBytes        int  // ciphertext bytes of one history page
+	HistoryPerDevice    int  // history pages one device reads at once
+	HistoryPerNode      int  // history pages read at once on this node [4 x cores]
 }
 
 // DefaultLimits are generous for people and tight for scripts. A load test
@@ -130,12 +140,17 @@ var DefaultLimits = Limits{
 	LoginPerAccount:     Rate{20, time.Hour},
 	LoginPerIP:          Rate{60, time.Minute},
 	SignupPerIP:         Rate{10, time.Hour},
+	ConvPerDevice:       Rate{100, time.Hour},
+	ConvPerIP:           Rate{300, time.Hour},
 	SendPerConversation: Rate{200, 2 * time.Second},
 	FramesPerSocket:     Rate{200, 2 * time.Second},
 	BytesPerDevice:      Rate{32 << 20, time.Minute},
 	ConnsPerIP:          1000,
 	ConnsPerUser:        20,
 	DevicesPerUser:      20,
+	HistoryBytes:        4 << 20,
+	HistoryPerDevice:    2,
+	HistoryPerNode:      4 * runtime.NumCPU(),
 }
 
 func (l *Limits) setDefaults() {
@@ -153,12 +168,17 @@ func (l *Limits) setDefaults() {
 	rate(&l.LoginPerAccount, d.LoginPerAccount)
 	rate(&l.LoginPerIP, d.LoginPerIP)
 	rate(&l.SignupPerIP, d.SignupPerIP)
+	rate(&l.ConvPerDevice, d.ConvPerDevice)
+	rate(&l.ConvPerIP, d.ConvPerIP)
 	rate(&l.SendPerConversation, d.SendPerConversation)
 	rate(&l.FramesPerSocket, d.FramesPerSocket)
 	rate(&l.BytesPerDevice, d.BytesPerDevice)
 	count(&l.ConnsPerIP, d.ConnsPerIP)
 	count(&l.ConnsPerUser, d.ConnsPerUser)
 	count(&l.DevicesPerUser, d.DevicesPerUser)
+	count(&l.HistoryBytes, d.HistoryBytes)
+	count(&l.HistoryPerDevice, d.HistoryPerDevice)
+	count(&l.HistoryPerNode, d.HistoryPerNode)
 }
 
 // Bucket is a token bucket: at most Burst units, refilled at Rate units a second.
@@ -209,6 +229,10 @@ func (s *Service) rateOf(name string) (Bucket, bool) {
 		r = l.LoginPerIP
 	case LimitSignupIP:
 		r = l.SignupPerIP
+	case LimitConvDevice:
+		r = l.ConvPerDevice
+	case LimitConvIP:
+		r = l.ConvPerIP
 	case LimitSendConversation:
 		r = l.SendPerConversation
 	case LimitDeviceBytes:
@@ -258,6 +282,10 @@ var limitText = map[string]string{
 	LimitSocketFrames:     "too many frames on this socket",
 	LimitConnsIP:          "too many open connections from this address",
 	LimitConnsUser:        "too many devices of this user connected",
+	LimitConvDevice:       "too many conversations created by this device",
+	LimitConvIP:           "too many conversations created from this address",
+	LimitHistoryDevice:    "too many history reads of this device at once",
+	LimitHistoryNode:      "too many history reads on this node at once",
 }
 
 // connRetry is the Retry-After of a refused connection: a socket slot frees

@@ -52,6 +52,9 @@ func (s *Service) Subscribe(l Live) (cancel func(), err error) {
 		if c.DevicesChanged != "" {
 			s.cache.forgetDevices(c.DevicesChanged)
 		}
+		if len(c.Block) == 2 {
+			s.cache.forgetBlock(c.Block[0], c.Block[1])
+		}
 		l.Control(c)
 	}, s.cache.forgetAllDevices) // device-list changes may have been lost meanwhile
 	if err != nil {

@@ -112,6 +112,9 @@ func (s *Service) check(ctx context.Context, id Identity, r *SendRequest) (*sb.M
 	if err := s.sendAllowed(ctx, id, r.ConversationID); err != nil {
 		return nil, err
 	}
+	if err := s.sendBlocked(ctx, id, r.ConversationID); err != nil {
+		return nil, err
+	}
 	devices, err := s.cache.activeDevices(ctx, members)
 	if err != nil {
 		return nil, fmt.Errorf("send: %w", err)

@@ -90,9 +90,10 @@ type Service struct {
 	// dummyHash is verified against when a username is unknown, so a login
 	// takes as long for a missing user as for a wrong password.
 	dummyHash string
-	acks      acker // socket acks waiting for their commit (acks.go)
-	hashSlots slots // argon2id hashes running (slots.go)
-	sealSlots slots // server-assisted seals running, one per core
+	acks      acker       // socket acks waiting for their commit (acks.go)
+	hashSlots slots       // argon2id hashes running (slots.go)
+	sealSlots slots       // server-assisted seals running, one per core
+	history   historyGate // history reads in progress (history.go)
 }
 
 // New returns a Service over store and bus.
@@ -250,6 +251,8 @@ func (s *Service) Devices(ctx context.Context, userID string) ([]sb.Device, erro
 }
 
 // CreateConversation creates a conversation with the caller as a member.
+// A device creates at most Limits.ConvPerDevice (the HTTP layer also counts
+// its address), and no member may block the caller.
 func (s *Service) CreateConversation(ctx context.Context, id Identity, kind string, members []string, title string) (string, error) {
 	set := append(slices.Clone(members), id.UserID)
 	slices.Sort(set)
@@ -264,6 +267,10 @@ func (s *Service) CreateConversation(ctx context.Context, id Identity, kind stri
 	case len(title) > maxTitle:
 		return "", sb.Errorf(sb.EINVALID, "invalid_conversation", "title over %d bytes", maxTitle)
 	}
+	// Counted before the reads below: a refused creation costs no more.
+	if err := s.Allow(ctx, LimitConvDevice, id.DeviceID, 1); err != nil {
+		return "", err
+	}
 	for _, m := range set {
 		ok, err := s.store.UserExists(ctx, m)
 		if err != nil {
@@ -273,6 +280,9 @@ func (s *Service) CreateConversation(ctx context.Context, id Identity, kind stri
 			return "", sb.Errorf(sb.EINVALID, "invalid_conversation", "unknown user %q", m)
 		}
 	}
+	if err := s.creationBlocked(ctx, id, set); err != nil {
+		return "", err
+	}
 	c := &sb.Conversation{ID: NewID("cnv"), Kind: kind, Title: title, CreatedBy: id.UserID, CreatedAt: s.now(), Members: set}
 	if err := s.store.CreateConversation(ctx, c); err != nil {
 		return "", fmt.Errorf("create conversation: %w", err)
@@ -280,9 +290,10 @@ func (s *Service) CreateConversation(ctx context.Context, id Identity, kind stri
 	return c.ID, nil
 }
 
-// Conversations lists the caller's conversations.
-func (s *Service) Conversations(ctx context.Context, id Identity) ([]sb.Conversation, error) {
-	return s.store.Conversations(ctx, id.UserID)
+// Conversations lists a page of the caller's conversations: at most limit,
+// with ids above after ("" for the first page), by id.
+func (s *Service) Conversations(ctx context.Context, id Identity, after string, limit int) ([]sb.Conversation, error) {
+	return s.store.Conversations(ctx, id.UserID, after, limit)
 }
 
 // member returns a conversation's members after checking the caller is one.

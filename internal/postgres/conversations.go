@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/switchboard-chat/switchboard"
@@ -51,9 +52,10 @@ func (s *Store) Conversation(ctx context.Context, id string) (*switchboard.Conve
 	return &c, nil
 }
 
-// Conversations lists the conversations userID is a member of, by id.
-func (s *Store) Conversations(ctx context.Context, userID string) ([]switchboard.Conversation, error) {
-	rows, err := s.pool.Query(ctx, conversationsQuery, userID)
+// Conversations lists up to limit of userID's conversations with an id
+// above after, by id.
+func (s *Store) Conversations(ctx context.Context, userID, after string, limit int) ([]switchboard.Conversation, error) {
+	rows, err := s.pool.Query(ctx, conversationsQuery, userID, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: conversations of %s: %w", userID, err)
 	}
@@ -64,6 +66,63 @@ func (s *Store) Conversations(ctx context.Context, userID string) ([]switchboard
 		return nil, fmt.Errorf("postgres: conversations of %s: %w", userID, err)
 	}
 	return cs, nil
+}
+
+// contactsQuery reads the members of user $1's conversations, one index
+// probe per conversation (OFFSET 0 keeps the lateral query a nested loop,
+// as in userConversations), and stops after $2 rows: the read is bounded
+// whatever the number of groups.
+const contactsQuery = `SELECT DISTINCT x.user_id FROM (
+	SELECT m.user_id FROM members me CROSS JOIN LATERAL (
+		SELECT m.user_id FROM members m WHERE m.conversation_id = me.conversation_id OFFSET 0) m
+	WHERE me.user_id = $1 LIMIT $2) x`
+
+// Contacts returns the distinct users of the first limit membership rows of
+// userID's conversations.
+func (s *Store) Contacts(ctx context.Context, userID string, limit int) ([]string, error) {
+	rows, err := s.pool.Query(ctx, contactsQuery, userID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: contacts of %s: %w", userID, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: contacts of %s: %w", userID, err)
+	}
+	return out, nil
+}
+
+// Block records that userID blocks blockedID.
+func (s *Store) Block(ctx context.Context, userID, blockedID string, at time.Time) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO blocks (user_id, blocked_id, created_at) VALUES ($1, $2, $3)
+		ON CONFLICT DO NOTHING`, userID, blockedID, at)
+	if err != nil {
+		return fmt.Errorf("postgres: %s blocks %s: %w", userID, blockedID, err)
+	}
+	return nil
+}
+
+// Unblock removes userID's block of blockedID.
+func (s *Store) Unblock(ctx context.Context, userID, blockedID string) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM blocks WHERE user_id = $1 AND blocked_id = $2`, userID, blockedID); err != nil {
+		return fmt.Errorf("postgres: %s unblocks %s: %w", userID, blockedID, err)
+	}
+	return nil
+}
+
+// Blockers returns those of among who block userID.
+func (s *Store) Blockers(ctx context.Context, userID string, among []string) ([]string, error) {
+	if len(among) == 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT user_id FROM blocks WHERE blocked_id = $1 AND user_id = ANY ($2)`, userID, among)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: blockers of %s: %w", userID, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: blockers of %s: %w", userID, err)
+	}
+	return out, nil
 }
 
 // userConversations runs a query per conversation of user $1: the
@@ -80,7 +139,7 @@ func userConversations(perConversation string) string {
 
 // conversationsQuery reads user $1's conversations; headsQuery their head seqs.
 var (
-	conversationsQuery = userConversations(conversationQuery) + ` ORDER BY c.id`
+	conversationsQuery = userConversations(conversationQuery) + ` AND me.conversation_id > $2 ORDER BY me.conversation_id LIMIT $3`
 	headsQuery         = userConversations(`SELECT c.id, c.head_seq FROM conversations c`)
 )
 

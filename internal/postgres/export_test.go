@@ -15,6 +15,10 @@ var OpenLanes = open
 // for the test of their plans.
 var UserQueries = map[string]string{"Heads": headsQuery, "Conversations": conversationsQuery}
 
+// ContactsQuery is what a login or a revocation reads to find whom to tell
+// devices_changed, for the test of its plan.
+const ContactsQuery = contactsQuery
+
 // CountRows counts the rows of a table, for the conformance suite's checks
 // of what a store writes (storetest's rowCounter). Only the tables it asks
 // about are allowed.

@@ -44,7 +44,11 @@ func TestUserQueriesUseIndexes(t *testing.T) {
 		}
 	}
 	for name, q := range postgres.UserQueries {
-		rows, err := conn.Query(ctx, "EXPLAIN "+q, "u7")
+		args := []any{"u7"}
+		if name == "Conversations" {
+			args = append(args, "", 100) // the first page
+		}
+		rows, err := conn.Query(ctx, "EXPLAIN "+q, args...)
 		if err != nil {
 			t.Fatalf("EXPLAIN %s: %v", name, err)
 		}
@@ -56,5 +60,18 @@ func TestUserQueriesUseIndexes(t *testing.T) {
 		if strings.Contains(plan, "Seq Scan on conversations") || !strings.Contains(plan, "conversations_pkey") {
 			t.Errorf("%s scans the conversations instead of probing their primary key:\n%s", name, plan)
 		}
+	}
+	// Contacts must probe the members index per conversation of the user and
+	// stop at its row limit, not scan every membership of the database.
+	rows, err := conn.Query(ctx, "EXPLAIN "+postgres.ContactsQuery, "u7", 10000)
+	if err != nil {
+		t.Fatalf("EXPLAIN Contacts: %v", err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan := strings.Join(lines, "\n"); strings.Contains(plan, "Seq Scan on members") || !strings.Contains(plan, "Limit") {
+		t.Errorf("Contacts scans every membership or reads without a limit:\n%s", plan)
 	}
 }

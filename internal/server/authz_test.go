@@ -69,6 +69,7 @@ type matrix struct {
 	n               *node
 	alice, bob, eve device
 	conv            string
+	target          string // a user in no conversation, whom anyone may block
 	tokens          map[string]string
 	seq             atomic.Int64
 	advance         func(time.Duration)
@@ -90,6 +91,7 @@ func newMatrix(t *testing.T) *matrix {
 	m.bob = n.signup(t, "bob", "phone")[0]
 	m.eve = n.signup(t, "eve", "phone")[0]
 	n.signup(t, "matrix-login")
+	m.target = n.signup(t, "matrix-target", "phone")[0].user
 	m.conv = n.conversation(t, m.alice, "direct", m.bob.user)
 	if st, body := n.call(t, "DELETE", "/v1/devices/"+laptop.id, m.alice.token, nil); st != 204 {
 		t.Fatalf("revoke the laptop: %d %v", st, body)
@@ -145,6 +147,11 @@ var httpRows = []httpRow{
 		request: func(m *matrix) (string, string, any) {
 			return "POST", "/v1/conversations/" + m.conv + "/messages", map[string]any{"id": fmt.Sprintf("mx%d", m.seq.Add(1)), "ciphertext": []byte("sealed")}
 		}},
+	// Blocks are the caller's own: there is no one else's to reach.
+	{pattern: "POST /v1/blocks/{user}", want: tokenNeeded(answer{204, ""}, answer{204, ""}),
+		request: func(m *matrix) (string, string, any) { return "POST", "/v1/blocks/" + m.target, nil }},
+	{pattern: "DELETE /v1/blocks/{user}", want: tokenNeeded(answer{204, ""}, answer{204, ""}),
+		request: func(m *matrix) (string, string, any) { return "DELETE", "/v1/blocks/" + m.target, nil }},
 	// The upgrade: a socket (101) or a problem document; frameRows say what its frames get.
 	{pattern: "GET /v1/ws", want: tokenNeeded(answer{101, ""}, answer{101, ""})},
 	{pattern: "/", want: sameForAll(answer{404, "not_found"}),

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -47,6 +48,8 @@ func (s *Server) routeTable() []route {
 		{pattern: "GET /v1/conversations", access: authenticated, a: s.listConversations},
 		{pattern: "GET /v1/conversations/{conv}/messages", access: authenticated, a: s.listMessages},
 		{pattern: "POST /v1/conversations/{conv}/messages", access: authenticated, a: s.sendMessage},
+		{pattern: "POST /v1/blocks/{user}", access: authenticated, a: s.block},
+		{pattern: "DELETE /v1/blocks/{user}", access: authenticated, a: s.unblock},
 		{pattern: "GET /v1/ws", access: socket, h: s.upgrade},
 	}
 	// /metrics and /debug/pprof are on the admin listener only (admin.go).
@@ -200,6 +203,10 @@ func (s *Server) revokeDevice(w http.ResponseWriter, r *http.Request, id chat.Id
 }
 
 func (s *Server) createConversation(w http.ResponseWriter, r *http.Request, id chat.Identity) {
+	if err := s.limitAddress(r, chat.LimitConvIP); err != nil {
+		writeProblem(w, s.log, err)
+		return
+	}
 	var req struct {
 		Kind    string   `json:"kind"`
 		Members []string `json:"members"`
@@ -226,8 +233,24 @@ type conversationJSON struct {
 	CreatedAt jsonTime `json:"created_at"`
 }
 
+// Pages of GET /v1/conversations: a user put into many groups gets them a
+// page at a time, each read and written in bounded memory.
+const (
+	defaultConversationsPage = 100
+	maxConversationsPage     = 500
+	maxCursor                = 128 // bytes of an after cursor (a conversation id)
+)
+
 func (s *Server) listConversations(w http.ResponseWriter, r *http.Request, id chat.Identity) {
-	convs, err := s.svc.Conversations(r.Context(), id)
+	q := r.URL.Query()
+	after := q.Get("after")
+	limit, err := intParam(q.Get("limit"), defaultConversationsPage)
+	if err != nil || limit < 1 || limit > maxConversationsPage || len(after) > maxCursor {
+		writeProblem(w, s.log, sb.Errorf(sb.EINVALID, "bad_request",
+			"limit must be 1 to %d and after a cursor from next", maxConversationsPage))
+		return
+	}
+	convs, err := s.svc.Conversations(r.Context(), id, after, int(limit))
 	if err != nil {
 		writeProblem(w, s.log, err)
 		return
@@ -236,9 +259,16 @@ func (s *Server) listConversations(w http.ResponseWriter, r *http.Request, id ch
 	for i, c := range convs {
 		out[i] = conversationJSON{c.ID, c.Kind, c.Title, c.Members, c.HeadSeq, jsonTime(c.CreatedAt)}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"conversations": out})
+	page := map[string]any{"conversations": out}
+	if len(convs) == int(limit) { // there may be more: the cursor continues after the last
+		page["next"] = convs[len(convs)-1].ID
+	}
+	writeJSON(w, http.StatusOK, page)
 }
 
+// listMessages writes a history page as it reads it: the messages go out
+// one by one (chat.Service.History reads the store a chunk at a time), so
+// the node never holds a whole page.
 func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, id chat.Identity) {
 	q := r.URL.Query()
 	after, err1 := intParam(q.Get("after"), 0)
@@ -247,16 +277,50 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, id chat.Id
 		writeProblem(w, s.log, sb.Errorf(sb.EINVALID, "bad_request", "after must be >= 0 and limit 1 to 1000"))
 		return
 	}
-	msgs, err := s.svc.Messages(r.Context(), id, r.PathValue("conv"), after, int(limit))
+	started := false
+	var buf []byte
+	begin := func() {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		buf = append(buf, `{"messages":[`...)
+		started = true
+	}
+	next, err := s.svc.History(r.Context(), id, r.PathValue("conv"), after, int(limit),
+		func(d *sb.Delivery) error {
+			if !started {
+				begin()
+			} else {
+				buf = append(buf, ',')
+			}
+			b, err := json.Marshal(toMessageJSON(d))
+			if err != nil {
+				return err
+			}
+			buf = append(buf, b...)
+			_, err = w.Write(buf)
+			buf = buf[:0]
+			return err
+		})
 	if err != nil {
-		writeProblem(w, s.log, err)
+		if !started {
+			writeProblem(w, s.log, err)
+			return
+		}
+		// The status is sent: the body is left unfinished, so the client's
+		// decoding fails instead of taking a cut page for a whole one.
+		s.log.Warn("history page failed midway", "conversation", r.PathValue("conv"), "err", err)
 		return
 	}
-	out := make([]wire.Message, len(msgs))
-	for i := range msgs {
-		out[i] = toMessageJSON(&msgs[i])
+	if !started {
+		begin()
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"messages": out})
+	buf = append(buf, ']')
+	if next > 0 {
+		buf = append(buf, `,"next_after":`...)
+		buf = strconv.AppendInt(buf, next, 10)
+	}
+	buf = append(buf, "}\n"...)
+	w.Write(buf)
 }
 
 func intParam(v string, def int64) (int64, error) {
@@ -288,6 +352,22 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request, id chat.Ide
 		status = http.StatusOK
 	}
 	writeJSON(w, status, wire.Sent{ID: f.ID, Conversation: conv, Seq: m.Seq, TS: jsonTime(m.SentAt)})
+}
+
+func (s *Server) block(w http.ResponseWriter, r *http.Request, id chat.Identity) {
+	if err := s.svc.Block(r.Context(), id, r.PathValue("user")); err != nil {
+		writeProblem(w, s.log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) unblock(w http.ResponseWriter, r *http.Request, id chat.Identity) {
+	if err := s.svc.Unblock(r.Context(), id, r.PathValue("user")); err != nil {
+		writeProblem(w, s.log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // methodNotAllowed wraps the catch-all route: a path that mux knows under

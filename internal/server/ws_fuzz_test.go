@@ -91,6 +91,7 @@ var noLimits = chat.Limits{
 	LoginPerAccount: chat.Unlimited, LoginPerIP: chat.Unlimited, SignupPerIP: chat.Unlimited,
 	SendPerConversation: chat.Unlimited, FramesPerSocket: chat.Unlimited, BytesPerDevice: chat.Unlimited,
 	ConnsPerIP: -1, ConnsPerUser: -1, DevicesPerUser: -1,
+	ConvPerDevice: chat.Unlimited, ConvPerIP: chat.Unlimited, HistoryPerDevice: -1, HistoryPerNode: -1,
 }
 
 func (n *fuzzNode) dial(tb testing.TB, token string) *websocket.Conn {

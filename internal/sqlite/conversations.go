@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/switchboard-chat/switchboard"
 )
@@ -69,11 +70,13 @@ func (s *Store) Conversation(ctx context.Context, id string) (*switchboard.Conve
 	return c, nil
 }
 
-// Conversations lists the conversations userID is a member of, by id.
-func (s *Store) Conversations(ctx context.Context, userID string) ([]switchboard.Conversation, error) {
+// Conversations lists up to limit of userID's conversations with an id
+// above after, by id: the members index (user, conversation) is the range.
+func (s *Store) Conversations(ctx context.Context, userID, after string, limit int) ([]switchboard.Conversation, error) {
 	rows, err := s.r.QueryContext(ctx, conversationQuery+`
 		JOIN members me ON me.conversation_id = c.id AND me.user_id = ?
-		ORDER BY c.id`, userID)
+		WHERE me.conversation_id > ?
+		ORDER BY me.conversation_id LIMIT ?`, userID, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: conversations of %s: %w", userID, err)
 	}
@@ -90,6 +93,71 @@ func (s *Store) Conversations(ctx context.Context, userID string) ([]switchboard
 		return nil, fmt.Errorf("sqlite: conversations of %s: %w", userID, err)
 	}
 	return cs, nil
+}
+
+// Contacts returns the distinct users of the first limit membership rows of
+// userID's conversations: the inner LIMIT stops the scan, so the read is
+// bounded whatever the number of groups.
+func (s *Store) Contacts(ctx context.Context, userID string, limit int) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT user_id FROM (
+		SELECT m.user_id FROM members me JOIN members m ON m.conversation_id = me.conversation_id
+		WHERE me.user_id = ? LIMIT ?)`, userID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: contacts of %s: %w", userID, err)
+	}
+	return collectStrings(rows, "contacts of "+userID)
+}
+
+// collectStrings reads a one-column result.
+func collectStrings(rows *sql.Rows, what string) ([]string, error) {
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("sqlite: %s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
+	}
+	return out, nil
+}
+
+// Block records that userID blocks blockedID.
+func (s *Store) Block(ctx context.Context, userID, blockedID string, at time.Time) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO blocks (user_id, blocked_id, created_at) VALUES (?, ?, ?)
+		ON CONFLICT DO NOTHING`, userID, blockedID, micros(at))
+	if err != nil {
+		return fmt.Errorf("sqlite: %s blocks %s: %w", userID, blockedID, err)
+	}
+	return nil
+}
+
+// Unblock removes userID's block of blockedID.
+func (s *Store) Unblock(ctx context.Context, userID, blockedID string) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM blocks WHERE user_id = ? AND blocked_id = ?`, userID, blockedID); err != nil {
+		return fmt.Errorf("sqlite: %s unblocks %s: %w", userID, blockedID, err)
+	}
+	return nil
+}
+
+// Blockers returns those of among who block userID.
+func (s *Store) Blockers(ctx context.Context, userID string, among []string) ([]string, error) {
+	if len(among) == 0 {
+		return nil, nil
+	}
+	list, err := json.Marshal(among)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT user_id FROM blocks
+		WHERE blocked_id = ? AND user_id IN (SELECT value FROM json_each(?))`, userID, string(list))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: blockers of %s: %w", userID, err)
+	}
+	return collectStrings(rows, "blockers of "+userID)
 }
 
 // Heads returns the head seq of each conversation userID is a member of.
