@@ -50,7 +50,10 @@ func TestAcksOverTheFrameRate(t *testing.T) {
 	})
 
 	t.Run("the socket is open and answers, with no error frame before the pong", func(t *testing.T) {
-		bs.send(t, map[string]any{"type": "ping"}) // the bucket refilled while the cursor moved
+		// The frame bucket (10 a second) is full again a second after the
+		// last ack, whatever the cursor's wait took.
+		time.Sleep(1100 * time.Millisecond)
+		bs.send(t, map[string]any{"type": "ping"})
 		bs.expect(t, "pong")
 	})
 }
