@@ -18,8 +18,6 @@ type peer struct {
 	id   chat.Identity
 	conn *gateway.Conn
 	lim  socketLimits // abuse limits of this socket (security.go)
-	// expiry closes the socket when its token expires (expiry.go).
-	expiry *time.Timer
 
 	sending atomic.Int32 // sends waiting for their commit (ws.go)
 

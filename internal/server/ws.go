@@ -54,7 +54,6 @@ func (s *Server) OnOpen(c *gateway.Conn) {
 	if old := s.hub.add(p); old != nil {
 		old.conn.Close(CloseReplaced, "replaced by a new connection of this device")
 	}
-	s.watchExpiry(p)
 	s.syncs.Add(1)
 	go func() {
 		defer s.syncs.Done()
@@ -146,7 +145,6 @@ func (s *Server) OnClose(c *gateway.Conn) {
 	p.mu.Lock()
 	p.closed, p.pending = true, nil
 	p.mu.Unlock()
-	p.stopExpiry()
 	s.hub.remove(p)
 	s.releaseConn(p)
 }
