@@ -141,6 +141,11 @@ func (w *world) check(ctx context.Context, db string) Result {
 					r.Delivered++
 				} else {
 					r.Lost++
+					if r.Lost <= 10 {
+						r.Problems = append(r.Problems, fmt.Sprintf("lost: device %s, conversation %s (%d members), seq %d; "+
+							"the application's highest there %d, on the wire %s; online %v",
+							d.sess.DeviceID, conv, len(w.convs[conv]), s, d.highest[conv], d.tap.lastSeen(conv), d.conn != nil))
+					}
 				}
 			}
 		}

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -204,4 +206,23 @@ func (c *tapConn) message(m []byte) {
 
 func (c *tapConn) fail(why string) {
 	c.s.bad, c.done = why, true
+}
+
+// lastSeen says, for a failing check, the highest seq of conv on each of
+// the device's sockets in dial order, and how many sockets are open.
+func (tp *tap) lastSeen(conv string) string {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	var b strings.Builder
+	for i, s := range tp.streams {
+		var hi int64
+		for _, m := range s.msgs {
+			if m.conv == conv {
+				hi = max(hi, m.seq)
+			}
+		}
+		fmt.Fprintf(&b, "%d:%d(close %d) ", i, hi, s.close)
+	}
+	fmt.Fprintf(&b, "open %d", len(tp.live))
+	return b.String()
 }

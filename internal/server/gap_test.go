@@ -125,3 +125,37 @@ func metric(t *testing.T, url, name string) string {
 }
 
 var _ sb.Bus = (*crossingBus)(nil)
+
+// TestAConversationsFirstPublishLost: a device that synced before a
+// conversation began gets its first message even when that message's
+// publish is lost (Redis down) and the second one is the first this node
+// sees of the conversation. The node used to start the conversation at the
+// first seq it saw, so seq 1 never reached the device.
+func TestAConversationsFirstPublishLost(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			bus := &crossingBus{Bus: &inmem.Bus{}, rule: func(seq int64, publish func()) {
+				if seq != 1 {
+					publish()
+				}
+			}}
+			n := startNodeOn(t, b.open(t), bus, slog.LevelInfo)
+			alice := n.signup(t, "alice", "phone")[0]
+			bob := n.signup(t, "bob", "phone")[0]
+			r := n.dial(t, bob.token)
+			r.expect(t, "synced") // before the conversation exists
+			conv := n.conversation(t, alice, "direct", bob.user)
+			s := n.dial(t, alice.token)
+			s.expect(t, "synced")
+			for k := range 3 {
+				s.send(t, map[string]any{"type": "send", "id": fmt.Sprint("m", k), "conversation": conv, "ciphertext": []byte("x")})
+				s.expect(t, "sent")
+			}
+			for want := 1.0; want <= 3; want++ {
+				if f := r.expect(t, "message"); f["seq"] != want {
+					t.Fatalf("seq %v, want %v (every seq once, in order)", f["seq"], want)
+				}
+			}
+		})
+	}
+}

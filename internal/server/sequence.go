@@ -195,9 +195,15 @@ func (q *sequencer) sweep(now time.Time) {
 	}
 }
 
-// nextSeq is one past the highest seq of m's conversation that a local
-// recipient of m has had, or m.Seq when none has had any: where the
-// sequencer starts a conversation it does not track.
+// nextSeq is where the sequencer starts a conversation it does not track,
+// m its first message here: one past the lowest seq of it that a local
+// recipient of m has had, so no recipient misses what came before m (one
+// that has had more skips it). A recipient that has had none of it (the
+// conversation began after its sync read the heads) starts from seq 1: the
+// messages before m, whose publishes this node never saw (lost while the
+// bus was down, say), are read from the store like any gap, and the
+// recipient is noted as having had nothing, so the gap's read includes it.
+// Recipients still syncing read the store themselves; with no other, m.Seq.
 func (h *hub) nextSeq(m *sb.Message) int64 {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
@@ -208,8 +214,14 @@ func (h *hub) nextSeq(m *sb.Message) int64 {
 			continue
 		}
 		p.mu.Lock()
-		if last, ok := p.last[m.ConversationID]; ok && !p.syncing {
-			next = max(next, last+1)
+		if !p.syncing && !p.closed && p.last != nil {
+			last, ok := p.last[m.ConversationID]
+			if !ok {
+				p.last[m.ConversationID] = 0
+			}
+			if next < 0 || last+1 < next {
+				next = last + 1
+			}
 		}
 		p.mu.Unlock()
 	}

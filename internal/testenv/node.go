@@ -80,6 +80,10 @@ func StartNode(t testing.TB, bin string, args ...string) *Node {
 	}
 	t.Cleanup(func() {
 		n.Stop(15 * time.Second)
+		if d := os.Getenv("SWITCHBOARD_KEEP_NODE_LOGS"); d != "" {
+			b, _ := os.ReadFile(n.log)
+			_ = os.WriteFile(filepath.Join(d, strings.ReplaceAll(t.Name(), "/", "_")+"-"+n.Addr+".log"), b, 0o644)
+		}
 		if t.Failed() {
 			t.Logf("node %s logged (warnings and errors, last 40):\n%s", n.Addr, n.Notable(40))
 		}
