@@ -174,45 +174,63 @@ func (b *bench) item3(ctx context.Context, base int) error {
 		batch := bytes.Repeat(c.frame, 4096/len(c.frame))
 		perBatch := 4096 / len(c.frame)
 		var wg sync.WaitGroup
+		end := time.Now().Add(z.PingFor)
 		for s := range z.PingSockets {
 			wg.Go(func() {
-				conn, err := upgrade(b.cfg.Target, devs[k*z.PingSockets+s])
-				if err != nil {
-					b.answer(p, "upgrade failed")
-					b.note(p, "socket %d: %v", s, err)
-					return
-				}
-				defer conn.Close()
-				end := time.Now().Add(z.PingFor)
-				conn.SetWriteDeadline(end)
-				frames, t0 := 0, time.Now()
-				var werr error
+				// When the node closes the socket, the attacker connects
+				// again and goes on until the end of the window.
+				sockets, frames, back := 0, 0, map[string]int{}
 				for time.Now().Before(end) && ctx.Err() == nil {
-					if _, werr = conn.Write(batch); werr != nil {
-						break
+					n, outcome, counts := b.flood(devs[k*z.PingSockets+s], batch, perBatch, end)
+					sockets, frames = sockets+1, frames+n
+					for k, v := range counts {
+						back[k] += v
 					}
-					frames += perBatch
+					b.mu.Lock()
+					p.Requests += n
+					b.mu.Unlock()
+					b.count(p, outcome) // one per socket; the frames were counted above
+					if outcome == "upgrade failed" {
+						wait(ctx, 100*time.Millisecond)
+					}
 				}
-				b.mu.Lock()
-				p.Requests += frames
-				b.mu.Unlock()
-				counts, code, _ := readFrames(conn, time.Now().Add(2*time.Second))
-				outcome := "open at the end"
-				switch {
-				case code != 0:
-					outcome = fmt.Sprintf("socket closed %d", code)
-				case werr != nil && !strings.Contains(werr.Error(), "timeout"):
-					outcome = "socket cut: " + answer{err: werr}.key()
-				case werr != nil:
-					outcome = "writes blocked until the end (node not reading)"
-				}
-				b.count(p, outcome) // one per socket; the frames were counted above
-				b.note(p, "socket %d: %d frames written in %v; read back %v", s, frames, time.Since(t0).Round(time.Millisecond), counts)
+				b.note(p, "device %d: %d sockets, %d frames written; read back %v", s, sockets, frames, back)
 			})
 		}
 		wg.Wait()
 	}
 	return nil
+}
+
+// flood opens a socket for d and writes batch to it until end or until the
+// node cuts it, never reading; then it reads what the node sent. It returns
+// the frames written, how the socket ended and the frames read back.
+func (b *bench) flood(d *device, batch []byte, perBatch int, end time.Time) (int, string, map[string]int) {
+	conn, err := upgrade(b.cfg.Target, d)
+	if err != nil {
+		fmt.Fprintf(b.log, "sbabuse:   upgrade: %v\n", err)
+		return 0, "upgrade failed", nil
+	}
+	defer conn.Close()
+	conn.SetWriteDeadline(end)
+	frames := 0
+	var werr error
+	for time.Now().Before(end) {
+		if _, werr = conn.Write(batch); werr != nil {
+			break
+		}
+		frames += perBatch
+	}
+	counts, code, _ := readFrames(conn, time.Now().Add(2*time.Second))
+	switch {
+	case code != 0:
+		return frames, fmt.Sprintf("socket closed %d", code), counts
+	case werr != nil && !strings.Contains(werr.Error(), "timeout"):
+		return frames, "socket cut: " + answer{err: werr}.key(), counts
+	case werr != nil:
+		return frames, "writes blocked until the end (node not reading)", counts
+	}
+	return frames, "open at the end", counts
 }
 
 // item5 replays mass group creation: one device creating groups as fast as
