@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -29,11 +30,13 @@ type phase struct {
 	Start    time.Time      `json:"start"`
 	Seconds  float64        `json:"seconds"`
 	PeakRSS  int64          `json:"peak_rss_bytes"`
-	Healthz  []float64      `json:"-"` // latencies in ms
-	HealthzN int            `json:"healthz_samples"`
-	HealthzF int            `json:"healthz_failures"` // no 200 within 5 s
-	P50, P99 float64        `json:"-"`
-	Max      float64        `json:"-"`
+	CPU      float64        `json:"node_cpu_seconds"` // user + system, from /proc/PID/stat; 0 without --pid
+	cpu0     float64
+	Healthz  []float64 `json:"-"` // latencies in ms
+	HealthzN int       `json:"healthz_samples"`
+	HealthzF int       `json:"healthz_failures"` // no 200 within 5 s
+	P50, P99 float64   `json:"-"`
+	Max      float64   `json:"-"`
 }
 
 // bench holds the run: the phases so far and the sampler feeding the
@@ -86,10 +89,12 @@ func (b *bench) close() {
 
 // begin ends the current phase and starts the next one.
 func (b *bench) begin(name, what string) *phase {
-	p := &phase{Name: name, What: what, Answers: map[string]int{}, Start: time.Now()}
+	cpu := b.cpu()
+	p := &phase{Name: name, What: what, Answers: map[string]int{}, Start: time.Now(), cpu0: cpu}
 	b.mu.Lock()
 	if b.cur != nil {
 		b.cur.Seconds = time.Since(b.cur.Start).Seconds()
+		b.cur.CPU = cpu - b.cur.cpu0
 	}
 	b.cur = p
 	b.all = append(b.all, p)
@@ -194,12 +199,33 @@ func (b *bench) rss(hc *http.Client) int64 {
 	return 0
 }
 
+// cpu is the node's CPU time so far in seconds (utime + stime of
+// /proc/PID/stat, in clock ticks of 1/100 s); 0 without --pid.
+func (b *bench) cpu() float64 {
+	if b.cfg.PID == 0 {
+		return 0
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", b.cfg.PID))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces: count fields after its ')'.
+	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100
+}
+
 // finish ends the last phase and computes the latency percentiles.
 func (b *bench) finish() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.cur != nil && b.cur.Seconds == 0 {
 		b.cur.Seconds = time.Since(b.cur.Start).Seconds()
+		b.cur.CPU = b.cpu() - b.cur.cpu0
 	}
 	for _, p := range b.all {
 		slices.Sort(p.Healthz)
@@ -221,8 +247,8 @@ func (b *bench) report(w io.Writer) error {
 	<-b.done
 	b.finish()
 	var sb strings.Builder
-	sb.WriteString("| item | replayed | requests | answers | s | peak RSS MiB | /healthz p50 / p99 / max ms (samples, failed) |\n")
-	sb.WriteString("|---|---|---:|---|---:|---:|---|\n")
+	sb.WriteString("| item | replayed | requests | answers | s | node CPU s | peak RSS MiB | /healthz p50 / p99 / max ms (samples, failed) |\n")
+	sb.WriteString("|---|---|---:|---|---:|---:|---:|---|\n")
 	var peak int64
 	var worst float64
 	for _, p := range b.all {
@@ -234,8 +260,8 @@ func (b *bench) report(w io.Writer) error {
 		if p.HealthzN > 0 {
 			lat = fmt.Sprintf("%.1f / %.1f / %.1f (%d, %d)", p.P50, p.P99, p.Max, p.HealthzN, p.HealthzF)
 		}
-		fmt.Fprintf(&sb, "| %s | %s | %d | %s | %.1f | %s | %s |\n", p.Name, p.What, p.Requests,
-			answers(p.Answers), p.Seconds, rss, lat)
+		fmt.Fprintf(&sb, "| %s | %s | %d | %s | %.1f | %.1f | %s | %s |\n", p.Name, p.What, p.Requests,
+			answers(p.Answers), p.Seconds, p.CPU, rss, lat)
 	}
 	fmt.Fprintf(&sb, "\npeak RSS over the run: %.0f MiB; slowest /healthz: %.1f ms\n", float64(peak)/(1<<20), worst)
 	for _, p := range b.all {
