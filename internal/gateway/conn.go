@@ -31,9 +31,9 @@ type Conn struct {
 	closing atomic.Bool  // a close frame was sent or received: no more writes
 	dropped atomic.Bool  // aborted: frames still queued for OnMessage are not handled
 	shut    bool         // the close frame was taken for writing: nothing may follow it (wmu)
+	masks   maskScan     // inbound frame boundaries (poller only; see mask.go)
 
 	drain atomic.Pointer[drainWaiter] // the goroutine in WaitQueued, if any
-	masks maskScan                    // inbound frame boundaries (poller only; see mask.go)
 
 	// omu makes the socket's output one writer: it is held from taking the
 	// pending frames until they are handed to nbio, so batches (and the

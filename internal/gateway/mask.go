@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/binary"
 	"errors"
+	"math"
 )
 
 // closeProtocolError is the close code for a frame RFC 6455 forbids
@@ -17,17 +18,21 @@ var errUnmasked = errors.New("gateway: unmasked client frame")
 // one that is not. nbio unmasks a masked frame and takes an unmasked one as
 // it is. The scan costs a few comparisons per frame header and no copy:
 // payload bytes are only counted.
+//
+// It is 16 bytes, so that a Conn stays in the 144-byte size class: skip
+// is 32 bits because no frame nbio takes comes near 4 GiB (a longer one is
+// refused here, and nbio would refuse it as too big).
 type maskScan struct {
-	skip uint64   // payload bytes of the current frame still to come
+	skip uint32   // payload bytes of the current frame still to come
+	n    uint8    // bytes in head
 	head [10]byte // a frame header cut by the end of a read
-	n    int      // bytes in head
 }
 
 // scan reports whether every frame header that starts in data is masked.
 func (m *maskScan) scan(data []byte) bool {
 	for len(data) > 0 {
 		if m.skip > 0 {
-			k := min(m.skip, uint64(len(data)))
+			k := min(m.skip, uint32(min(len(data), math.MaxUint32)))
 			m.skip -= k
 			data = data[k:]
 			continue
@@ -46,14 +51,14 @@ func (m *maskScan) scan(data []byte) bool {
 					need = 10
 				}
 			}
-			if m.n >= need || len(data) == 0 {
+			if int(m.n) >= need || len(data) == 0 {
 				break
 			}
 			k := copy(m.head[m.n:need], data)
-			m.n += k
+			m.n += uint8(k)
 			data = data[k:]
 		}
-		if m.n < need {
+		if int(m.n) < need {
 			return true // the rest of the header comes with the next read
 		}
 		var size uint64
@@ -66,10 +71,10 @@ func (m *maskScan) scan(data []byte) bool {
 			size = binary.BigEndian.Uint64(m.head[2:10])
 		}
 		m.n = 0
-		m.skip = size + 4 // the masking key, then the payload
-		if m.skip < size {
-			return false // a length no frame can have; nbio refuses it as too big anyway
+		if size > math.MaxUint32-4 {
+			return false // a length no frame here can have; nbio refuses it as too big anyway
 		}
+		m.skip = uint32(size) + 4 // the masking key, then the payload
 	}
 	return true
 }
