@@ -2,11 +2,15 @@ package gateway
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -123,4 +127,105 @@ func fmtPiece(n int) string {
 		return "any size"
 	}
 	return strconv.Itoa(n) + " bytes"
+}
+
+// TestConnectionsRefusedOnTheirFirstReadAreClosed: a connection refused on
+// its first read is closed closeTimeout after the answer, not RequestTimeout
+// later. nbio's accept goroutine arms a new connection's read deadline
+// (RequestTimeout) after handing it to the poller, which may already have
+// read the bad request, answered 400 and armed the drain's deadline: the
+// accept goroutine's deadline used to replace it, and the refused
+// connection stayed open for RequestTimeout (handoff.go).
+func TestConnectionsRefusedOnTheirFirstReadAreClosed(t *testing.T) {
+	const (
+		conns    = 300
+		spinners = 4
+		// The bound for "closed": well above closeTimeout on a loaded box,
+		// well below RequestTimeout.
+		bound = 10 * time.Second
+	)
+	s, addr := startServer(t, Config{TooLarge: []byte(`{}`), RequestTimeout: time.Minute}, &fakeHandler{})
+	s.closeTimeout = 100 * time.Millisecond
+
+	// As in TestUpgradedSocketsOutliveRequestTimeout: busy CPUs and requests
+	// already sent when a connection is accepted, so that the poller tends
+	// to read and refuse the request inside the accept goroutine's window.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(8))
+	stopSpin := make(chan struct{})
+	defer close(stopSpin)
+	for range spinners {
+		go func() {
+			for {
+				select {
+				case <-stopSpin:
+					return
+				default:
+				}
+				for i := 0; i < 1e5; i++ {
+				}
+			}
+		}()
+	}
+
+	next := make(chan struct{}, conns)
+	for range conns {
+		next <- struct{}{}
+	}
+	close(next)
+	var (
+		wg             sync.WaitGroup
+		open, answered atomic.Int32
+		errs           = make(chan error, conns)
+	)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range next {
+				status, ended, err := refusedAtOnce(addr, bound)
+				switch {
+				case err != nil:
+					errs <- err
+				case status != http.StatusBadRequest:
+					errs <- fmt.Errorf("status %d, want 400", status)
+				case !ended:
+					open.Add(1)
+				default:
+					answered.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := open.Load(); n > 0 {
+		t.Fatalf("%d of %d connections answered 400 were still open %v later (closed: %d)", n, conns, bound, answered.Load())
+	}
+}
+
+// refusedAtOnce dials addr, sends a lower-case method in the first write and
+// reads the answer; ended reports whether the server then ended the
+// connection within bound.
+func refusedAtOnce(addr string, bound time.Duration) (status int, ended bool, err error) {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		return 0, false, err
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "get /hello HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		return 0, false, err
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(bound))
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return 0, false, fmt.Errorf("reading the answer: %w", err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	_, err = br.ReadByte()
+	return res.StatusCode, err != nil && !isTimeout(err), nil
 }
