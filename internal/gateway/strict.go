@@ -277,13 +277,15 @@ func strictOf(p *nbhttp.Parser) *strictScan {
 // requests before the refused one (responses keep the requests' order).
 // Like the 413 answer, the connection is then only drained until the client
 // closes it or closeTimeout passes, so that the client reads the answer
-// instead of a reset.
+// instead of a reset. The drain deadline goes through the handoff tracker:
+// refused on its first read, c may not yet have the request deadline that
+// nbio's accept goroutine arms, which would replace it (handoff.go).
 func (s *Server) refuseBadRequest(c *nbio.Conn, p *nbhttp.Parser, why string) {
 	strictOf(p).drop = true // the rest is dropped unparsed
-	_ = c.SetReadDeadline(time.Now().Add(s.closeTimeout))
+	s.handoff.setReadDeadline(c, time.Now().Add(s.closeTimeout))
 	answer := func() {
 		// Again: answering the requests before it re-armed nbio's deadline.
-		_ = c.SetReadDeadline(time.Now().Add(s.closeTimeout))
+		s.handoff.setReadDeadline(c, time.Now().Add(s.closeTimeout))
 		if _, err := c.Write(badRequest(why)); err != nil {
 			_ = c.Close()
 		}
