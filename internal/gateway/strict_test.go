@@ -229,3 +229,40 @@ func refusedAtOnce(addr string, bound time.Duration) (status int, ended bool, er
 	_, err = br.ReadByte()
 	return res.StatusCode, err != nil && !isTimeout(err), nil
 }
+
+// TestTheScanRefusesAMethodAtItsFirstWrongByte: however the request line is
+// cut, the scan refuses a method as soon as no valid method begins like it,
+// before nbio's parser sees that byte. nbio refuses a first byte that is in
+// no method by dropping the connection without an answer, so "FETCH" written
+// a byte at a time used to get no 400: the scan waited for the space.
+func TestTheScanRefusesAMethodAtItsFirstWrongByte(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		raw  string
+		at   int // how many bytes have been read when it is refused; 0: never
+	}{
+		{"a method that no valid one begins with is refused at its first byte", "FETCH / HTTP/1.1\r\n", 1},
+		{"a lower-case method is refused at its first byte", "get / HTTP/1.1\r\n", 1},
+		{"a valid method's beginning gone wrong is refused at the wrong byte", "GEX / HTTP/1.1\r\n", 3},
+		{"HTTP/2's PRI, which nbio takes, is refused at its second byte", "PRI * HTTP/2.0\r\n", 2},
+		{"a valid method run on is refused at the byte after it", "OPTIONSX * HTTP/1.1\r\n", 8},
+		{"a request line without a space is refused at its end", "GET\r\n", 4},
+		{"a valid method is not refused", "OPTIONS * HTTP/1.1\r\n", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s strictScan
+			s.reset(0)
+			for i := range len(tc.raw) {
+				if why, _ := s.scan([]byte(tc.raw[i : i+1])); why != "" {
+					if i+1 != tc.at {
+						t.Fatalf("refused after %d bytes (%s), want %d", i+1, why, tc.at)
+					}
+					return
+				}
+			}
+			if tc.at != 0 {
+				t.Fatalf("not refused, want refused after %d bytes", tc.at)
+			}
+		})
+	}
+}
