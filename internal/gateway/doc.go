@@ -68,7 +68,8 @@
 //     nbio's buffer pool (http.go); no engine stop right after start, which
 //     can hang (server.go); a socket upgraded before nbio's accept goroutine
 //     arms its request deadline gets that deadline cleared once the handoff
-//     is over, instead of being closed RequestTimeout later (handoff.go); a
+//     is over, instead of being closed RequestTimeout later, and one refused
+//     in that window keeps its closeTimeout drain deadline (handoff.go); a
 //     race-build-only edge for nbio's accept→poller handoff, which the race
 //     detector cannot see (race.go).
 //

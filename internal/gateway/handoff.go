@@ -20,10 +20,17 @@ import (
 // last step for a connection and then calls Accept again. So when Accept is
 // entered, the connection handed over before it is done with, and a socket
 // upgraded inside the window can have its deadline cleared for good there.
+//
+// A connection refused on its first read (strict.go, toolarge.go) is in the
+// same window: its drain deadline (closeTimeout) was replaced by
+// RequestTimeout, and it stayed open that long after the answer. So every
+// deadline the gateway sets during a handoff (none, for an upgrade) is set
+// again when the handoff is over.
 type handoff struct {
 	mu       sync.Mutex
 	conn     *nbio.Conn // the connection being handed over, between OnOpen and the next Accept
-	upgraded bool       // conn was upgraded before its handoff finished
+	set      bool       // a read deadline was set on conn before its handoff finished
+	deadline time.Time  // ... this one (zero: none)
 }
 
 // hook registers the start of every handoff: nbio calls the engine's OnOpen
@@ -35,35 +42,34 @@ func (h *handoff) hook(e *nbhttp.Engine, open func(net.Conn)) {
 		}
 		nbc, _ := c.(*nbio.Conn)
 		h.mu.Lock()
-		h.conn, h.upgraded = nbc, false
+		h.conn, h.set, h.deadline = nbc, false, time.Time{}
 		h.mu.Unlock()
 	})
 }
 
-// upgradedSocket clears nbc's read deadline for good once nbc is upgraded:
-// if its handoff is still going on, finished does it after the handoff armed
-// the deadline; if the handoff is over, it is done here, since the accept
-// goroutine may have armed it after the upgrade cleared it (the upgrade runs
-// on another goroutine, before this call).
-func (h *handoff) upgradedSocket(nbc *nbio.Conn) {
+// upgradedSocket clears nbc's read deadline for good once nbc is upgraded
+// (the upgrade runs on another goroutine, before this call).
+func (h *handoff) upgradedSocket(nbc *nbio.Conn) { h.setReadDeadline(nbc, time.Time{}) }
+
+// setReadDeadline sets nbc's read deadline to t for good: if nbc's handoff
+// is still going on, finished sets it again after the handoff armed its own;
+// if the handoff is over, the accept goroutine is done with nbc.
+func (h *handoff) setReadDeadline(nbc *nbio.Conn, t time.Time) {
 	h.mu.Lock()
-	inHandoff := h.conn == nbc
-	if inHandoff {
-		h.upgraded = true
+	if h.conn == nbc {
+		h.set, h.deadline = true, t
 	}
 	h.mu.Unlock()
-	if !inHandoff {
-		_ = nbc.SetReadDeadline(time.Time{})
-	}
+	_ = nbc.SetReadDeadline(t)
 }
 
 // finished runs when the accept goroutine enters Accept.
 func (h *handoff) finished() {
 	h.mu.Lock()
-	c, upgraded := h.conn, h.upgraded
-	h.conn, h.upgraded = nil, false
+	c, set, t := h.conn, h.set, h.deadline
+	h.conn, h.set, h.deadline = nil, false, time.Time{}
 	h.mu.Unlock()
-	if upgraded {
-		_ = c.SetReadDeadline(time.Time{})
+	if set {
+		_ = c.SetReadDeadline(t)
 	}
 }

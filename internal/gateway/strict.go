@@ -114,7 +114,7 @@ func (s *strictScan) scan(data []byte) (why string, clean int) {
 		}
 		s.line = append(s.line, part...)
 		if s.state == scanHead && s.first && !s.method {
-			// nbio judges the method at its first byte and its space.
+			// nbio judges the method byte by byte.
 			if why := s.checkMethod(i >= 0); why != "" {
 				return why, s.start
 			}
@@ -195,27 +195,33 @@ func (s *strictScan) endLine(line []byte, long bool, next int) string {
 }
 
 // checkMethod checks the method at the start of the request line, as far
-// as it has arrived (all of the line if ended): upper-case letters, then a
-// space, and one of validMethods. An empty line before a request, which
-// RFC 9112 §2.2 lets a server ignore, nbio refuses; so is it here.
+// as it has arrived (all of the line if ended): one of validMethods, then a
+// space. It refuses at the first byte with which no valid method goes on,
+// since nbio's parser judges every byte as it comes: one that is in no
+// method at all, like the F of FETCH, makes it drop the connection without
+// an answer. An empty line before a request, which RFC 9112 §2.2 lets a
+// server ignore, nbio refuses; so is it here.
 func (s *strictScan) checkMethod(ended bool) string {
 	const why = "unknown method (methods are case-sensitive upper-case tokens)"
-	for i, c := range s.line {
-		switch {
-		case c == ' ':
-			if !validMethods[string(s.line[:i])] {
-				return why
-			}
-			s.method = true
-			return ""
-		case c < 'A' || c > 'Z' || i >= len("OPTIONS"):
-			return why
-		}
-	}
-	if ended {
-		return why // a request line without a space
+	name, _, spaced := bytes.Cut(s.line, []byte(" "))
+	switch {
+	case spaced && validMethods[string(name)]:
+		s.method = true
+		return ""
+	case spaced || ended || !beginsAMethod(name):
+		return why
 	}
 	return ""
+}
+
+// beginsAMethod reports whether one of validMethods begins with prefix.
+func beginsAMethod(prefix []byte) bool {
+	for m := range validMethods {
+		if len(prefix) <= len(m) && m[:len(prefix)] == string(prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // endHead decides how the request's body is framed; next is the offset
@@ -277,13 +283,15 @@ func strictOf(p *nbhttp.Parser) *strictScan {
 // requests before the refused one (responses keep the requests' order).
 // Like the 413 answer, the connection is then only drained until the client
 // closes it or closeTimeout passes, so that the client reads the answer
-// instead of a reset.
+// instead of a reset. The drain deadline goes through the handoff tracker:
+// refused on its first read, c may not yet have the request deadline that
+// nbio's accept goroutine arms, which would replace it (handoff.go).
 func (s *Server) refuseBadRequest(c *nbio.Conn, p *nbhttp.Parser, why string) {
 	strictOf(p).drop = true // the rest is dropped unparsed
-	_ = c.SetReadDeadline(time.Now().Add(s.closeTimeout))
+	s.handoff.setReadDeadline(c, time.Now().Add(s.closeTimeout))
 	answer := func() {
 		// Again: answering the requests before it re-armed nbio's deadline.
-		_ = c.SetReadDeadline(time.Now().Add(s.closeTimeout))
+		s.handoff.setReadDeadline(c, time.Now().Add(s.closeTimeout))
 		if _, err := c.Write(badRequest(why)); err != nil {
 			_ = c.Close()
 		}

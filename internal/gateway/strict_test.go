@@ -2,11 +2,15 @@ package gateway
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -123,4 +127,142 @@ func fmtPiece(n int) string {
 		return "any size"
 	}
 	return strconv.Itoa(n) + " bytes"
+}
+
+// TestConnectionsRefusedOnTheirFirstReadAreClosed: a connection refused on
+// its first read is closed closeTimeout after the answer, not RequestTimeout
+// later. nbio's accept goroutine arms a new connection's read deadline
+// (RequestTimeout) after handing it to the poller, which may already have
+// read the bad request, answered 400 and armed the drain's deadline: the
+// accept goroutine's deadline used to replace it, and the refused
+// connection stayed open for RequestTimeout (handoff.go).
+func TestConnectionsRefusedOnTheirFirstReadAreClosed(t *testing.T) {
+	const (
+		conns    = 300
+		spinners = 4
+		// The bound for "closed": well above closeTimeout on a loaded box,
+		// well below RequestTimeout.
+		bound = 10 * time.Second
+	)
+	s, addr := startServer(t, Config{TooLarge: []byte(`{}`), RequestTimeout: time.Minute}, &fakeHandler{})
+	s.closeTimeout = 100 * time.Millisecond
+
+	// As in TestUpgradedSocketsOutliveRequestTimeout: busy CPUs and requests
+	// already sent when a connection is accepted, so that the poller tends
+	// to read and refuse the request inside the accept goroutine's window.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(8))
+	stopSpin := make(chan struct{})
+	defer close(stopSpin)
+	for range spinners {
+		go func() {
+			for {
+				select {
+				case <-stopSpin:
+					return
+				default:
+				}
+				for i := 0; i < 1e5; i++ {
+				}
+			}
+		}()
+	}
+
+	next := make(chan struct{}, conns)
+	for range conns {
+		next <- struct{}{}
+	}
+	close(next)
+	var (
+		wg             sync.WaitGroup
+		open, answered atomic.Int32
+		errs           = make(chan error, conns)
+	)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range next {
+				status, ended, err := refusedAtOnce(addr, bound)
+				switch {
+				case err != nil:
+					errs <- err
+				case status != http.StatusBadRequest:
+					errs <- fmt.Errorf("status %d, want 400", status)
+				case !ended:
+					open.Add(1)
+				default:
+					answered.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := open.Load(); n > 0 {
+		t.Fatalf("%d of %d connections answered 400 were still open %v later (closed: %d)", n, conns, bound, answered.Load())
+	}
+}
+
+// refusedAtOnce dials addr, sends a lower-case method in the first write and
+// reads the answer; ended reports whether the server then ended the
+// connection within bound.
+func refusedAtOnce(addr string, bound time.Duration) (status int, ended bool, err error) {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		return 0, false, err
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "get /hello HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		return 0, false, err
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(bound))
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return 0, false, fmt.Errorf("reading the answer: %w", err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	_, err = br.ReadByte()
+	return res.StatusCode, err != nil && !isTimeout(err), nil
+}
+
+// TestTheScanRefusesAMethodAtItsFirstWrongByte: however the request line is
+// cut, the scan refuses a method as soon as no valid method begins like it,
+// before nbio's parser sees that byte. nbio refuses a first byte that is in
+// no method by dropping the connection without an answer, so "FETCH" written
+// a byte at a time used to get no 400: the scan waited for the space.
+func TestTheScanRefusesAMethodAtItsFirstWrongByte(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		raw  string
+		at   int // how many bytes have been read when it is refused; 0: never
+	}{
+		{"a method that no valid one begins with is refused at its first byte", "FETCH / HTTP/1.1\r\n", 1},
+		{"a lower-case method is refused at its first byte", "get / HTTP/1.1\r\n", 1},
+		{"a valid method's beginning gone wrong is refused at the wrong byte", "GEX / HTTP/1.1\r\n", 3},
+		{"HTTP/2's PRI, which nbio takes, is refused at its second byte", "PRI * HTTP/2.0\r\n", 2},
+		{"a valid method run on is refused at the byte after it", "OPTIONSX * HTTP/1.1\r\n", 8},
+		{"a request line without a space is refused at its end", "GET\r\n", 4},
+		{"a valid method is not refused", "OPTIONS * HTTP/1.1\r\n", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s strictScan
+			s.reset(0)
+			for i := range len(tc.raw) {
+				if why, _ := s.scan([]byte(tc.raw[i : i+1])); why != "" {
+					if i+1 != tc.at {
+						t.Fatalf("refused after %d bytes (%s), want %d", i+1, why, tc.at)
+					}
+					return
+				}
+			}
+			if tc.at != 0 {
+				t.Fatalf("not refused, want refused after %d bytes", tc.at)
+			}
+		})
+	}
 }

@@ -69,7 +69,9 @@ func (s *Server) parse(c *nbio.Conn, p *nbhttp.Parser, data []byte) (open bool) 
 	return false
 }
 
-// refuseTooLarge answers 413 with Config.TooLarge and then only drains c.
+// refuseTooLarge answers 413 with Config.TooLarge and then only drains c,
+// for closeTimeout (set through the handoff tracker, as in
+// refuseBadRequest).
 func (s *Server) refuseTooLarge(c *nbio.Conn, p *nbhttp.Parser) {
 	body := s.cfg.TooLarge
 	head := "HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: application/problem+json\r\n" +
@@ -77,7 +79,7 @@ func (s *Server) refuseTooLarge(c *nbio.Conn, p *nbhttp.Parser) {
 	// The rest of the request is dropped unparsed. (nbio's Conn.OnData
 	// would not do it: the engine's handler, onData, gets every read.)
 	strictOf(p).drop = true
-	_ = c.SetReadDeadline(time.Now().Add(closeTimeout))
+	s.handoff.setReadDeadline(c, time.Now().Add(s.closeTimeout))
 	if _, err := c.Write(append([]byte(head), body...)); err != nil {
 		_ = c.Close()
 	}
