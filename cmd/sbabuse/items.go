@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // Users past the shared pool (index base+k), each for one replay, so that
@@ -168,7 +170,7 @@ func (b *bench) item3(ctx context.Context, base int) error {
 		frame      []byte
 	}{
 		{"3a", "WebSocket pings", frame(opPing, []byte("abusebnc"))},
-		{"3b", "JSON pings", frame(opText, []byte(`{"type":"ping"}`))},
+		{"3b", "JSON pings", frame(opText, []byte(`{"type":"`+wire.TypePing+`"}`))},
 	} {
 		p := b.begin(c.name, fmt.Sprintf("%d sockets sending %s as fast as they can for %v, never reading", z.PingSockets, c.what, z.PingFor))
 		batch := bytes.Repeat(c.frame, 4096/len(c.frame))
