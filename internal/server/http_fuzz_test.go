@@ -25,6 +25,7 @@ var unlimited = chat.Limits{
 	LoginPerAccount: chat.Unlimited, LoginPerIP: chat.Unlimited, SignupPerIP: chat.Unlimited,
 	SendPerConversation: chat.Unlimited, FramesPerSocket: chat.Unlimited, BytesPerDevice: chat.Unlimited,
 	ConnsPerIP: -1, ConnsPerUser: -1, DevicesPerUser: -1,
+	ConvPerDevice: chat.Unlimited, ConvPerIP: chat.Unlimited, HistoryPerDevice: -1, HistoryPerNode: -1,
 }
 
 // fuzzAPI is a node's HTTP handler (no listener) on a SQLite store, with one
