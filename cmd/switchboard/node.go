@@ -54,7 +54,7 @@ type Main struct {
 func NewMain() *Main {
 	return &Main{Stderr: os.Stderr, Config: Config{
 		DataDir: "data", GCPercent: 100, LogLevel: "info", LogFormat: "text", ShutdownTimeout: 10 * time.Second,
-		Server: server.Config{Addr: "127.0.0.1:8080", AdminAddr: "127.0.0.1:9090", MaxBody: 1 << 20, MaxFrame: 64 << 10, MaxQueued: 1 << 20, PingInterval: 30 * time.Second,
+		Server: server.Config{Addr: "127.0.0.1:8080", AdminAddr: "127.0.0.1:9464", MaxBody: 1 << 20, MaxFrame: 64 << 10, MaxQueued: 1 << 20, PingInterval: 30 * time.Second,
 			TrustedProxies: loopback, LimitExempt: loopback, RequestTimeout: 30 * time.Second},
 		Retention: chat.RetentionConfig{Period: 30 * 24 * time.Hour, Interval: time.Minute, Batch: 500},
 		Chat: chat.Config{Argon2: chat.DefaultArgon2, SessionTTL: 30 * 24 * time.Hour, MaxMembers: 1000,

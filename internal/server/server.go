@@ -22,7 +22,7 @@ type Config struct {
 	MaxFrame     int           // WebSocket message limit [64 KiB]
 	MaxQueued    int           // bytes queued per socket before it is dropped [1 MiB]
 	PingInterval time.Duration // WebSocket keepalive [30s]
-	AdminAddr    string        // listen address of /metrics (and /debug/pprof); "" = none (admin.go) [""; the binary's default is 127.0.0.1:9090]
+	AdminAddr    string        // listen address of /metrics (and /debug/pprof); "" = none (admin.go) [""; the binary's default is 127.0.0.1:9464]
 	Pprof        bool          // serve /debug/pprof on the admin listener (profiling; keep that address private)
 	Logger       *slog.Logger
 

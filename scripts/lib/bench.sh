@@ -44,7 +44,7 @@ create_db() {
 # start_node LOG ARGS... starts the node binary $work/switchboard with ARGS,
 # logging to LOG, waits for the URL it logs and sets node_pid, node_url and
 # node_admin (the admin listener's URL, for /metrics and /debug/pprof: pass
-# --admin-addr 127.0.0.1:0 so that nodes on one host do not share 9090).
+# --admin-addr 127.0.0.1:0 so that nodes on one host do not share 9464).
 start_node() {
   local log=$1; shift
   "$work/switchboard" "$@" >"$log" 2>&1 &
