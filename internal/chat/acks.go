@@ -7,6 +7,7 @@ import (
 	"time"
 
 	sb "github.com/switchboard-chat/switchboard"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // acker takes socket acks off the socket's serial path. An ack has no
@@ -131,7 +132,7 @@ func (a *acker) flush(ctx context.Context) error {
 // FlushAcks waits for the commit.
 func (s *Service) Ack(ctx context.Context, id Identity, convID string, seq int64) error {
 	if seq < 0 {
-		return sb.Errorf(sb.EINVALID, "bad_frame", "seq must not be negative")
+		return sb.Errorf(sb.EINVALID, wire.CodeBadFrame, "seq must not be negative")
 	}
 	if _, err := s.member(ctx, id, convID); err != nil {
 		return err

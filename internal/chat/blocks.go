@@ -5,9 +5,10 @@ import (
 	"fmt"
 
 	sb "github.com/switchboard-chat/switchboard"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
-var errBlocked = sb.Errorf(sb.EFORBIDDEN, "blocked", "a member of this conversation has blocked you")
+var errBlocked = sb.Errorf(sb.EFORBIDDEN, wire.CodeBlocked, "a member of this conversation has blocked you")
 
 // Block makes the caller block another user: from then on that user cannot
 // start a direct conversation with the caller, add the caller to a group,
@@ -39,14 +40,14 @@ func (s *Service) Unblock(ctx context.Context, id Identity, userID string) error
 // blockable checks userID names another user that exists.
 func (s *Service) blockable(ctx context.Context, id Identity, userID string) error {
 	if userID == id.UserID {
-		return sb.Errorf(sb.EINVALID, "bad_request", "a user cannot block itself")
+		return sb.Errorf(sb.EINVALID, wire.CodeBadRequest, "a user cannot block itself")
 	}
 	ok, err := s.store.UserExists(ctx, userID)
 	if err != nil {
 		return fmt.Errorf("block: %w", err)
 	}
 	if !ok {
-		return sb.Errorf(sb.ENOTFOUND, "not_found", "no such user")
+		return sb.Errorf(sb.ENOTFOUND, wire.CodeNotFound, "no such user")
 	}
 	return nil
 }

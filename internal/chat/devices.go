@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	sb "github.com/switchboard-chat/switchboard"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // Control events travel on the bus under ControlPrefix; they are never stored.
@@ -59,7 +60,7 @@ func (s *Service) publishControl(ctx context.Context, topic string, c Control) {
 func (s *Service) RevokeDevice(ctx context.Context, id Identity, deviceID string) error {
 	err := s.store.RevokeDevice(ctx, id.UserID, deviceID, s.now())
 	if errors.Is(err, sb.ErrNotFound) {
-		return sb.Errorf(sb.ENOTFOUND, "not_found", "no such device")
+		return sb.Errorf(sb.ENOTFOUND, wire.CodeNotFound, "no such device")
 	}
 	if err != nil {
 		return fmt.Errorf("revoke device: %w", err)

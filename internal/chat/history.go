@@ -7,6 +7,7 @@ import (
 	"time"
 
 	sb "github.com/switchboard-chat/switchboard"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // historyChunk is how many messages a history page reads from the store at
@@ -37,7 +38,7 @@ func (s *Service) holdHistory(id Identity) (release func(), err error) {
 	case l.HistoryPerDevice > 0 && g.byDevice[id.DeviceID] >= l.HistoryPerDevice:
 		return nil, RateLimited(LimitHistoryDevice, historyRetry)
 	case l.HistoryPerNode > 0 && g.total >= l.HistoryPerNode:
-		e := sb.Errorf(sb.EUNAVAILABLE, "unavailable", "%s (%s); retry in %s", limitText[LimitHistoryNode], LimitHistoryNode, historyRetry)
+		e := sb.Errorf(sb.EUNAVAILABLE, wire.CodeUnavailable, "%s (%s); retry in %s", limitText[LimitHistoryNode], LimitHistoryNode, historyRetry)
 		e.RetryAfter = historyRetry
 		return nil, e
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	sb "github.com/switchboard-chat/switchboard"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // Names of the abuse limits. They name a limit in a Limiter (so two limits
@@ -267,7 +268,7 @@ func (s *Service) Allow(ctx context.Context, name, key string, n int64) error {
 // RateLimited is the rate_limited error of the named limit: 429 with
 // Retry-After over HTTP, an error frame with retry_after_ms on a socket.
 func RateLimited(name string, wait time.Duration) *sb.Error {
-	e := sb.Errorf(sb.ERATELIMIT, "rate_limited", "%s (%s); retry in %s", limitText[name], name, wait.Round(time.Millisecond))
+	e := sb.Errorf(sb.ERATELIMIT, wire.CodeRateLimited, "%s (%s); retry in %s", limitText[name], name, wait.Round(time.Millisecond))
 	e.RetryAfter = wait
 	return e
 }
@@ -344,7 +345,7 @@ func (s *Service) sendAllowed(ctx context.Context, id Identity, convID string) e
 	return s.Allow(ctx, LimitSendConversation, convID, 1)
 }
 
-var errTooManyDevices = sb.Errorf(sb.ECONFLICT, "too_many_devices", "this account has the most active devices allowed; revoke one first")
+var errTooManyDevices = sb.Errorf(sb.ECONFLICT, wire.CodeTooManyDevices, "this account has the most active devices allowed; revoke one first")
 
 // deviceRoom checks a login may add a device to user u.
 func (s *Service) deviceRoom(ctx context.Context, userID string) error {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	sb "github.com/switchboard-chat/switchboard"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // Live is what feeds a node's sockets: the bus's traffic, decoded, with the
@@ -75,10 +76,10 @@ func (s *Service) Heads(ctx context.Context, id Identity) (map[string]int64, err
 // which does not.
 func (s *Service) Ready(ctx context.Context) error {
 	if err := s.store.Ping(ctx); err != nil {
-		return sb.Errorf(sb.EUNAVAILABLE, "unavailable", "store unreachable")
+		return sb.Errorf(sb.EUNAVAILABLE, wire.CodeUnavailable, "store unreachable")
 	}
 	if err := s.bus.Ping(ctx); err != nil {
-		return sb.Errorf(sb.EUNAVAILABLE, "unavailable", "bus unreachable")
+		return sb.Errorf(sb.EUNAVAILABLE, wire.CodeUnavailable, "bus unreachable")
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 
 	sb "github.com/switchboard-chat/switchboard"
 	"github.com/switchboard-chat/switchboard/e2e"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // SendRequest is a send frame (or the HTTP send body), decoded.
@@ -21,26 +22,26 @@ type SendRequest struct {
 
 func (s *Service) validSend(r *SendRequest) error {
 	if r.ClientID == "" || len(r.ClientID) > maxClientID {
-		return sb.Errorf(sb.EINVALID, "invalid_message", "id must be 1 to %d bytes", maxClientID)
+		return sb.Errorf(sb.EINVALID, wire.CodeInvalidMessage, "id must be 1 to %d bytes", maxClientID)
 	}
 	if n := count(r.Ciphertext != nil, r.Ciphertexts != nil, r.Plaintext != nil); n != 1 {
-		return sb.Errorf(sb.EINVALID, "invalid_message", "give exactly one of ciphertext, ciphertexts and plaintext")
+		return sb.Errorf(sb.EINVALID, wire.CodeInvalidMessage, "give exactly one of ciphertext, ciphertexts and plaintext")
 	}
 	if r.Plaintext != nil && s.cfg.E2EOnly {
-		return sb.Errorf(sb.EFORBIDDEN, "plaintext_refused", "this node is end-to-end only: seal the message on the device")
+		return sb.Errorf(sb.EFORBIDDEN, wire.CodePlaintextRefused, "this node is end-to-end only: seal the message on the device")
 	}
 	check := func(ct []byte) error {
 		switch {
 		case len(ct) == 0:
-			return sb.Errorf(sb.EINVALID, "invalid_message", "empty ciphertext")
+			return sb.Errorf(sb.EINVALID, wire.CodeInvalidMessage, "empty ciphertext")
 		case len(ct) > s.cfg.MaxCiphertext:
-			return sb.Errorf(sb.ETOOLARGE, "too_large", "ciphertext over %d bytes", s.cfg.MaxCiphertext)
+			return sb.Errorf(sb.ETOOLARGE, wire.CodeTooLarge, "ciphertext over %d bytes", s.cfg.MaxCiphertext)
 		}
 		return nil
 	}
 	if r.Plaintext != nil {
 		if limit := s.cfg.MaxAssistedBytes; limit > 0 && len(r.Plaintext) > limit {
-			return sb.Errorf(sb.ETOOLARGE, "too_large", "plaintext over %d bytes: the node seals it once per recipient device; seal larger messages on the device", limit)
+			return sb.Errorf(sb.ETOOLARGE, wire.CodeTooLarge, "plaintext over %d bytes: the node seals it once per recipient device; seal larger messages on the device", limit)
 		}
 		return check(r.Plaintext)
 	}
@@ -95,7 +96,7 @@ func (s *Service) prepare(ctx context.Context, id Identity, r *SendRequest) (*sb
 		// A store or limiter that could not answer (PostgreSQL restarting,
 		// say): nothing was stored, and the same id may be sent again.
 		s.cfg.Logger.Warn("send not checked", "conversation", r.ConversationID, "err", err)
-		return nil, sb.Errorf(sb.EUNAVAILABLE, "unavailable", "the message could not be checked; retry with the same id")
+		return nil, sb.Errorf(sb.EUNAVAILABLE, wire.CodeUnavailable, "the message could not be checked; retry with the same id")
 	}
 	return m, err
 }
@@ -149,11 +150,11 @@ func (s *Service) check(ctx context.Context, id Identity, r *SendRequest) (*sb.M
 // client error, the stored duplicate, or m, stored and published.
 func (s *Service) finish(m, stored *sb.Message, duplicate bool, err error) (*sb.Message, bool, error) {
 	if err != nil {
-		return nil, false, sb.Errorf(sb.EUNAVAILABLE, "unavailable", "the message could not be stored; retry with the same id")
+		return nil, false, sb.Errorf(sb.EUNAVAILABLE, wire.CodeUnavailable, "the message could not be stored; retry with the same id")
 	}
 	if duplicate {
 		if stored.ConversationID != m.ConversationID {
-			return nil, false, sb.Errorf(sb.EINVALID, "invalid_message", "this device already used id %q in another conversation", m.ClientID)
+			return nil, false, sb.Errorf(sb.EINVALID, wire.CodeInvalidMessage, "this device already used id %q in another conversation", m.ClientID)
 		}
 		return stored, true, nil
 	}
@@ -195,7 +196,7 @@ func count(bs ...bool) (n int) {
 func (s *Service) assist(ctx context.Context, id Identity, m *sb.Message, devices deviceLists, plaintext []byte) error {
 	n := len(m.Ciphertexts)
 	if limit := s.cfg.MaxAssistedRecipients; limit > 0 && n > limit {
-		return sb.Errorf(sb.EINVALID, "invalid_message",
+		return sb.Errorf(sb.EINVALID, wire.CodeInvalidMessage,
 			"plaintext to %d recipient devices: the node seals for at most %d; seal on the device (ciphertext or ciphertexts)", n, limit)
 	}
 	if err := s.Allow(ctx, LimitDeviceBytes, id.DeviceID, int64(n)*int64(len(plaintext))); err != nil {
@@ -252,7 +253,7 @@ func matchDevices(want, got map[string][]byte) error {
 	}
 	slices.Sort(missing)
 	slices.Sort(extra)
-	e := sb.Errorf(sb.ECONFLICT, "devices_mismatch", "ciphertexts must cover exactly the recipient devices")
+	e := sb.Errorf(sb.ECONFLICT, wire.CodeDevicesMismatch, "ciphertexts must cover exactly the recipient devices")
 	e.Missing, e.Extra = missing, extra
 	return e
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	sb "github.com/switchboard-chat/switchboard"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // Config holds the service's limits; zero values get the defaults in brackets.
@@ -156,11 +157,11 @@ type Login struct {
 	ExpiresAt               time.Time
 }
 
-var errBadCredentials = sb.Errorf(sb.EUNAUTHORIZED, "bad_credentials", "wrong username or password")
+var errBadCredentials = sb.Errorf(sb.EUNAUTHORIZED, wire.CodeBadCredentials, "wrong username or password")
 
 // errLoginAbandoned answers a login whose caller gave up (its context is
 // done) before its device was committed: nothing was created.
-var errLoginAbandoned = sb.Errorf(sb.EUNAVAILABLE, "unavailable", "the login was abandoned before its device was created; log in again")
+var errLoginAbandoned = sb.Errorf(sb.EUNAVAILABLE, wire.CodeUnavailable, "the login was abandoned before its device was created; log in again")
 
 // Login checks the password and creates a new device with a fresh token.
 // The username matches regardless of case. Once ctx is done (the request
@@ -218,7 +219,7 @@ func (s *Service) Login(ctx context.Context, username, password string, dev Devi
 	return &Login{UserID: u.ID, DeviceID: d.ID, Token: token, ExpiresAt: sess.ExpiresAt}, nil
 }
 
-var errUnauthorized = sb.Errorf(sb.EUNAUTHORIZED, "unauthorized", "missing, invalid, expired or revoked token")
+var errUnauthorized = sb.Errorf(sb.EUNAUTHORIZED, wire.CodeUnauthorized, "missing, invalid, expired or revoked token")
 
 // Authenticate returns the device a bearer token belongs to.
 func (s *Service) Authenticate(ctx context.Context, token string) (Identity, error) {
@@ -245,7 +246,7 @@ func (s *Service) Devices(ctx context.Context, userID string) ([]sb.Device, erro
 		return nil, fmt.Errorf("devices: %w", err)
 	}
 	if !ok {
-		return nil, sb.Errorf(sb.ENOTFOUND, "not_found", "no such user")
+		return nil, sb.Errorf(sb.ENOTFOUND, wire.CodeNotFound, "no such user")
 	}
 	return s.store.ActiveDevices(ctx, userID)
 }
@@ -259,13 +260,13 @@ func (s *Service) CreateConversation(ctx context.Context, id Identity, kind stri
 	set = slices.Compact(set)
 	switch {
 	case kind != sb.KindDirect && kind != sb.KindGroup:
-		return "", sb.Errorf(sb.EINVALID, "invalid_conversation", "kind must be direct or group")
+		return "", sb.Errorf(sb.EINVALID, wire.CodeInvalidConversation, "kind must be direct or group")
 	case kind == sb.KindDirect && len(set) != 2:
-		return "", sb.Errorf(sb.EINVALID, "invalid_conversation", "a direct conversation has exactly one other member")
+		return "", sb.Errorf(sb.EINVALID, wire.CodeInvalidConversation, "a direct conversation has exactly one other member")
 	case len(set) > s.cfg.MaxMembers:
-		return "", sb.Errorf(sb.EINVALID, "invalid_conversation", "at most %d members", s.cfg.MaxMembers)
+		return "", sb.Errorf(sb.EINVALID, wire.CodeInvalidConversation, "at most %d members", s.cfg.MaxMembers)
 	case len(title) > maxTitle:
-		return "", sb.Errorf(sb.EINVALID, "invalid_conversation", "title over %d bytes", maxTitle)
+		return "", sb.Errorf(sb.EINVALID, wire.CodeInvalidConversation, "title over %d bytes", maxTitle)
 	}
 	// Counted before the reads below: a refused creation costs no more.
 	if err := s.Allow(ctx, LimitConvDevice, id.DeviceID, 1); err != nil {
@@ -277,7 +278,7 @@ func (s *Service) CreateConversation(ctx context.Context, id Identity, kind stri
 			return "", fmt.Errorf("create conversation: %w", err)
 		}
 		if !ok {
-			return "", sb.Errorf(sb.EINVALID, "invalid_conversation", "unknown user %q", m)
+			return "", sb.Errorf(sb.EINVALID, wire.CodeInvalidConversation, "unknown user %q", m)
 		}
 	}
 	if err := s.creationBlocked(ctx, id, set); err != nil {
@@ -300,13 +301,13 @@ func (s *Service) Conversations(ctx context.Context, id Identity, after string, 
 func (s *Service) member(ctx context.Context, id Identity, convID string) ([]string, error) {
 	members, err := s.cache.conversation(ctx, convID)
 	if errors.Is(err, sb.ErrNotFound) {
-		return nil, sb.Errorf(sb.ENOTFOUND, "no_such_conversation", "no such conversation")
+		return nil, sb.Errorf(sb.ENOTFOUND, wire.CodeNoSuchConversation, "no such conversation")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("conversation: %w", err)
 	}
 	if !slices.Contains(members, id.UserID) {
-		return nil, sb.Errorf(sb.EFORBIDDEN, "not_member", "not a member of this conversation")
+		return nil, sb.Errorf(sb.EFORBIDDEN, wire.CodeNotMember, "not a member of this conversation")
 	}
 	return members, nil
 }

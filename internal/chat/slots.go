@@ -6,6 +6,7 @@ import (
 	"time"
 
 	sb "github.com/switchboard-chat/switchboard"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // slots bounds how many of one costly kind of work run at once on the
@@ -60,7 +61,7 @@ func (s slots) put() { <-s }
 // errHashBusy answers a login or signup that found every hashing slot taken
 // for Config.HashWait: 503 with Retry-After.
 func (s *Service) errHashBusy() *sb.Error {
-	e := sb.Errorf(sb.EUNAVAILABLE, "unavailable", "too many logins and signups at once on this node; retry shortly")
+	e := sb.Errorf(sb.EUNAVAILABLE, wire.CodeUnavailable, "too many logins and signups at once on this node; retry shortly")
 	e.RetryAfter = max(s.cfg.HashWait, time.Second)
 	return e
 }

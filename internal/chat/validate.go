@@ -8,6 +8,7 @@ import (
 
 	sb "github.com/switchboard-chat/switchboard"
 	"github.com/switchboard-chat/switchboard/e2e"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 const (
@@ -21,12 +22,12 @@ const (
 
 func validUsername(name string) error {
 	if name == "" || len(name) > maxUsername {
-		return sb.Errorf(sb.EINVALID, "invalid_username", "username must be 1 to %d bytes", maxUsername)
+		return sb.Errorf(sb.EINVALID, wire.CodeInvalidUsername, "username must be 1 to %d bytes", maxUsername)
 	}
 	for _, c := range []byte(name) {
 		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-'
 		if !ok {
-			return sb.Errorf(sb.EINVALID, "invalid_username", "username may hold only letters, digits, '_', '.' and '-'")
+			return sb.Errorf(sb.EINVALID, wire.CodeInvalidUsername, "username may hold only letters, digits, '_', '.' and '-'")
 		}
 	}
 	return nil
@@ -39,10 +40,10 @@ func foldUsername(name string) string { return strings.ToLower(name) }
 
 func validPassword(pw string) error {
 	if len(pw) < minPassword || len(pw) > maxPassword {
-		return sb.Errorf(sb.EINVALID, "invalid_password", "password must be %d to %d bytes", minPassword, maxPassword)
+		return sb.Errorf(sb.EINVALID, wire.CodeInvalidPassword, "password must be %d to %d bytes", minPassword, maxPassword)
 	}
 	if commonPasswords[strings.ToLower(pw)] {
-		return sb.Errorf(sb.EINVALID, "invalid_password", "this password is on a list of the most common passwords, which are guessed first: choose another")
+		return sb.Errorf(sb.EINVALID, wire.CodeInvalidPassword, "this password is on a list of the most common passwords, which are guessed first: choose another")
 	}
 	return nil
 }
@@ -77,15 +78,15 @@ type DeviceInfo struct {
 // Validate checks the name and that both keys parse for their algorithms.
 func (d *DeviceInfo) Validate() error {
 	if d.Name == "" || len(d.Name) > maxDeviceName {
-		return sb.Errorf(sb.EINVALID, "invalid_device", "device name must be 1 to %d bytes", maxDeviceName)
+		return sb.Errorf(sb.EINVALID, wire.CodeInvalidDevice, "device name must be 1 to %d bytes", maxDeviceName)
 	}
 	if err := e2e.ParsePublicKey(d.KEM, d.PublicKey); errors.Is(err, e2e.ErrUnknownKEM) {
-		return sb.Errorf(sb.EINVALID, "invalid_device", "unknown kem %q: use %s or %s", d.KEM, e2e.KEMX25519, e2e.KEMMLKEM768X25519)
+		return sb.Errorf(sb.EINVALID, wire.CodeInvalidDevice, "unknown kem %q: use %s or %s", d.KEM, e2e.KEMX25519, e2e.KEMMLKEM768X25519)
 	} else if err != nil {
-		return sb.Errorf(sb.EINVALID, "invalid_device", "public_key is not a valid %s public key", d.KEM)
+		return sb.Errorf(sb.EINVALID, wire.CodeInvalidDevice, "public_key is not a valid %s public key", d.KEM)
 	}
 	if err := e2e.ParseSigningKey(d.SigningKey); err != nil {
-		return sb.Errorf(sb.EINVALID, "invalid_device", "signing_key must be a %d-byte Ed25519 public key", ed25519.PublicKeySize)
+		return sb.Errorf(sb.EINVALID, wire.CodeInvalidDevice, "signing_key must be a %d-byte Ed25519 public key", ed25519.PublicKeySize)
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // Size is how much traffic a run puts on the cluster.
@@ -329,14 +330,14 @@ func (d *device) send(conv string, size int) {
 				return
 			}
 			var e *client.Error
-			if errors.As(err, &e) && e.Code == "internal" {
+			if errors.As(err, &e) && e.Code == wire.CodeInternal {
 				// The protocol answers a failed commit with unavailable;
 				// during a PostgreSQL restart the node says internal. The
 				// same id is safe to send again either way: note it, retry.
 				w.mu.Lock()
 				w.internal++
 				w.mu.Unlock()
-			} else if errors.As(err, &e) && e.Code != "rate_limited" && e.Code != "unavailable" && e.Code != "" {
+			} else if errors.As(err, &e) && e.Code != wire.CodeRateLimited && e.Code != wire.CodeUnavailable && e.Code != "" {
 				w.problem("device %s: send refused: %v", d.sess.DeviceID, err)
 				w.mu.Lock()
 				w.unacked++

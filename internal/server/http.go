@@ -54,7 +54,7 @@ func (s *Server) routeTable() []route {
 	}
 	// /metrics and /debug/pprof are on the admin listener only (admin.go).
 	return append(rs, route{pattern: "/", h: func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, s.log, sb.Errorf(sb.ENOTFOUND, "not_found", "no such endpoint: %s %s", r.Method, r.URL.Path))
+		writeProblem(w, s.log, sb.Errorf(sb.ENOTFOUND, wire.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	}})
 }
 
@@ -134,7 +134,7 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 	}
 	d := req.Device
 	if d == nil {
-		writeProblem(w, s.log, sb.Errorf(sb.EINVALID, "invalid_device",
+		writeProblem(w, s.log, sb.Errorf(sb.EINVALID, wire.CodeInvalidDevice,
 			"device is required: a login registers a device (name, kem, public_key, signing_key)"))
 		return
 	}
@@ -246,7 +246,7 @@ func (s *Server) listConversations(w http.ResponseWriter, r *http.Request, id ch
 	after := q.Get("after")
 	limit, err := intParam(q.Get("limit"), defaultConversationsPage)
 	if err != nil || limit < 1 || limit > maxConversationsPage || len(after) > maxCursor {
-		writeProblem(w, s.log, sb.Errorf(sb.EINVALID, "bad_request",
+		writeProblem(w, s.log, sb.Errorf(sb.EINVALID, wire.CodeBadRequest,
 			"limit must be 1 to %d and after a cursor from next", maxConversationsPage))
 		return
 	}
@@ -274,7 +274,7 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, id chat.Id
 	after, err1 := intParam(q.Get("after"), 0)
 	limit, err2 := intParam(q.Get("limit"), 100)
 	if err1 != nil || err2 != nil || after < 0 || limit < 1 || limit > 1000 {
-		writeProblem(w, s.log, sb.Errorf(sb.EINVALID, "bad_request", "after must be >= 0 and limit 1 to 1000"))
+		writeProblem(w, s.log, sb.Errorf(sb.EINVALID, wire.CodeBadRequest, "after must be >= 0 and limit 1 to 1000"))
 		return
 	}
 	started := false
@@ -338,7 +338,7 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request, id chat.Ide
 	}
 	conv := r.PathValue("conv")
 	if f.Type != "" || f.Seq != nil || (f.Conversation != "" && f.Conversation != conv) {
-		writeProblem(w, s.log, sb.Errorf(sb.EINVALID, "bad_request", "body must be a send frame without type for this conversation"))
+		writeProblem(w, s.log, sb.Errorf(sb.EINVALID, wire.CodeBadRequest, "body must be a send frame without type for this conversation"))
 		return
 	}
 	m, dup, err := s.svc.Send(r.Context(), id, &chat.SendRequest{ClientID: f.ID, ConversationID: conv,
@@ -380,7 +380,7 @@ func methodNotAllowed(mux *http.ServeMux, log *slog.Logger, notFound http.Handle
 			return
 		}
 		w.Header().Set("Allow", allow)
-		writeProblem(w, log, sb.Errorf(sb.EMETHOD, "method_not_allowed", "%s is not allowed on %s; use %s", r.Method, r.URL.Path, allow))
+		writeProblem(w, log, sb.Errorf(sb.EMETHOD, wire.CodeMethodNotAllowed, "%s is not allowed on %s; use %s", r.Method, r.URL.Path, allow))
 	}
 }
 

@@ -88,17 +88,17 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return sb.Errorf(sb.ETOOLARGE, "too_large", "request body over %d bytes", limit)
+			return sb.Errorf(sb.ETOOLARGE, wire.CodeTooLarge, "request body over %d bytes", limit)
 		}
-		return sb.Errorf(sb.EINVALID, "bad_request", "reading the body: %v", err)
+		return sb.Errorf(sb.EINVALID, wire.CodeBadRequest, "reading the body: %v", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return sb.Errorf(sb.EINVALID, "bad_request", "%s", describeDecodeError(body, v, err))
+		return sb.Errorf(sb.EINVALID, wire.CodeBadRequest, "%s", describeDecodeError(body, v, err))
 	}
 	if dec.More() {
-		return sb.Errorf(sb.EINVALID, "bad_request", "trailing data after the JSON body")
+		return sb.Errorf(sb.EINVALID, wire.CodeBadRequest, "trailing data after the JSON body")
 	}
 	return nil
 }

@@ -109,7 +109,7 @@ func (s *Server) secure(next http.Handler) http.Handler {
 			return
 		}
 		if len(origins) != 1 || !s.edge.originAllowed(origins[0]) {
-			writeProblem(w, s.log, sb.Errorf(sb.EFORBIDDEN, "origin_not_allowed",
+			writeProblem(w, s.log, sb.Errorf(sb.EFORBIDDEN, wire.CodeOriginNotAllowed,
 				"requests from this origin are not allowed (see --allowed-origins)"))
 			return
 		}

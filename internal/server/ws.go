@@ -31,7 +31,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 	// ?device= is the proxy's routing key (deploy/nginx): one that is not the
 	// token's device would put the socket on another device's node.
 	if v, ok := r.URL.Query()["device"]; ok && (len(v) != 1 || v[0] != id.DeviceID) {
-		writeProblem(w, s.log, sb.Errorf(sb.EINVALID, "device_mismatch",
+		writeProblem(w, s.log, sb.Errorf(sb.EINVALID, wire.CodeDeviceMismatch,
 			"the device parameter must be this token's device, %s", id.DeviceID))
 		return
 	}
@@ -160,17 +160,17 @@ func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 	var f wire.ClientFrame
 	headErr, err := wire.DecodeClientFrame(data, &head, &f)
 	if headErr != nil {
-		s.writeError(c, "", sb.Errorf(sb.EINVALID, "bad_frame", "a frame is one JSON object with a string type"))
+		s.writeError(c, "", sb.Errorf(sb.EINVALID, wire.CodeBadFrame, "a frame is one JSON object with a string type"))
 		return
 	}
 	switch head.Type {
 	case wire.TypeSend, wire.TypeAck, wire.TypePing:
 	default:
-		s.writeError(c, head.ID, sb.Errorf(sb.EINVALID, "unknown_type", "unknown frame type %q", head.Type))
+		s.writeError(c, head.ID, sb.Errorf(sb.EINVALID, wire.CodeUnknownType, "unknown frame type %q", head.Type))
 		return
 	}
 	if err != nil {
-		s.writeError(c, head.ID, sb.Errorf(sb.EINVALID, "bad_frame", "malformed %s frame: %s", head.Type, describeDecodeError(data, &f, err)))
+		s.writeError(c, head.ID, sb.Errorf(sb.EINVALID, wire.CodeBadFrame, "malformed %s frame: %s", head.Type, describeDecodeError(data, &f, err)))
 		return
 	}
 	ctx := s.ctx
@@ -180,7 +180,7 @@ func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 		c.Write(pongFrame)
 	case wire.TypeAck:
 		if f.Conversation == "" || f.Seq == nil {
-			s.writeError(c, f.ID, sb.Errorf(sb.EINVALID, "bad_frame", "ack needs conversation and seq"))
+			s.writeError(c, f.ID, sb.Errorf(sb.EINVALID, wire.CodeBadFrame, "ack needs conversation and seq"))
 			return
 		}
 		// Not waiting for the commit: an ack has no answer (acks.go in chat).
@@ -189,7 +189,7 @@ func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 		}
 	case wire.TypeSend:
 		if f.Conversation == "" {
-			s.writeError(c, f.ID, sb.Errorf(sb.EINVALID, "bad_frame", "send needs a conversation"))
+			s.writeError(c, f.ID, sb.Errorf(sb.EINVALID, wire.CodeBadFrame, "send needs a conversation"))
 			return
 		}
 		s.send(ctx, c, p, &f)
