@@ -10,8 +10,10 @@ package wire
 //	1001  CloseGoingAway        gateway/node the node is shutting down (or a sync failed):
 //	                                         reconnect (after a short random backoff) and
 //	                                         sync.
-//	1002  (protocol error)      nbio         malformed frame, invalid UTF-8 in a text
-//	                                         frame or in a close reason: fix the client.
+//	1002  CloseProtocolError    gateway/nbio a client frame without a mask (the gateway),
+//	                                         a malformed frame, invalid UTF-8 in a text
+//	                                         frame or in a close reason (nbio): fix the
+//	                                         client.
 //	1003  CloseUnsupportedData  gateway      a binary message; the protocol is JSON text.
 //	1008  ClosePolicy           gateway/node policy violation; the gateway uses it when a
 //	                                         client sends faster than its messages are
@@ -40,6 +42,7 @@ package wire
 const (
 	CloseNormal          = 1000
 	CloseGoingAway       = 1001
+	CloseProtocolError   = 1002
 	CloseUnsupportedData = 1003
 	ClosePolicy          = 1008
 	CloseTooBig          = 1009
@@ -58,6 +61,6 @@ const (
 
 // CloseCodes lists every close code switchboard sends, in the order above.
 var CloseCodes = []int{
-	CloseNormal, CloseGoingAway, CloseUnsupportedData, ClosePolicy, CloseTooBig,
+	CloseNormal, CloseGoingAway, CloseProtocolError, CloseUnsupportedData, ClosePolicy, CloseTooBig,
 	CloseDeviceRevoked, CloseReplaced, CloseSessionExpired, CloseSlowConsumer, ClosePingTimeout,
 }

@@ -193,7 +193,7 @@ func TestUnmaskedClientFrameClosesWith1002(t *testing.T) {
 			if _, err := r.conn.Write(tc.bytes); err != nil {
 				t.Fatal(err)
 			}
-			if code := lastClose(r.readAll(t)); code != closeProtocolError {
+			if code := lastClose(r.readAll(t)); code != CloseProtocolError {
 				t.Fatalf("closed with %d, want 1002", code)
 			}
 		})

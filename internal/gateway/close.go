@@ -27,6 +27,7 @@ import "github.com/switchboard-chat/switchboard/wire"
 const (
 	CloseNormal          = wire.CloseNormal
 	CloseGoingAway       = wire.CloseGoingAway
+	CloseProtocolError   = wire.CloseProtocolError
 	CloseUnsupportedData = wire.CloseUnsupportedData
 	ClosePolicy          = wire.ClosePolicy
 	CloseTooBig          = wire.CloseTooBig

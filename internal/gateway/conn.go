@@ -323,7 +323,7 @@ func (h *session) Parse(data []byte) error {
 	}
 	c.backlog.Add(int64(len(data)))
 	if !c.masks.scan(data) {
-		c.abort(closeProtocolError, "client frames must be masked")
+		c.abort(CloseProtocolError, "client frames must be masked")
 		return errUnmasked
 	}
 	// Parse first: an oversized frame must get its 1009, not a 1008.

@@ -6,10 +6,6 @@ import (
 	"math"
 )
 
-// closeProtocolError is the close code for a frame RFC 6455 forbids
-// (wire/close.go lists 1002 as nbio's; the gateway sends it for this one).
-const closeProtocolError = 1002
-
 var errUnmasked = errors.New("gateway: unmasked client frame")
 
 // maskScan follows the frame boundaries of a socket's inbound stream, ahead
