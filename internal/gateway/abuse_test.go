@@ -179,7 +179,9 @@ func TestPingsPassTheHandlersAdmission(t *testing.T) {
 // and handed its message to OnMessage.
 func TestUnmaskedClientFrameClosesWith1002(t *testing.T) {
 	var got atomic.Int32
-	_, addr := startServer(t, Config{}, &fakeHandler{message: func(*Conn, []byte) { got.Add(1) }})
+	opened := make(chan struct{}, 1)
+	_, addr := startServer(t, Config{}, &fakeHandler{open: func(*Conn) { opened <- struct{}{} },
+		message: func(*Conn, []byte) { got.Add(1) }})
 	for _, tc := range []struct {
 		name  string
 		bytes []byte
@@ -190,6 +192,7 @@ func TestUnmaskedClientFrameClosesWith1002(t *testing.T) {
 	} {
 		t.Run(tc.name+" closes the socket with 1002", func(t *testing.T) {
 			r := dialRawSocket(t, addr)
+			<-opened // the gateway has the socket (its 101 goes out a little before)
 			if _, err := r.conn.Write(tc.bytes); err != nil {
 				t.Fatal(err)
 			}
