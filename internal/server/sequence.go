@@ -382,8 +382,13 @@ func (h *hub) resume(ctx context.Context) {
 					complete = false
 					return
 				}
+				// The lowest head any user read: a user whose read came
+				// earlier was caught up only to it, and advancing past it
+				// would hand its sockets a later seq over a missing one.
 				for conv, head := range got {
-					heads[conv] = max(heads[conv], head)
+					if cur, ok := heads[conv]; !ok || head < cur {
+						heads[conv] = head
+					}
 				}
 				for _, conv := range lagging {
 					behind[conv] = true
