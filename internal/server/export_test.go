@@ -24,3 +24,15 @@ func AdminRouteAccess(cfg Config) map[string]string {
 
 // CloseExpired runs one pass of the sweeper that closes sockets whose token expired.
 func CloseExpired(s *Server) { s.closeExpired() }
+
+// Held is how many messages of a conversation the node's sequencer holds,
+// waiting for the seqs before them.
+func Held(s *Server, convID string) int {
+	q := s.hub.seq
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if c := q.convs[convID]; c != nil {
+		return len(c.held)
+	}
+	return 0
+}

@@ -13,6 +13,7 @@ import (
 	sb "github.com/switchboard-chat/switchboard"
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/inmem"
+	"github.com/switchboard-chat/switchboard/internal/server"
 )
 
 // outageBus is an in-process bus that can go down as Redis does: while
@@ -23,12 +24,17 @@ type outageBus struct {
 	*inmem.Bus
 	mu      sync.Mutex
 	down    bool
+	drop    int // conversation messages to lose while up, as a publish Redis never took
 	resumed []func()
 }
 
 func (b *outageBus) Publish(ctx context.Context, topic string, data []byte) error {
 	b.mu.Lock()
 	lost := b.down && (strings.HasPrefix(topic, chat.TopicPrefix) || strings.HasPrefix(topic, chat.ControlPrefix))
+	if !b.down && b.drop > 0 && strings.HasPrefix(topic, chat.TopicPrefix) {
+		b.drop--
+		lost = true
+	}
 	b.mu.Unlock()
 	if lost {
 		return nil // as a publish Redis never took
@@ -242,4 +248,106 @@ func TestBusResumedRevoked(t *testing.T) {
 	}
 	phone.send(t, map[string]any{"type": "ping"})
 	phone.expect(t, "pong") // the active device's socket stays
+}
+
+// headsGate lets the first Heads call through and holds up every later
+// one until release is closed: a resume then reads one user's heads before
+// a message is stored and the other users' after it.
+type headsGate struct {
+	sb.Store
+	mu      sync.Mutex
+	armed   bool
+	calls   int
+	waiting chan struct{} // closed when a held-up call has begun
+	release chan struct{}
+}
+
+func (s *headsGate) Heads(ctx context.Context, userID string) (map[string]int64, error) {
+	s.mu.Lock()
+	gated := s.armed && s.calls > 0
+	if s.armed {
+		s.calls++
+		if s.calls == 2 {
+			close(s.waiting)
+		}
+	}
+	s.mu.Unlock()
+	if gated {
+		select {
+		case <-s.release:
+		case <-time.After(20 * time.Second): // the test fails, not hangs
+		}
+	}
+	return s.Store.Heads(ctx, userID)
+}
+
+// TestBusResumedWithHeadsReadApart: a resume reads its users' heads one
+// after the other; messages stored between two reads are in the later
+// user's heads and not in the earlier one's. Their publishes can cross or
+// be lost (two nodes' connections, a publish resent after the outage): here
+// seq 5's is lost and seq 6 comes live, where the sequencer holds it behind
+// 5. The resume must then advance the conversation only to the lowest head
+// it read (5), so 6 waits for 5 (read from the store when its grace ends).
+// Advancing to the highest (7) released 6 to the sockets of the earlier
+// user, who had 5 neither from the store nor live: a hole, seen once in
+// the fault suite's Redis scenario.
+func TestBusResumedWithHeadsReadApart(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			bus := &outageBus{Bus: &inmem.Bus{}}
+			store := &headsGate{Store: b.open(t), waiting: make(chan struct{}), release: make(chan struct{})}
+			n := startNodeOn(t, store, bus, slog.LevelInfo)
+			alice := n.signup(t, "alice", "phone")[0]
+			bob := n.signup(t, "bob", "phone")[0]
+			carol := n.signup(t, "carol", "phone")[0]
+			conv := n.conversation(t, alice, "group", bob.user, carol.user)
+			// Alice sends over HTTP: she has no socket, so the resume reads
+			// the heads of bob and carol only, one of them before seq 5.
+			readers := []*socket{n.dial(t, bob.token), n.dial(t, carol.token)}
+			for _, r := range readers {
+				r.expect(t, "synced")
+			}
+			send := func(k int) {
+				body := map[string]any{"id": fmt.Sprint("m", k), "ciphertext": []byte("x")}
+				if st, got := n.call(t, "POST", "/v1/conversations/"+conv+"/messages", alice.token, body); st != 201 && st != 200 {
+					t.Fatalf("send %d: %d %v", k, st, got)
+				}
+			}
+			send(0)
+			for _, r := range readers {
+				r.expect(t, "message")
+			}
+
+			bus.setDown(true)
+			for k := 1; k <= 3; k++ { // seqs 2-4, lost on the bus
+				send(k)
+			}
+			store.mu.Lock()
+			store.armed = true
+			store.mu.Unlock()
+			bus.setDown(false)
+			<-store.waiting // one user's heads read (4), the other's held up
+			bus.mu.Lock()
+			bus.drop = 1
+			bus.mu.Unlock()
+			send(4) // seq 5: lost on the bus
+			send(5) // seq 6: live, held behind 5
+			deadline := time.Now().Add(20 * time.Second)
+			for server.Held(n.srv, conv) == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("seq 6 never reached the sequencer")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			close(store.release) // the other user's heads: 6
+
+			for i, r := range readers {
+				for want := 2.0; want <= 6; want++ {
+					if f := r.expect(t, "message"); f["seq"] != want {
+						t.Fatalf("socket %d: %v, want seq %v (every seq once, in order)", i, f, want)
+					}
+				}
+			}
+		})
+	}
 }
