@@ -53,7 +53,9 @@
 //     request, head and body, from the accept or the previous response, and
 //     so also the idle time of a kept-alive connection; a request over
 //     Config.MaxBody is answered 413 (Config.TooLarge) before it is
-//     buffered, its rest read and dropped, and the connection closed. After the
+//     buffered, its rest read and dropped, and the connection closed. A
+//     handler's request context ends when its connection closes or
+//     RequestTimeout after it started (nbhttp's never ends: reqctx.go). After the
 //     upgrade the deadline is cleared and the sweeper takes over: a socket
 //     silent for PingInterval is pinged, one silent for 2×PingInterval is
 //     closed with 4009; a socket that was sent a close frame is dropped when

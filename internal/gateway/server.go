@@ -57,7 +57,9 @@ type Config struct {
 	// RequestTimeout bounds every read before a socket is upgraded: a new
 	// connection, and a kept-alive one after each response, must deliver a
 	// whole request (headers and body) within it or be closed (default 30s).
-	// Upgraded sockets are watched by PingInterval instead.
+	// Upgraded sockets are watched by PingInterval instead. It also bounds
+	// each HTTP handler: its request's context ends RequestTimeout after
+	// the handler starts, or when the connection closes first.
 	RequestTimeout time.Duration
 	// CheckOrigin decides whether an upgrade request's Origin may open a
 	// socket (false: 403 before the upgrade). Nil keeps nbio's check, which
@@ -156,6 +158,7 @@ type Server struct {
 	upgrader  *websocket.Upgrader
 	ln        *listener
 	handoff   handoff
+	requests  requests // the contexts of HTTP requests in flight
 	started   atomic.Bool
 	startedAt time.Time
 
@@ -187,6 +190,7 @@ type shard struct {
 func New(cfg Config, h Handler) *Server {
 	cfg.setDefaults()
 	s := &Server{cfg: cfg, h: h, log: cfg.Logger, done: make(chan struct{}), closeTimeout: closeTimeout}
+	s.requests.timeout = cfg.RequestTimeout
 	for i := range s.shards {
 		s.shards[i].conns = make(map[*Conn]struct{})
 	}
@@ -216,7 +220,7 @@ func (s *Server) Start() error {
 		Network: "tcp",
 		Addrs:   []string{s.cfg.Addr},
 		Listen:  s.listen,
-		Handler: wrapHTTP(s.cfg.Handler),
+		Handler: s.requests.wrap(wrapHTTP(s.cfg.Handler)),
 
 		ReadLimit:       readLimit,
 		MaxHTTPBodySize: s.cfg.MaxBody,
@@ -245,8 +249,12 @@ func (s *Server) Start() error {
 	}
 	s.startedAt = time.Now()
 	s.flusher = newFlusher(s.cfg.FlushDelay)
-	s.sweepWG.Add(1)
+	s.sweepWG.Add(2)
 	go s.sweepLoop()
+	go func() {
+		defer s.sweepWG.Done()
+		s.requests.watch(s.done)
+	}()
 	return nil
 }
 
