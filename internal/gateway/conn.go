@@ -29,7 +29,7 @@ type Conn struct {
 	backlog atomic.Int64 // inbound bytes read but not yet handled (approximate)
 	ready   atomic.Bool  // set last in Upgrade; see session.Parse
 	closing atomic.Bool  // a close frame was sent or received: no more writes
-	dropped atomic.Bool  // aborted: frames still queued for OnMessage are not handled
+	dropped atomic.Bool  // aborted or refused: frames still queued for OnMessage are not handled
 	shut    bool         // the close frame was taken for writing: nothing may follow it (wmu)
 	masks   maskScan     // inbound frame boundaries (poller only; see mask.go)
 
@@ -183,6 +183,16 @@ func (c *Conn) Close(code int, reason string) {
 	c.writeClose(code, reason)
 	start := nanotime()
 	c.watchClose(start, c.queued.Load())
+}
+
+// Refuse is Close for a peer that broke a limit: the peer's frames that
+// follow are not handled (the node stops spending on them at once), but
+// the connection is kept until the handshake ends as after Close, so that
+// the close frame reaches the peer: dropping a connection whose peer's
+// bytes are still unread sends a reset, which can overtake the close frame.
+func (c *Conn) Refuse(code int, reason string) {
+	c.dropped.Store(true)
+	c.Close(code, reason)
 }
 
 // watchClose drops the TCP connection of a closing socket when the peer made

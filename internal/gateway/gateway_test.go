@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -636,5 +637,35 @@ func TestStartFailsOnABusyAddress(t *testing.T) {
 	}
 	if err := s.Shutdown(context.Background()); !errors.Is(err, ErrNotStarted) {
 		t.Fatalf("Shutdown of a server that failed to start = %v", err)
+	}
+}
+
+// TestRefuseSkipsThePeersLaterFrames: after Refuse the peer still gets the
+// close frame with its code, but nothing it sends afterwards reaches the
+// handler (after Close, frames are handled until the handshake ends).
+func TestRefuseSkipsThePeersLaterFrames(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	_, addr := startServer(t, Config{}, &fakeHandler{
+		message: func(c *Conn, data []byte) {
+			mu.Lock()
+			got = append(got, string(data))
+			mu.Unlock()
+			if string(data) == "refuse" {
+				c.Refuse(ClosePolicy, "rate limit ignored")
+			}
+		},
+	})
+	ws := dial(t, addr)
+	for _, m := range []string{"first", "refuse", "after-1", "after-2"} {
+		send(t, ws, m)
+	}
+	if ce := readClose(t, ws); ce.Code != ClosePolicy {
+		t.Fatalf("closed with %d %q, want %d", ce.Code, ce.Reason, ClosePolicy)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(got, []string{"first", "refuse"}) {
+		t.Fatalf("handled %q, want first and refuse only", got)
 	}
 }

@@ -402,7 +402,7 @@ func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []
 	// After our close frame the peer's frames are still handled until the
 	// handshake ends: an ack of a message the peer read before it saw the
 	// close counts (its next socket does not replay it). Only an aborted
-	// socket's leftovers are dropped. After the peer's close frame nbio
+	// or refused socket's leftovers are dropped. After the peer's close frame nbio
 	// reads nothing more.
 	if c.dropped.Load() {
 		return

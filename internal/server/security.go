@@ -294,7 +294,8 @@ func (s *Server) releaseConn(p *peer) { s.svc.ReleaseConn(p.id, p.lim.ip) }
 // decoded: the session must not have expired (else the socket closes with
 // 4003), the socket's frame rate and the device's byte budget must allow it
 // (else an error frame rate_limited with retry_after_ms). A socket that goes
-// on sending after a whole burst's worth of refusals is closed with 1008.
+// on sending after a whole burst's worth of refusals is closed with 1008,
+// and its frames after that are not read (Conn.Refuse).
 // An ack over the frame rate is the exception: it is held (see holdAck),
 // not answered and not counted toward the close, so that a client acking
 // every message of a busy conversation is never disconnected for it.
@@ -318,7 +319,7 @@ func (s *Server) admitFrame(c *gateway.Conn, p *peer, data []byte) bool {
 	}
 	p.lim.refused++
 	if burst := int32(max(s.edge.frames.Burst, 16)); p.lim.refused > burst {
-		c.Close(gateway.ClosePolicy, "rate limit ignored")
+		c.Refuse(gateway.ClosePolicy, "rate limit ignored")
 		return false
 	}
 	var head wire.Head
@@ -344,7 +345,7 @@ func (s *Server) AdmitPing(c *gateway.Conn) bool {
 	}
 	p.lim.refused++
 	if burst := int32(max(s.edge.frames.Burst, 16)); p.lim.refused > burst {
-		c.Close(gateway.ClosePolicy, "rate limit ignored")
+		c.Refuse(gateway.ClosePolicy, "rate limit ignored")
 	}
 	return false
 }
