@@ -104,29 +104,6 @@ func TestLoginAndRevocationCostDoesNotGrowWithGroups(t *testing.T) {
 	})
 }
 
-func TestConversationCreationLimit(t *testing.T) {
-	ctx := context.Background()
-	svc := limitedService(t, chat.Config{Limits: chat.Limits{ConvPerDevice: chat.Rate{N: 3, Per: time.Hour}}})
-	alice, bob := loginDevice(t, svc, "alice"), loginDevice(t, svc, "bob")
-	for i := range 3 {
-		if _, err := svc.CreateConversation(ctx, alice, sb.KindGroup, []string{bob.UserID}, ""); err != nil {
-			t.Fatalf("creation %d: %v", i, err)
-		}
-	}
-	t.Run("a device past its creations gets rate_limited with a wait", func(t *testing.T) {
-		_, err := svc.CreateConversation(ctx, alice, sb.KindGroup, []string{bob.UserID}, "")
-		var e *sb.Error
-		if !errors.As(err, &e) || e.Code != "rate_limited" || e.RetryAfter <= 0 {
-			t.Fatalf("fourth creation: %v, want rate_limited with a Retry-After", err)
-		}
-	})
-	t.Run("another device still creates", func(t *testing.T) {
-		if _, err := svc.CreateConversation(ctx, bob, sb.KindGroup, []string{alice.UserID}, ""); err != nil {
-			t.Fatalf("bob's creation: %v", err)
-		}
-	})
-}
-
 func TestBlocks(t *testing.T) {
 	ctx := context.Background()
 	svc := limitedService(t, chat.Config{})

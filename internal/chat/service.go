@@ -252,8 +252,9 @@ func (s *Service) Devices(ctx context.Context, userID string) ([]sb.Device, erro
 }
 
 // CreateConversation creates a conversation with the caller as a member.
-// A device creates at most Limits.ConvPerDevice (the HTTP layer also counts
-// its address), and no member may block the caller.
+// No member may block the caller. The caller counts the creation against
+// LimitConvDevice (Limits.ConvPerDevice) and the client's address first:
+// the HTTP handler does, before it decodes the body.
 func (s *Service) CreateConversation(ctx context.Context, id Identity, kind string, members []string, title string) (string, error) {
 	set := append(slices.Clone(members), id.UserID)
 	slices.Sort(set)
@@ -267,10 +268,6 @@ func (s *Service) CreateConversation(ctx context.Context, id Identity, kind stri
 		return "", sb.Errorf(sb.EINVALID, wire.CodeInvalidConversation, "at most %d members", s.cfg.MaxMembers)
 	case len(title) > maxTitle:
 		return "", sb.Errorf(sb.EINVALID, wire.CodeInvalidConversation, "title over %d bytes", maxTitle)
-	}
-	// Counted before the reads below: a refused creation costs no more.
-	if err := s.Allow(ctx, LimitConvDevice, id.DeviceID, 1); err != nil {
-		return "", err
 	}
 	for _, m := range set {
 		ok, err := s.store.UserExists(ctx, m)

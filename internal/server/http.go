@@ -207,6 +207,12 @@ func (s *Server) createConversation(w http.ResponseWriter, r *http.Request, id c
 		writeProblem(w, s.log, err)
 		return
 	}
+	// Before the body is decoded: a refused creation of a 1,000-member
+	// group cost 1.4 ms of decoding when this came after (issue 18).
+	if err := s.svc.Allow(r.Context(), chat.LimitConvDevice, id.DeviceID, 1); err != nil {
+		writeProblem(w, s.log, err)
+		return
+	}
 	var req struct {
 		Kind    string   `json:"kind"`
 		Members []string `json:"members"`

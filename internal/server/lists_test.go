@@ -80,6 +80,27 @@ func TestConversationCreationPerAddress(t *testing.T) {
 	}
 }
 
+// TestConversationCreationPerDevice: a device past its creations gets 429
+// before its body is even decoded (one that is not a conversation too:
+// decoding a 1,000-member list cost each refusal 1.4 ms), and another
+// device still creates.
+func TestConversationCreationPerDevice(t *testing.T) {
+	n := limitedNode(t, func(cc *chat.Config, _ *server.Config) { cc.Limits.ConvPerDevice = chat.Rate{N: 3, Per: time.Hour} })
+	alice := n.signup(t, "alice", "phone")[0]
+	bob := n.signup(t, "bob", "phone")[0]
+	group := map[string]any{"kind": "group", "members": []string{bob.user}}
+	for i := range 3 {
+		if resp, body := n.do(t, "POST", "/v1/conversations", alice.token, group); resp.StatusCode != 201 {
+			t.Fatalf("creation %d: %d %v", i, resp.StatusCode, body)
+		}
+	}
+	resp, body := n.do(t, "POST", "/v1/conversations", alice.token, "not a conversation")
+	wantLimited(t, resp, body, 1000) // one per 20 minutes
+	if resp, body := n.do(t, "POST", "/v1/conversations", bob.token, map[string]any{"kind": "group", "members": []string{alice.user}}); resp.StatusCode != 201 {
+		t.Fatalf("bob's creation: %d %v", resp.StatusCode, body)
+	}
+}
+
 func TestHistoryPagesOverHTTP(t *testing.T) {
 	const size = 40 << 10
 	n := startNode(t, backends[0].open(t), func(cc *chat.Config, _ *server.Config) { cc.Limits.HistoryBytes = 100 << 10 })
