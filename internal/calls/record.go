@@ -61,7 +61,7 @@ func (r *record) ringing(device string) bool {
 }
 
 func recordKey(conv, callID string) string { return "call:" + conv + ":" + callID }
-func deviceKey(device string) string      { return "calldev:" + device }
+func deviceKey(device string) string       { return "calldev:" + device }
 
 // errConflict means the record changed under an update too many times in a row.
 var errConflict = errors.New("calls: the call record keeps changing")

@@ -160,4 +160,3 @@ func (r *record) party(device string) Party {
 	}
 	return Party{User: r.Callee, Device: device}
 }
-
