@@ -50,6 +50,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 func (s *Server) OnOpen(c *gateway.Conn) {
 	p := c.State().(*peer)
 	p.conn = c
+	p.opened = openedNow()
 	p.syncing = true
 	if old := s.hub.add(p); old != nil {
 		old.conn.Close(CloseReplaced, "replaced by a new connection of this device")
@@ -57,6 +58,7 @@ func (s *Server) OnOpen(c *gateway.Conn) {
 	s.syncs.Add(1)
 	go func() {
 		defer s.syncs.Done()
+		s.callsOpened(p)
 		s.sync(p)
 	}()
 }
@@ -146,6 +148,7 @@ func (s *Server) OnClose(c *gateway.Conn) {
 	p.closed, p.pending = true, nil
 	p.mu.Unlock()
 	s.hub.remove(p)
+	s.callsClosed(p)
 	s.releaseConn(p)
 }
 
@@ -161,6 +164,10 @@ func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 	headErr, err := wire.DecodeClientFrame(data, &head, &f)
 	if headErr != nil {
 		s.writeError(c, "", sb.Errorf(sb.EINVALID, wire.CodeBadFrame, "a frame is one JSON object with a string type"))
+		return
+	}
+	if head.Type == wire.TypeCall {
+		s.call(c, p, data)
 		return
 	}
 	switch head.Type {
