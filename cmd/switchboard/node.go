@@ -273,6 +273,7 @@ func (m *Main) Run(ctx context.Context) error {
 	svc := chat.New(store, m.bus, cc)
 	kc := m.Config.Calls
 	kc.Logger = log
+	// Missed calls are logged until chat stores events (kc.Missed: chat's AppendEvent).
 	m.calls = calls.New(svc, callState, m.bus, kc)
 	sc.Calls = m.calls
 	m.server = server.New(svc, sc)
