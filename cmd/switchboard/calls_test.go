@@ -25,7 +25,7 @@ type callCluster struct {
 	t      *testing.T
 	ctx    context.Context
 	nodes  []*Main
-	nginx  *testenv.NGINXServer
+	base   string // where clients go: NGINX, or the only node
 	missed *missedCalls
 }
 
@@ -49,17 +49,34 @@ func (m *missedCalls) list() []string {
 	return slices.Clone(m.got)
 }
 
+// newCallCluster starts two nodes behind NGINX.
 func newCallCluster(t *testing.T, ring, grace time.Duration) *callCluster {
+	db, redis := testenv.Postgres(t), testenv.Redis(t)
+	cc := startCallNodes(t, ring, grace, 2, "--db", db, "--redis", redis.URL())
+	var urls []string
+	for _, m := range cc.nodes {
+		urls = append(urls, m.URL())
+	}
+	cc.base = testenv.NGINX(t, urls).URL()
+	return cc
+}
+
+// newCallNode starts one node alone: SQLite, the in-process bus.
+func newCallNode(t *testing.T, ring, grace time.Duration) *callCluster {
+	cc := startCallNodes(t, ring, grace, 1, "--data-dir", t.TempDir())
+	cc.base = cc.nodes[0].URL()
+	return cc
+}
+
+func startCallNodes(t *testing.T, ring, grace time.Duration, n int, args ...string) *callCluster {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	cc := &callCluster{t: t, ctx: ctx, missed: &missedCalls{}}
-	db, redis := testenv.Postgres(t), testenv.Redis(t)
-	var urls []string
-	for range 2 {
+	for range n {
 		m := NewMain()
 		m.Stderr = &bytes.Buffer{}
-		err := m.ParseFlags([]string{"--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--db", db, "--redis", redis.URL(),
-			"--argon2-memory", "64", "--argon2-time", "1"}, func(string) string { return "" })
+		err := m.ParseFlags(append([]string{"--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
+			"--argon2-memory", "64", "--argon2-time", "1"}, args...), func(string) string { return "" })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,9 +86,7 @@ func newCallCluster(t *testing.T, ring, grace time.Duration) *callCluster {
 		}
 		t.Cleanup(func() { m.Close() })
 		cc.nodes = append(cc.nodes, m)
-		urls = append(urls, m.URL())
 	}
-	cc.nginx = testenv.NGINX(t, urls)
 	return cc
 }
 
@@ -83,7 +98,7 @@ type user struct {
 }
 
 func (cc *callCluster) user(name string) *user {
-	c, err := client.New(cc.nginx.URL())
+	c, err := client.New(cc.base)
 	if err != nil {
 		cc.t.Fatal(err)
 	}
@@ -311,4 +326,51 @@ func TestCallsAcrossNodes(t *testing.T) {
 	}
 	a1.none()
 	b1.none()
+}
+
+// TestCallsOnOneNode: the call flow on a node alone (SQLite, in-process
+// bus), and a party whose socket drops and comes back within the grace
+// keeps its call, while one that stays away ends it.
+func TestCallsOnOneNode(t *testing.T) {
+	cc := newCallNode(t, 30*time.Second, 3*time.Second)
+	ctx := cc.ctx
+	alice, bob := cc.user("alice"), cc.user("bob")
+	a1, b1, b2 := cc.connect(alice), cc.connect(bob), cc.connect(bob)
+	dm, err := a1.s.CreateConversation(ctx, "direct", []string{bob.id}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	call, err := a1.conn.Invite(ctx, dm, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1.expect(client.CallInvite, a1.s.DeviceID)
+	b2.expect(client.CallInvite, a1.s.DeviceID)
+	if err := b2.conn.Decline(ctx, call, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b1.conn.Accept(ctx, call, nil); err != nil {
+		t.Fatal(err)
+	}
+	a1.expect(client.CallAccept, b1.s.DeviceID)
+
+	// alice's socket drops and comes back within the grace: the call goes on.
+	a1.conn.Close()
+	back, err := client.Connect(ctx, a1.s, client.ConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { back.Close() })
+	a1.conn = back
+	time.Sleep(4 * time.Second) // past the grace: an end would have been sent
+	if err := b1.conn.Signal(ctx, call, a1.s.DeviceID, json.RawMessage(`{"ice":"still here"}`)); err != nil {
+		t.Fatal(err)
+	}
+	a1.expect(client.CallSignal, b1.s.DeviceID)
+	b1.none()
+
+	// bob's socket drops for good: alice hears the end.
+	b1.conn.Close()
+	a1.expect(client.CallEnd, b1.s.DeviceID)
+	b2.none()
 }
