@@ -166,12 +166,11 @@ func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 		s.writeError(c, "", sb.Errorf(sb.EINVALID, wire.CodeBadFrame, "a frame is one JSON object with a string type"))
 		return
 	}
-	if head.Type == wire.TypeCall {
-		s.call(c, p, data)
-		return
-	}
 	switch head.Type {
 	case wire.TypeSend, wire.TypeAck, wire.TypePing:
+	case wire.TypeCall: // rare: decoded apart, with encoding/json (calls.go)
+		s.call(c, p, data)
+		return
 	default:
 		s.writeError(c, head.ID, sb.Errorf(sb.EINVALID, wire.CodeUnknownType, "unknown frame type %q", head.Type))
 		return
