@@ -63,7 +63,8 @@ func (s *Service) Connected(device string, opened int64) {
 	defer cancel()
 	key, err := s.kv.Get(ctx, deviceKey(device))
 	if err != nil {
-		s.cfg.Logger.Warn("call index not read", "device", device, "err", err)
+		// Debug: during a Redis outage every reconnecting device gets here.
+		s.cfg.Logger.Debug("call index not read", "device", device, "err", err)
 		return
 	}
 	if key == nil {

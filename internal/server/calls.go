@@ -54,10 +54,11 @@ func (s *Server) subscribeCalls() (cancel func(), err error) {
 }
 
 // callsOpened tells the signalling a socket opened, so that a device back
-// within the reconnect grace keeps its call.
+// within the reconnect grace keeps its call. It does not hold up the sync:
+// with Redis it reads the KV, which may be slow or down.
 func (s *Server) callsOpened(p *peer) {
 	if s.cfg.Calls != nil {
-		s.cfg.Calls.Connected(p.id.DeviceID, p.opened)
+		s.syncs.Go(func() { s.cfg.Calls.Connected(p.id.DeviceID, p.opened) })
 	}
 }
 
