@@ -104,8 +104,10 @@ type Conn struct {
 	msgs    chan Message
 	synced  chan struct{}
 	devices chan string // see DevicesChanged
-	done    chan struct{}
-	ackWake chan struct{} // tells the socket's keepalive goroutine that acks wait
+	// callEvents is CallEvents (calls.go).
+	callEvents chan CallEvent
+	done       chan struct{}
+	ackWake    chan struct{} // tells the socket's keepalive goroutine that acks wait
 
 	closeOnce sync.Once
 
@@ -153,21 +155,22 @@ func Connect(ctx context.Context, s *Session, opts ConnOptions) (*Conn, error) {
 	}
 	opts = opts.withDefaults()
 	c := &Conn{
-		client:    s.client,
-		token:     s.Token,
-		device:    s.DeviceID,
-		opts:      opts,
-		log:       opts.Logger,
-		msgs:      make(chan Message, opts.Buffer),
-		synced:    make(chan struct{}, 1),
-		devices:   make(chan string, devicesChangedBuffer),
-		done:      make(chan struct{}),
-		ackWake:   make(chan struct{}, 1),
-		calls:     make(map[string]*call),
-		acks:      make(map[string]int64),
-		unsent:    make(map[string]bool),
-		lastWrite: closedChan(),
-		delivered: make(map[string]int64, len(opts.Delivered)),
+		client:     s.client,
+		token:      s.Token,
+		device:     s.DeviceID,
+		opts:       opts,
+		log:        opts.Logger,
+		msgs:       make(chan Message, opts.Buffer),
+		synced:     make(chan struct{}, 1),
+		devices:    make(chan string, devicesChangedBuffer),
+		callEvents: make(chan CallEvent, callEventsBuffer),
+		done:       make(chan struct{}),
+		ackWake:    make(chan struct{}, 1),
+		calls:      make(map[string]*call),
+		acks:       make(map[string]int64),
+		unsent:     make(map[string]bool),
+		lastWrite:  closedChan(),
+		delivered:  make(map[string]int64, len(opts.Delivered)),
 	}
 	for conv, seq := range opts.Delivered {
 		c.delivered[conv] = seq

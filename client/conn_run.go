@@ -97,8 +97,12 @@ func (c *Conn) handle(ws *websocket.Conn, data []byte, overflowed chan<- struct{
 		c.devicesChanged(f.UserID)
 	case wire.TypeSent:
 		c.resolve(f.ID, f.sent(), nil)
+	case wire.TypeCall:
+		c.callEvent(&f)
 	case wire.TypeError:
-		if f.ID == "" || !c.resolve(f.ID, Sent{}, f.err()) {
+		if f.CallID != "" {
+			c.callEvent(&f)
+		} else if f.ID == "" || !c.resolve(f.ID, Sent{}, f.err()) {
 			c.log.Warn("switchboard: error frame", "id", f.ID, "code", f.Code, "message", f.Message)
 		}
 	}
@@ -274,6 +278,7 @@ func (c *Conn) end(err error) {
 	close(c.msgs)
 	close(c.synced)
 	close(c.devices)
+	close(c.callEvents)
 	close(c.done)
 	if err != ErrClosed {
 		c.log.Info("switchboard: connection ended", "err", err)

@@ -26,6 +26,9 @@ const (
 	CodeTooLarge            = "too_large"            // 413 / error frame
 	CodeRateLimited         = "rate_limited"         // 429 / error frame, with RetryAfterMS
 	CodeUnavailable         = "unavailable"          // 503 / error frame: retry with the same id
+	CodeNoSuchCall          = "no_such_call"         // error frame: the call_id is not a call of this device (unknown, ended, or not ringing it)
+	CodeInvalidCall         = "invalid_call"         // error frame: a bad call frame (action, call_id, to_device, payload) or a call_id already in use
+	CodeNotSupported        = "not_supported"        // error frame: an invite in a group (group calls need an SFU)
 	CodeBadFrame            = "bad_frame"            // error frame: not a JSON object, wrong field types, bad base64
 	CodeUnknownType         = "unknown_type"         // error frame: a type the server does not know
 	CodeInternal            = "internal"             // 500: a bug or an unexpected failure; the detail says nothing more
@@ -37,5 +40,5 @@ var Codes = []string{
 	CodeDeviceMismatch, CodeInvalidMessage, CodeUnauthorized, CodeBadCredentials, CodeNotMember,
 	CodeOriginNotAllowed, CodePlaintextRefused, CodeBlocked, CodeNoSuchConversation, CodeNotFound, CodeMethodNotAllowed, CodeUsernameTaken,
 	CodeDevicesMismatch, CodeTooManyDevices, CodeTooLarge, CodeRateLimited, CodeUnavailable,
-	CodeBadFrame, CodeUnknownType, CodeInternal,
+	CodeNoSuchCall, CodeInvalidCall, CodeNotSupported, CodeBadFrame, CodeUnknownType, CodeInternal,
 }

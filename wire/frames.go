@@ -1,6 +1,9 @@
 package wire
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Frame types a client sends.
 const (
@@ -21,8 +24,8 @@ const (
 
 // ClientTypes and ServerTypes list the frame types of each side.
 var (
-	ClientTypes = []string{TypeSend, TypeAck, TypePing}
-	ServerTypes = []string{TypeSent, TypeMessage, TypeSynced, TypeDevicesChanged, TypeError, TypePong}
+	ClientTypes = []string{TypeSend, TypeAck, TypePing, TypeCall}
+	ServerTypes = []string{TypeSent, TypeMessage, TypeSynced, TypeDevicesChanged, TypeError, TypePong, TypeCall}
 )
 
 // ClientFrame is any client frame; which fields matter depends on Type.
@@ -93,6 +96,8 @@ type Error struct {
 	// when empty (omitzero drops only a nil slice).
 	Missing []string `json:"missing,omitzero"`
 	Extra   []string `json:"extra,omitzero"`
+	// CallID is set when the refused frame was about a call (wire/call.go).
+	CallID string `json:"call_id,omitempty"`
 	// RetryAfterMS is set for rate_limited: milliseconds until a retry can succeed.
 	RetryAfterMS int64 `json:"retry_after_ms,omitempty"`
 }
@@ -114,6 +119,11 @@ type ServerFrame struct {
 	Missing      []string  `json:"missing"`
 	Extra        []string  `json:"extra"`
 	RetryAfterMS int64     `json:"retry_after_ms"` // rate_limited
+	// call (wire/call.go), and error frames about a call (CallID)
+	CallID  string          `json:"call_id"`
+	Action  string          `json:"action"`
+	From    Sender          `json:"from"`
+	Payload json.RawMessage `json:"payload"`
 }
 
 // TimeLayout is how every time is written on the wire: RFC 3339 in UTC

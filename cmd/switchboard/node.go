@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	sb "github.com/switchboard-chat/switchboard"
+	"github.com/switchboard-chat/switchboard/internal/calls"
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/inmem"
 	"github.com/switchboard-chat/switchboard/internal/postgres"
@@ -31,7 +32,8 @@ type Config struct {
 	Server          server.Config
 	Chat            chat.Config
 	Retention       chat.RetentionConfig
-	GCPercent       int // Go's GOGC for this process; lower trades CPU for memory
+	Calls           calls.Config // call signalling's timeouts (tests shorten them)
+	GCPercent       int          // Go's GOGC for this process; lower trades CPU for memory
 	LogLevel        string
 	LogFormat       string
 	ShutdownTimeout time.Duration
@@ -47,6 +49,7 @@ type Main struct {
 	jobs   sync.WaitGroup
 	store  sb.Store
 	bus    sb.Bus
+	calls  *calls.Service
 	server *server.Server
 }
 
@@ -246,6 +249,7 @@ func (m *Main) Run(ctx context.Context) error {
 	// adapter registers its own collectors, the server adds its own.
 	metrics := prometheus.NewRegistry()
 	busName := "in-process"
+	var callState calls.KV = &calls.MemoryKV{}
 	if m.Config.Redis == "" {
 		m.bus = &inmem.Bus{}
 	} else {
@@ -255,6 +259,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 		m.bus, busName = bus, "redis"
+		callState = bus // every node sees one state per call (docs/architecture.md, "Calls")
 		if err := bus.Register(metrics); err != nil {
 			m.Close()
 			return fmt.Errorf("bus metrics: %w", err)
@@ -266,6 +271,11 @@ func (m *Main) Run(ctx context.Context) error {
 		cc.MaxCiphertext = sc.MaxFrame
 	}
 	svc := chat.New(store, m.bus, cc)
+	kc := m.Config.Calls
+	kc.Logger = log
+	// Missed calls are logged until chat stores events (kc.Missed: chat's AppendEvent).
+	m.calls = calls.New(svc, callState, m.bus, kc)
+	sc.Calls = m.calls
 	m.server = server.New(svc, sc)
 	if err := m.server.Start(); err != nil {
 		m.Close()
@@ -301,6 +311,9 @@ func (m *Main) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
 		err = m.server.Shutdown(ctx)
 		cancel()
+	}
+	if m.calls != nil {
+		m.calls.Close()
 	}
 	if m.bus != nil {
 		m.bus.Close()

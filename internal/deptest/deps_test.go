@@ -32,6 +32,7 @@ var core = []string{
 	module + "/internal/gateway",
 	module + "/internal/server",
 	module + "/internal/chat",
+	module + "/internal/calls",
 }
 
 // pkg is what go list says of a package.
@@ -70,7 +71,7 @@ var rules = []rule{{
 		return ""
 	},
 }, {
-	name:    "the gateway, the server and chat import no adapter",
+	name:    "the gateway, the server, chat and calls import no adapter",
 	applies: func(p *pkg) bool { return slices.Contains(core, p.ImportPath) },
 	forbids: func(_ *pkg, dep string, _ bool) string {
 		if slices.Contains(adapters, dep) {
@@ -98,6 +99,17 @@ var rules = []rule{{
 			if other < dep && slices.Contains(p.Deps, other) {
 				return "a second adapter, after " + other
 			}
+		}
+		return ""
+	},
+}, {
+	// The WebRTC stack proves the call signalling in a test
+	// (cmd/switchboard/webrtc_test.go); the node relays and never speaks it.
+	name:    "pion (WebRTC) is for tests only",
+	applies: func(*pkg) bool { return true },
+	forbids: func(_ *pkg, dep string, _ bool) string {
+		if under(dep, "github.com/pion") {
+			return "a test-only dependency: the server relays signalling, it runs no WebRTC"
 		}
 		return ""
 	},
@@ -189,6 +201,8 @@ func TestRules(t *testing.T) {
 			[]*pkg{{ImportPath: m("/client/x"), Deps: []string{m("/internal/load")}}}, 1},
 		{"a package importing two adapters is caught, once",
 			[]*pkg{{ImportPath: m("/internal/load"), Deps: []string{m("/internal/sqlite"), m("/internal/postgres")}}}, 1},
+		{"the node importing pion/webrtc is caught",
+			[]*pkg{{ImportPath: m("/cmd/switchboard"), Deps: []string{"github.com/pion/webrtc/v4"}}}, 1},
 		{"cmd/ may import every adapter",
 			[]*pkg{{ImportPath: m("/cmd/switchboard"), Deps: slices.Clone(adapters)}}, 0},
 		{"a package outside the module is not checked",

@@ -195,6 +195,9 @@ var frameRows = []frameRow{
 	}, answer{code: ""}, answer{code: "error:not_member"}},
 	{"ping", func(*matrix) map[string]any { return map[string]any{"type": "ping"} },
 		answer{code: "pong"}, answer{code: "pong"}},
+	{"call", func(m *matrix) map[string]any { // an invite: the other member's devices ring, the caller gets nothing
+		return map[string]any{"type": "call", "action": "invite", "call_id": fmt.Sprintf("cx%d", m.seq.Add(1)), "conversation": m.conv}
+	}, answer{code: ""}, answer{code: "error:not_member"}},
 }
 
 // TestAuthorizationMatrix calls every HTTP endpoint and every socket frame
@@ -368,7 +371,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 }
 
 // wireTypes are the client frame types ws.go names, by their wire constant.
-var wireTypes = map[string]string{"TypeSend": wire.TypeSend, "TypeAck": wire.TypeAck, "TypePing": wire.TypePing}
+var wireTypes = map[string]string{"TypeSend": wire.TypeSend, "TypeAck": wire.TypeAck, "TypePing": wire.TypePing, "TypeCall": wire.TypeCall}
 
 // frameTypesHandled reads ws.go and returns the cases (strings or wire
 // constants) of its switches on a frame's Type: the frame types the node handles.

@@ -21,6 +21,7 @@ import (
 	"github.com/coder/websocket"
 
 	sb "github.com/switchboard-chat/switchboard"
+	"github.com/switchboard-chat/switchboard/internal/calls"
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/inmem"
 	"github.com/switchboard-chat/switchboard/internal/postgres"
@@ -94,7 +95,11 @@ func startNodeOn(t *testing.T, store sb.Store, bus sb.Bus, level slog.Level, opt
 	for _, o := range opts {
 		o(&cc, &sc)
 	}
-	srv := server.New(chat.New(store, bus, cc), sc)
+	svc := chat.New(store, bus, cc)
+	if sc.Calls == nil {
+		sc.Calls = calls.New(svc, &calls.MemoryKV{}, bus, calls.Config{Logger: log})
+	}
+	srv := server.New(svc, sc)
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +107,7 @@ func startNodeOn(t *testing.T, store sb.Store, bus sb.Bus, level slog.Level, opt
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
+		sc.Calls.Close()
 		bus.Close()
 		store.Close()
 	})

@@ -18,6 +18,9 @@ type peer struct {
 	id   chat.Identity
 	conn *gateway.Conn
 	lim  socketLimits // abuse limits of this socket (security.go)
+	// opened is when the socket opened (Unix ns): call signalling tells a
+	// device's newer socket from its older one by it (calls.go).
+	opened int64
 
 	sending atomic.Int32 // sends waiting for their commit (ws.go)
 

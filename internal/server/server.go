@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/switchboard-chat/switchboard/internal/calls"
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/gateway"
 )
@@ -32,6 +33,10 @@ type Config struct {
 	LimitExempt    []netip.Prefix // client addresses no per-address limit applies to [loopback]; empty, not nil: none
 	RequestTimeout time.Duration  // to receive a whole HTTP request, and idle keep-alive [30s]
 	FlushDelay     time.Duration  // how long a socket's first pending frame waits for more to share its write [0]
+
+	// Calls is the node's call signalling (internal/calls); nil answers
+	// call frames with not_supported.
+	Calls *calls.Service
 
 	// Metrics is the node's registry, served at /metrics on the admin listener, in which the
 	// adapters (the Redis bus) registered their own collectors; the server
@@ -86,7 +91,12 @@ func (s *Server) Start() error {
 	if err != nil {
 		return err
 	}
-	s.unsubBus = unsub
+	unsubCalls, err := s.subscribeCalls()
+	if err != nil {
+		unsub()
+		return err
+	}
+	s.unsubBus = func() { unsub(); unsubCalls() }
 	if err := s.gw.Start(); err != nil {
 		s.unsubBus()
 		return fmt.Errorf("listen %s: %w", s.cfg.Addr, err)

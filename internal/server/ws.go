@@ -50,6 +50,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 func (s *Server) OnOpen(c *gateway.Conn) {
 	p := c.State().(*peer)
 	p.conn = c
+	p.opened = openedNow()
 	p.syncing = true
 	if old := s.hub.add(p); old != nil {
 		old.conn.Close(CloseReplaced, "replaced by a new connection of this device")
@@ -57,6 +58,7 @@ func (s *Server) OnOpen(c *gateway.Conn) {
 	s.syncs.Add(1)
 	go func() {
 		defer s.syncs.Done()
+		s.callsOpened(p)
 		s.sync(p)
 	}()
 }
@@ -146,6 +148,7 @@ func (s *Server) OnClose(c *gateway.Conn) {
 	p.closed, p.pending = true, nil
 	p.mu.Unlock()
 	s.hub.remove(p)
+	s.callsClosed(p)
 	s.releaseConn(p)
 }
 
@@ -165,6 +168,9 @@ func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 	}
 	switch head.Type {
 	case wire.TypeSend, wire.TypeAck, wire.TypePing:
+	case wire.TypeCall: // rare: decoded apart, with encoding/json (calls.go)
+		s.call(c, p, data)
+		return
 	default:
 		s.writeError(c, head.ID, sb.Errorf(sb.EINVALID, wire.CodeUnknownType, "unknown frame type %q", head.Type))
 		return
