@@ -22,7 +22,7 @@ const (
 // ClientTypes and ServerTypes list the frame types of each side.
 var (
 	ClientTypes = []string{TypeSend, TypeAck, TypePing}
-	ServerTypes = []string{TypeSent, TypeMessage, TypeSynced, TypeDevicesChanged, TypeError, TypePong}
+	ServerTypes = []string{TypeSent, TypeMessage, TypeSynced, TypeDevicesChanged, TypeError, TypePong, TypeEvent}
 )
 
 // ClientFrame is any client frame; which fields matter depends on Type.
@@ -114,6 +114,7 @@ type ServerFrame struct {
 	Missing      []string  `json:"missing"`
 	Extra        []string  `json:"extra"`
 	RetryAfterMS int64     `json:"retry_after_ms"` // rate_limited
+	Event        *Event    `json:"event"`          // event (event.go)
 }
 
 // TimeLayout is how every time is written on the wire: RFC 3339 in UTC
