@@ -23,10 +23,21 @@ func TestProtocolDocCodes(t *testing.T) {
 	}
 	codeCell := regexp.MustCompile("^`([a-z_]+)`$")
 	closeRow := regexp.MustCompile(`^\| *([0-9]{4}) *\|`)
-	var codes []string
+	var codes, kinds []string
 	var closes []int
+	inKinds := false // in the table of event kinds (event.go), not of codes
 	for _, line := range strings.Split(string(doc), "\n") {
 		if !strings.HasPrefix(line, "|") {
+			inKinds = false
+			continue
+		}
+		if strings.HasPrefix(line, "| kind |") {
+			inKinds = true
+		}
+		if inKinds {
+			if m := codeCell.FindStringSubmatch(strings.TrimSpace(strings.Split(line, "|")[1])); m != nil {
+				kinds = append(kinds, m[1])
+			}
 			continue
 		}
 		if m := closeRow.FindStringSubmatch(line); m != nil {
@@ -43,6 +54,9 @@ func TestProtocolDocCodes(t *testing.T) {
 	}
 	t.Run("every error code in the docs is a constant and every constant is in the docs", func(t *testing.T) {
 		sameSet(t, "docs/protocol.md's code tables", codes, "wire.Codes", Codes)
+	})
+	t.Run("the event kinds in the docs are exactly EventKinds", func(t *testing.T) {
+		sameSet(t, "docs/protocol.md's event kinds", kinds, "wire.EventKinds", EventKinds)
 	})
 	t.Run("every close code in the docs is a constant and every constant is in the docs", func(t *testing.T) {
 		sameSet(t, "docs/protocol.md's close codes", closes, "wire.CloseCodes", CloseCodes)
