@@ -19,7 +19,7 @@ import (
 //	varint sent at (Unix microseconds, the stores' precision)
 //	opt shared ciphertext
 //	uvarint n, then n × (str device id, opt ciphertext)
-//	[str event]                             an event's JSON, only for an event
+//	['e' str event]                         an event's JSON (not empty), only for an event
 //
 // str is a uvarint length and the bytes; opt is 0 (nil) or 1 and a str.
 
@@ -28,7 +28,7 @@ const busCodecVersion = 1
 // EncodeMessage encodes a stored message for the bus.
 func EncodeMessage(m *sb.Message) []byte {
 	n := 2 + 4*binary.MaxVarintLen64 + len(m.ConversationID) + len(m.SenderUserID) + len(m.SenderDeviceID) + 2*binary.MaxVarintLen64
-	n += len(m.Shared) + 1 + binary.MaxVarintLen64 + binary.MaxVarintLen64 + len(m.Event)
+	n += len(m.Shared) + 1 + 1 + binary.MaxVarintLen64 + len(m.Event)
 	for id, ct := range m.Ciphertexts {
 		n += 2*binary.MaxVarintLen64 + 1 + len(id) + len(ct)
 	}
@@ -47,7 +47,7 @@ func EncodeMessage(m *sb.Message) []byte {
 	}
 	if m.Event != nil {
 		// A trailer, so that a message's encoding is what it was.
-		b = appendStr(b, m.Event)
+		b = appendStr(append(b, 'e'), m.Event)
 	}
 	return b
 }
@@ -89,8 +89,11 @@ func DecodeMessage(data []byte) (*sb.Message, error) {
 		id := string(d.str())
 		m.Ciphertexts[id] = d.opt()
 	}
-	if len(d.b) > 0 && !d.err {
-		m.Event = d.str()
+	if len(d.b) > 0 && d.b[0] == 'e' && !d.err {
+		d.b = d.b[1:]
+		if m.Event = d.str(); len(m.Event) == 0 {
+			d.err = true
+		}
 	}
 	if d.err || len(d.b) != 0 {
 		return nil, fmt.Errorf("decode bus message: %w", errBusMessage)
