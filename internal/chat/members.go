@@ -72,6 +72,11 @@ func (s *Service) changeable(ctx context.Context, id Identity, convID string, se
 	case !self && !slices.Contains(c.Admins, id.UserID):
 		return nil, errNotAdmin
 	}
+	// A change stores events like a send stores a message: it takes a
+	// send's tokens, so that nobody floods a group with changes.
+	if err := s.sendAllowed(ctx, id, convID); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
