@@ -28,7 +28,10 @@ const busCodecVersion = 1
 // EncodeMessage encodes a stored message for the bus.
 func EncodeMessage(m *sb.Message) []byte {
 	n := 2 + 4*binary.MaxVarintLen64 + len(m.ConversationID) + len(m.SenderUserID) + len(m.SenderDeviceID) + 2*binary.MaxVarintLen64
-	n += len(m.Shared) + 1 + 1 + binary.MaxVarintLen64 + len(m.Event)
+	n += len(m.Shared) + 1 + binary.MaxVarintLen64
+	if m.Event != nil {
+		n += 1 + binary.MaxVarintLen64 + len(m.Event)
+	}
 	for id, ct := range m.Ciphertexts {
 		n += 2*binary.MaxVarintLen64 + 1 + len(id) + len(ct)
 	}
