@@ -50,6 +50,9 @@ type Conversation struct {
 	CreatedAt time.Time
 	HeadSeq   int64
 	Members   []string // user ids, sorted
+	// Admins are the members who may change the members (a group's
+	// creator at first), sorted; a subset of Members.
+	Admins []string
 }
 
 // HasMember reports whether userID is a member of c.
@@ -75,6 +78,14 @@ type Message struct {
 	SentAt         time.Time
 	Shared         []byte
 	Ciphertexts    map[string][]byte
+	// Event, set for a system event (a membership change, a missed call),
+	// is its JSON as the clients get it, opaque to the store; an event has
+	// no ciphertext (Shared nil, nil values in Ciphertexts, whose keys are
+	// its recipients as for a message). See members.go.
+	Event []byte
+	// Change is what the event does to the members, applied by the store
+	// in the transaction that stores the event; nil for none.
+	Change *MemberChange
 }
 
 // CiphertextFor returns what device id receives of m, and whether it is a recipient.
@@ -97,6 +108,7 @@ type Delivery struct {
 	SenderDeviceID string
 	SentAt         time.Time
 	Ciphertext     []byte
+	Event          []byte // a system event's JSON (Message.Event); Ciphertext is then nil
 }
 
 // Store is the durable truth. Both implementations (SQLite, PostgreSQL) pass
@@ -150,7 +162,15 @@ type Store interface {
 	// Heads returns the head seq of each conversation userID is a member of:
 	// what a device's sync needs, without reading every member of every
 	// group the way Conversations does.
+	//
+	// A conversation userID left (MemberChange) is in it too, with the
+	// seq of the event that removed them as its head: their devices sync
+	// up to that event, and nothing after it.
 	Heads(ctx context.Context, userID string) (map[string]int64, error)
+	// Membership returns userID's membership of the conversation, current
+	// or former (LeftSeq > 0); ErrNotFound when they never were a member
+	// (or the conversation does not exist).
+	Membership(ctx context.Context, conversationID, userID string) (Membership, error)
 
 	// AppendMessage assigns m.Seq (head seq + 1) and stores m with its ciphertexts
 	// atomically, unless m.SenderDeviceID already sent m.ClientID: then it returns the
@@ -159,6 +179,9 @@ type Store interface {
 	// stored once; the stores keep the recipient set once per change of set in the
 	// conversation, not per message, so a send to the same devices as the one before
 	// costs no row per device.
+	// An event with a Change (m.Change) changes the members in the same
+	// transaction, at m's seq, so that the change is ordered with the
+	// messages around it.
 	// It returns only once m is committed (durable as the store is configured).
 	// Concurrent calls may share one transaction (group commit): each still
 	// gets its own result, and one call's failure (an unknown conversation)

@@ -83,7 +83,7 @@ func (c *Conn) handle(ws *websocket.Conn, data []byte, overflowed chan<- struct{
 		return
 	}
 	switch f.Type {
-	case wire.TypeMessage:
+	case wire.TypeMessage, wire.TypeEvent: // events are seq-ordered with the messages
 		c.deliver(ws, f.message(), overflowed)
 	case wire.TypeSynced:
 		if !c.overflow {

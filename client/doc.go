@@ -9,8 +9,11 @@
 // A [Client] holds the base URL and an *http.Client. [Client.CreateAccount]
 // and [Client.Login] need no token; Login returns a [*Session] whose methods
 // (Devices, RevokeDevice, CreateConversation, Conversations and
-// ConversationsPage, Messages and MessagesPage, SendHTTP, Block, Unblock)
-// send its bearer token. A saved session is bound again with
+// ConversationsPage, Messages and MessagesPage, SendHTTP, Block, Unblock,
+// and a group's AddMembers, RemoveMember, Leave and SetRole) send its
+// bearer token. A membership change is an [Event] in the conversation: it
+// arrives on [Conn.Messages] and in history as a [Message] with Event set,
+// in seq order with the messages. A saved session is bound again with
 // [Client.Resume]. Every refusal from the server is an [*Error] carrying
 // the HTTP status and the machine code of the problem document; use
 // errors.As.

@@ -64,6 +64,21 @@ type Received struct {
 	// in plaintext, so the server saw it, and nothing proves which device
 	// sent it. Show such messages as not end-to-end encrypted.
 	Assisted bool
+	// Event is set for a system event (a membership change, a missed
+	// call), which carries no Plaintext.
+	Event *Event
+}
+
+// membersChanged drops the cached members of a conversation whose members
+// changed, so that the next send seals for the new ones.
+func (x *Secure) membersChanged(conversation string, e *Event) {
+	switch e.Kind {
+	case EventMemberAdded, EventMemberRemoved, EventMemberLeft:
+		x.mu.Lock()
+		x.gen++
+		delete(x.members, conversation)
+		x.mu.Unlock()
+	}
 }
 
 // DecryptError is a message that arrived but did not open. errors.Is(err,
@@ -408,6 +423,12 @@ func (x *Secure) Open(ctx context.Context, m Message) (Received, error) {
 	r := Received{Conversation: m.Conversation, Seq: m.Seq, SenderUserID: m.SenderUserID,
 		SenderDeviceID: m.SenderDeviceID, TS: m.TS}
 	fail := func(err error) (Received, error) { return r, &DecryptError{Message: m, Err: err} }
+	if m.Event != nil {
+		// Nothing to open; a membership change changes whom to seal for.
+		r.Event = m.Event
+		x.membersChanged(m.Conversation, m.Event)
+		return r, nil
+	}
 	h, err := e2e.Inspect(m.Ciphertext)
 	if err != nil {
 		return fail(err)

@@ -27,6 +27,8 @@ const (
 	CodeUnauthorized        = wire.CodeUnauthorized
 	CodeBadCredentials      = wire.CodeBadCredentials
 	CodeNotMember           = wire.CodeNotMember
+	CodeNotAdmin            = wire.CodeNotAdmin // a membership change by a member who is not an admin
+	CodeNotGroup            = wire.CodeNotGroup // a membership change in a direct conversation
 	CodeNoSuchConversation  = wire.CodeNoSuchConversation
 	CodeNotFound            = wire.CodeNotFound
 	CodeMethodNotAllowed    = wire.CodeMethodNotAllowed // a known path with another method

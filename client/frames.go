@@ -25,6 +25,7 @@ func (f *serverFrame) message() Message {
 		SenderDeviceID: f.Sender.DeviceID,
 		TS:             f.TS,
 		Ciphertext:     f.Ciphertext,
+		Event:          newEvent(f.Event),
 	}
 }
 

@@ -46,6 +46,7 @@ type Conversation struct {
 	Kind      string    `json:"kind"`
 	Title     string    `json:"title"`
 	Members   []string  `json:"members"`
+	Admins    []string  `json:"admins"` // the members who may change the members (a group's)
 	HeadSeq   int64     `json:"head_seq"`
 	CreatedAt time.Time `json:"created_at"`
 }
@@ -59,6 +60,9 @@ type Message struct {
 	SenderDeviceID string
 	TS             time.Time
 	Ciphertext     []byte
+	// Event is set for a system event (members.go), which has no
+	// Ciphertext; its sender is the device that caused it.
+	Event *Event
 }
 
 // SendRequest is a message to send. Exactly one of Ciphertexts (one entry

@@ -14,6 +14,7 @@ const (
 	CodeUnauthorized        = "unauthorized"         // 401
 	CodeBadCredentials      = "bad_credentials"      // 401
 	CodeNotMember           = "not_member"           // 403 / error frame
+	CodeNotAdmin            = "not_admin"            // 403: a membership change by a member who is not an admin
 	CodeOriginNotAllowed    = "origin_not_allowed"   // 403
 	CodePlaintextRefused    = "plaintext_refused"    // 403 / error frame: a plaintext send to an --e2e-only node
 	CodeBlocked             = "blocked"              // 403 / error frame: a member blocks the caller (a new conversation, a direct send)
@@ -21,6 +22,7 @@ const (
 	CodeNotFound            = "not_found"            // 404
 	CodeMethodNotAllowed    = "method_not_allowed"   // 405: a known path, another method; Allow lists the methods it takes
 	CodeUsernameTaken       = "username_taken"       // 409
+	CodeNotGroup            = "not_group"            // 409: a membership change in a direct conversation
 	CodeDevicesMismatch     = "devices_mismatch"     // 409 / error frame, with Missing and Extra
 	CodeTooManyDevices      = "too_many_devices"     // 409
 	CodeTooLarge            = "too_large"            // 413 / error frame
@@ -37,8 +39,8 @@ const (
 // Codes lists every machine error code, in the order above.
 var Codes = []string{
 	CodeBadRequest, CodeInvalidUsername, CodeInvalidPassword, CodeInvalidDevice, CodeInvalidConversation,
-	CodeDeviceMismatch, CodeInvalidMessage, CodeUnauthorized, CodeBadCredentials, CodeNotMember,
-	CodeOriginNotAllowed, CodePlaintextRefused, CodeBlocked, CodeNoSuchConversation, CodeNotFound, CodeMethodNotAllowed, CodeUsernameTaken,
+	CodeDeviceMismatch, CodeInvalidMessage, CodeUnauthorized, CodeBadCredentials, CodeNotMember, CodeNotAdmin,
+	CodeOriginNotAllowed, CodePlaintextRefused, CodeBlocked, CodeNoSuchConversation, CodeNotFound, CodeMethodNotAllowed, CodeUsernameTaken, CodeNotGroup,
 	CodeDevicesMismatch, CodeTooManyDevices, CodeTooLarge, CodeRateLimited, CodeUnavailable,
 	CodeNoSuchCall, CodeInvalidCall, CodeNotSupported, CodeBadFrame, CodeUnknownType, CodeInternal,
 }

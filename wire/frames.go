@@ -25,7 +25,7 @@ const (
 // ClientTypes and ServerTypes list the frame types of each side.
 var (
 	ClientTypes = []string{TypeSend, TypeAck, TypePing, TypeCall}
-	ServerTypes = []string{TypeSent, TypeMessage, TypeSynced, TypeDevicesChanged, TypeError, TypePong, TypeCall}
+	ServerTypes = []string{TypeSent, TypeMessage, TypeSynced, TypeDevicesChanged, TypeError, TypePong, TypeEvent, TypeCall}
 )
 
 // ClientFrame is any client frame; which fields matter depends on Type.
@@ -119,6 +119,7 @@ type ServerFrame struct {
 	Missing      []string  `json:"missing"`
 	Extra        []string  `json:"extra"`
 	RetryAfterMS int64     `json:"retry_after_ms"` // rate_limited
+	Event        *Event    `json:"event"`          // event (event.go)
 	// call (wire/call.go), and error frames about a call (CallID)
 	CallID  string          `json:"call_id"`
 	Action  string          `json:"action"`

@@ -23,11 +23,12 @@ func TestProtocolDocCodes(t *testing.T) {
 	}
 	codeCell := regexp.MustCompile("^`([a-z_]+)`$")
 	closeRow := regexp.MustCompile(`^\| *([0-9]{4}) *\|`)
-	var codes []string
+	var codes, kinds []string
 	var closes []int
 	// Codes are read from the tables with a "code" column only: other
-	// tables (the call actions) name things in backquotes too.
-	header, codeTable := "", false
+	// tables (the call actions) name things in backquotes too. The table
+	// of event kinds (event.go) is read for the kinds.
+	header, codeTable, inKinds := "", false, false
 	for _, line := range strings.Split(string(doc), "\n") {
 		if !strings.HasPrefix(line, "|") {
 			header = ""
@@ -35,7 +36,14 @@ func TestProtocolDocCodes(t *testing.T) {
 		}
 		if header == "" {
 			header = line
+			inKinds = strings.HasPrefix(line, "| kind |")
 			codeTable = slices.Contains(strings.Fields(strings.ReplaceAll(line, "|", " ")), "code")
+		}
+		if inKinds {
+			if m := codeCell.FindStringSubmatch(strings.TrimSpace(strings.Split(line, "|")[1])); m != nil {
+				kinds = append(kinds, m[1])
+			}
+			continue
 		}
 		if !codeTable {
 			continue
@@ -54,6 +62,9 @@ func TestProtocolDocCodes(t *testing.T) {
 	}
 	t.Run("every error code in the docs is a constant and every constant is in the docs", func(t *testing.T) {
 		sameSet(t, "docs/protocol.md's code tables", codes, "wire.Codes", Codes)
+	})
+	t.Run("the event kinds in the docs are exactly EventKinds", func(t *testing.T) {
+		sameSet(t, "docs/protocol.md's event kinds", kinds, "wire.EventKinds", EventKinds)
 	})
 	t.Run("every close code in the docs is a constant and every constant is in the docs", func(t *testing.T) {
 		sameSet(t, "docs/protocol.md's close codes", closes, "wire.CloseCodes", CloseCodes)

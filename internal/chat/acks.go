@@ -134,7 +134,8 @@ func (s *Service) Ack(ctx context.Context, id Identity, convID string, seq int64
 	if seq < 0 {
 		return sb.Errorf(sb.EINVALID, wire.CodeBadFrame, "seq must not be negative")
 	}
-	if _, err := s.member(ctx, id, convID); err != nil {
+	// A former member acks up to their removal, which their devices get.
+	if _, err := s.readable(ctx, id, convID, seq-1); err != nil {
 		return err
 	}
 	s.acks.add(id.DeviceID, convID, seq)

@@ -19,6 +19,7 @@ import (
 //	varint sent at (Unix microseconds, the stores' precision)
 //	opt shared ciphertext
 //	uvarint n, then n × (str device id, opt ciphertext)
+//	['e' str event]                         an event's JSON (not empty), only for an event
 //
 // str is a uvarint length and the bytes; opt is 0 (nil) or 1 and a str.
 
@@ -28,6 +29,9 @@ const busCodecVersion = 1
 func EncodeMessage(m *sb.Message) []byte {
 	n := 2 + 4*binary.MaxVarintLen64 + len(m.ConversationID) + len(m.SenderUserID) + len(m.SenderDeviceID) + 2*binary.MaxVarintLen64
 	n += len(m.Shared) + 1 + binary.MaxVarintLen64
+	if m.Event != nil {
+		n += 1 + binary.MaxVarintLen64 + len(m.Event)
+	}
 	for id, ct := range m.Ciphertexts {
 		n += 2*binary.MaxVarintLen64 + 1 + len(id) + len(ct)
 	}
@@ -43,6 +47,10 @@ func EncodeMessage(m *sb.Message) []byte {
 	for id, ct := range m.Ciphertexts {
 		b = appendStr(b, id)
 		b = appendOpt(b, ct)
+	}
+	if m.Event != nil {
+		// A trailer, so that a message's encoding is what it was.
+		b = appendStr(append(b, 'e'), m.Event)
 	}
 	return b
 }
@@ -83,6 +91,12 @@ func DecodeMessage(data []byte) (*sb.Message, error) {
 	for range n {
 		id := string(d.str())
 		m.Ciphertexts[id] = d.opt()
+	}
+	if len(d.b) > 0 && d.b[0] == 'e' && !d.err {
+		d.b = d.b[1:]
+		if m.Event = d.str(); len(m.Event) == 0 {
+			d.err = true
+		}
 	}
 	if d.err || len(d.b) != 0 {
 		return nil, fmt.Errorf("decode bus message: %w", errBusMessage)

@@ -8,7 +8,8 @@ import (
 )
 
 // cache keeps what every send reads: a conversation's members and kind
-// (which never change after creation), a user's active devices (which change
+// (members change by events: every node drops its copy when it reads one
+// from the bus, and the node that made the change at once), a user's active devices (which change
 // at login and revocation: every node drops its copy on the ctl.devices
 // event, and the node that made the change drops its own at once) and
 // whether one user blocks another (read by sends in direct conversations;
@@ -25,6 +26,9 @@ type cache struct {
 	// epoch counts device-list and block changes; what is read from the
 	// store while one happened may be stale and is not kept.
 	epoch uint64
+	// convEpoch counts membership changes (members.go), the same way for
+	// members.
+	convEpoch uint64
 }
 
 func newCache(store sb.Store, max int) *cache {
@@ -48,6 +52,7 @@ func (c *cache) conversation(ctx context.Context, id string) ([]string, error) {
 func (c *cache) entry(ctx context.Context, id string) (convEntry, error) {
 	c.mu.Lock()
 	e, ok := c.members[id]
+	epoch := c.convEpoch
 	c.mu.Unlock()
 	if ok {
 		return e, nil
@@ -58,10 +63,12 @@ func (c *cache) entry(ctx context.Context, id string) (convEntry, error) {
 	}
 	e = convEntry{members: conv.Members, direct: conv.Kind == sb.KindDirect}
 	c.mu.Lock()
-	if len(c.members) >= c.max {
-		clear(c.members)
+	if c.convEpoch == epoch { // no membership changed meanwhile
+		if len(c.members) >= c.max {
+			clear(c.members)
+		}
+		c.members[id] = e
 	}
-	c.members[id] = e
 	c.mu.Unlock()
 	return e, nil
 }

@@ -202,6 +202,31 @@ func TestDecodeMessageRefusesEveryTruncation(t *testing.T) {
 	if _, err := DecodeMessage([]byte(`{"c":"cnv_a"}`)); err == nil {
 		t.Fatal("JSON decoded as a bus message")
 	}
+	if _, err := DecodeMessage(append(b[:len(b):len(b)], 'e', 0)); err == nil {
+		t.Fatal("an empty event decoded")
+	}
+}
+
+// An event travels with its JSON, after what a message has: a message's
+// encoding is unchanged, and a truncated event is refused.
+func TestBusCodecCarriesEvents(t *testing.T) {
+	m := &sb.Message{ConversationID: "cnv_a", Seq: 4, SenderUserID: "usr_a", SenderDeviceID: "dev_a",
+		SentAt: time.UnixMilli(5).UTC(), Ciphertexts: map[string][]byte{"dev_b": nil, "dev_c": nil}, Event: []byte(`{"kind":"member_added"}`)}
+	b := EncodeMessage(m)
+	got, err := DecodeMessage(b)
+	if err != nil || string(got.Event) != string(m.Event) || len(got.Ciphertexts) != 2 || got.Seq != 4 {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	plain := *m
+	plain.Event = nil
+	if got, err := DecodeMessage(EncodeMessage(&plain)); err != nil || got.Event != nil {
+		t.Fatalf("a message decoded with an event: %+v, %v", got, err)
+	}
+	for i := len(EncodeMessage(&plain)) + 1; i < len(b); i++ {
+		if _, err := DecodeMessage(b[:i]); err == nil {
+			t.Fatalf("the first %d of %d bytes decoded", i, len(b))
+		}
+	}
 }
 
 func FuzzDecodeMessage(f *testing.F) {

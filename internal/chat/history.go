@@ -69,7 +69,9 @@ func (s *Service) holdHistory(id Identity) (release func(), err error) {
 // excess is refused before anything is read.
 func (s *Service) History(ctx context.Context, id Identity, convID string, after int64, limit int,
 	fn func(d *sb.Delivery) error) (next int64, err error) {
-	if _, err := s.member(ctx, id, convID); err != nil {
+	// A former member reads up to their removal, and no later page.
+	upTo, err := s.readable(ctx, id, convID, after)
+	if err != nil {
 		return 0, err
 	}
 	release, err := s.holdHistory(id)
@@ -90,6 +92,9 @@ func (s *Service) History(ctx context.Context, id Identity, convID string, after
 		}
 		for i := range page {
 			d := &page[i]
+			if d.Seq > upTo {
+				return 0, nil // the end of what a former member reads
+			}
 			if sent > 0 && bytes+len(d.Ciphertext) > maxBytes {
 				return after, nil
 			}

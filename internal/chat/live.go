@@ -39,8 +39,11 @@ func (s *Service) Subscribe(l Live) (cancel func(), err error) {
 			s.cfg.Logger.Error("bad bus message", "err", err)
 			return
 		}
+		if m.Event != nil {
+			s.cache.forgetConversation(m.ConversationID) // members.go
+		}
 		l.Message(m)
-	}, l.Resumed)
+	}, s.resumed(l.Resumed))
 	if err != nil {
 		return nil, fmt.Errorf("subscribe %s: %w", TopicPrefix, err)
 	}

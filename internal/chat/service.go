@@ -282,6 +282,9 @@ func (s *Service) CreateConversation(ctx context.Context, id Identity, kind stri
 		return "", err
 	}
 	c := &sb.Conversation{ID: NewID("cnv"), Kind: kind, Title: title, CreatedBy: id.UserID, CreatedAt: s.now(), Members: set}
+	if kind == sb.KindGroup {
+		c.Admins = []string{id.UserID} // its creator is a group's admin (members.go)
+	}
 	if err := s.store.CreateConversation(ctx, c); err != nil {
 		return "", fmt.Errorf("create conversation: %w", err)
 	}
@@ -310,11 +313,17 @@ func (s *Service) member(ctx context.Context, id Identity, convID string) ([]str
 }
 
 // Messages returns what the caller's device receives in a conversation after a seq.
+// A former member reads up to their removal (members.go).
 func (s *Service) Messages(ctx context.Context, id Identity, convID string, after int64, limit int) ([]sb.Delivery, error) {
-	if _, err := s.member(ctx, id, convID); err != nil {
+	upTo, err := s.readable(ctx, id, convID, after)
+	if err != nil {
 		return nil, err
 	}
-	return s.store.Messages(ctx, id.DeviceID, convID, after, limit)
+	ds, err := s.store.Messages(ctx, id.DeviceID, convID, after, limit)
+	for len(ds) > 0 && ds[len(ds)-1].Seq > upTo {
+		ds = ds[:len(ds)-1]
+	}
+	return ds, err
 }
 
 // Backlog returns, per conversation of the caller, what the device has not acked.

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"time"
 
@@ -151,9 +152,9 @@ const (
 		FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bigint[]) AS v (id, head_seq, set_hash, from_seq)
 		WHERE c.id = ANY ($1) AND c.id = v.id`
 	insertMessages = `INSERT INTO messages
-		(conversation_id, seq, sender_user_id, sender_device_id, client_id, sent_at, shared_ciphertext)
+		(conversation_id, seq, sender_user_id, sender_device_id, client_id, sent_at, shared_ciphertext, event)
 		SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-			$6::timestamptz[], $7::bytea[])`
+			$6::timestamptz[], $7::bytea[], $8::bytea[])`
 )
 
 // appendBatch stores the batch in one transaction, in its three steps
@@ -264,6 +265,14 @@ func writePlan(ctx context.Context, conn *pgx.Conn, batch []*sqlcore.AppendJob, 
 		if rows.len() > 0 {
 			b.Queue(insertCiphertexts, rows.args()...)
 		}
+		for _, nm := range p.Messages { // in seq order: two changes of one member apply in order
+			in := batch[nm.Job].In
+			if c := in.M.Change; c != nil {
+				if err := queueMemberChange(b, in.M.ConversationID, nm.Seq, in.SentAt, c); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	b.Queue("COMMIT")
 	return conn.SendBatch(ctx, b).Close()
@@ -275,7 +284,7 @@ type messageRows struct {
 	seqs                              []int64
 	clientIDs                         []*string
 	sentAts                           []time.Time
-	shared                            [][]byte
+	shared, events                    [][]byte
 }
 
 func (r *messageRows) add(m *switchboard.Message, seq int64, sentAt time.Time) {
@@ -286,10 +295,31 @@ func (r *messageRows) add(m *switchboard.Message, seq int64, sentAt time.Time) {
 	r.clientIDs = append(r.clientIDs, nullString(m.ClientID))
 	r.sentAts = append(r.sentAts, sentAt)
 	r.shared = append(r.shared, m.Shared)
+	r.events = append(r.events, m.Event)
 }
 
 func (r *messageRows) len() int { return len(r.convs) }
 
 func (r *messageRows) args() []any {
-	return []any{r.convs, r.seqs, r.senderUsers, r.senderDevices, r.clientIDs, r.sentAts, r.shared}
+	return []any{r.convs, r.seqs, r.senderUsers, r.senderDevices, r.clientIDs, r.sentAts, r.shared, r.events}
+}
+
+// queueMemberChange queues the statements of an event's change of the
+// members at its seq. Rare (an admin's action): plain statements.
+func queueMemberChange(b *pgx.Batch, convID string, seq int64, at time.Time, c *switchboard.MemberChange) error {
+	switch c.Op {
+	case switchboard.MemberAdd:
+		b.Queue(`DELETE FROM former_members WHERE conversation_id = $1 AND user_id = $2`, convID, c.UserID)
+		b.Queue(`INSERT INTO members (conversation_id, user_id, joined_at, joined_seq) VALUES ($1, $2, $3, $4)
+			ON CONFLICT DO NOTHING`, convID, c.UserID, at, seq)
+	case switchboard.MemberRemove:
+		b.Queue(`DELETE FROM members WHERE conversation_id = $1 AND user_id = $2`, convID, c.UserID)
+		b.Queue(`INSERT INTO former_members (user_id, conversation_id, left_seq) VALUES ($1, $2, $3)
+			ON CONFLICT (user_id, conversation_id) DO UPDATE SET left_seq = excluded.left_seq`, c.UserID, convID, seq)
+	case switchboard.MemberSetAdmin:
+		b.Queue(`UPDATE members SET admin = $3 WHERE conversation_id = $1 AND user_id = $2`, convID, c.UserID, c.Admin)
+	default:
+		return fmt.Errorf("unknown member operation %d", c.Op)
+	}
+	return nil
 }

@@ -19,9 +19,13 @@ func (s *Store) CreateConversation(ctx context.Context, c *switchboard.Conversat
 			return err
 		}
 		// DISTINCT and ON CONFLICT: a member listed twice joins once.
-		_, err = tx.Exec(ctx, `INSERT INTO members (conversation_id, user_id, joined_at)
-			SELECT DISTINCT $1, u, $2::timestamptz FROM unnest($3::text[]) AS u
-			ON CONFLICT DO NOTHING`, c.ID, c.CreatedAt, c.Members)
+		admins := c.Admins
+		if admins == nil {
+			admins = []string{}
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO members (conversation_id, user_id, joined_at, admin)
+			SELECT DISTINCT $1, u, $2::timestamptz, u = ANY ($4::text[]) FROM unnest($3::text[]) AS u
+			ON CONFLICT DO NOTHING`, c.ID, c.CreatedAt, c.Members, admins)
 		return err
 	})
 	if err != nil {
@@ -33,12 +37,13 @@ func (s *Store) CreateConversation(ctx context.Context, c *switchboard.Conversat
 // conversationQuery selects a conversation with its sorted members, so that
 // one statement reads both consistently.
 const conversationQuery = `SELECT c.id, c.kind, c.title, c.created_by, c.created_at, c.head_seq,
-	ARRAY (SELECT m.user_id FROM members m WHERE m.conversation_id = c.id ORDER BY m.user_id)
+	ARRAY (SELECT m.user_id FROM members m WHERE m.conversation_id = c.id ORDER BY m.user_id),
+	ARRAY (SELECT m.user_id FROM members m WHERE m.conversation_id = c.id AND m.admin ORDER BY m.user_id)
 	FROM conversations c`
 
 func scanConversation(row pgx.Row) (switchboard.Conversation, error) {
 	var c switchboard.Conversation
-	err := row.Scan(&c.ID, &c.Kind, &c.Title, &c.CreatedBy, &c.CreatedAt, &c.HeadSeq, &c.Members)
+	err := row.Scan(&c.ID, &c.Kind, &c.Title, &c.CreatedBy, &c.CreatedAt, &c.HeadSeq, &c.Members, &c.Admins)
 	c.CreatedAt = c.CreatedAt.UTC()
 	return c, err
 }
@@ -140,8 +145,21 @@ func userConversations(perConversation string) string {
 // conversationsQuery reads user $1's conversations; headsQuery their head seqs.
 var (
 	conversationsQuery = userConversations(conversationQuery) + ` AND me.conversation_id > $2 ORDER BY me.conversation_id LIMIT $3`
-	headsQuery         = userConversations(`SELECT c.id, c.head_seq FROM conversations c`)
+	headsQuery         = userConversations(`SELECT c.id, c.head_seq FROM conversations c`) +
+		` UNION ALL SELECT conversation_id, left_seq FROM former_members WHERE user_id = $1`
 )
+
+// Membership returns userID's membership of the conversation, current or former.
+func (s *Store) Membership(ctx context.Context, conversationID, userID string) (switchboard.Membership, error) {
+	var m switchboard.Membership
+	err := s.pool.QueryRow(ctx, `SELECT admin, joined_seq, 0::bigint FROM members WHERE conversation_id = $1 AND user_id = $2
+		UNION ALL SELECT false, 0, left_seq FROM former_members WHERE conversation_id = $1 AND user_id = $2`,
+		conversationID, userID).Scan(&m.Admin, &m.JoinedSeq, &m.LeftSeq)
+	if err != nil {
+		return m, fmt.Errorf("postgres: membership of %s in %s: %w", userID, conversationID, notFound(err))
+	}
+	return m, nil
+}
 
 // Heads returns the head seq of each conversation userID is a member of.
 func (s *Store) Heads(ctx context.Context, userID string) (map[string]int64, error) {

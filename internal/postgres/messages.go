@@ -103,13 +103,13 @@ const messagesQuery = `WITH e AS (
 			AND r.from_seq >= COALESCE((SELECT max(n.from_seq) FROM shared_epochs n
 				WHERE n.conversation_id = $2 AND n.from_seq <= $3 + 1), 0)
 	)
-	(SELECT m.seq, m.sender_user_id, m.sender_device_id, m.sent_at, COALESCE(c.ciphertext, m.shared_ciphertext)
+	(SELECT m.seq, m.sender_user_id, m.sender_device_id, m.sent_at, COALESCE(c.ciphertext, m.shared_ciphertext), m.event
 		FROM message_ciphertexts c
 		JOIN messages m ON m.conversation_id = c.conversation_id AND m.seq = c.seq
 		WHERE c.device_id = $1 AND c.conversation_id = $2 AND c.seq > $3
 		ORDER BY c.seq LIMIT $4)
 	UNION ALL
-	(SELECT m.seq, m.sender_user_id, m.sender_device_id, m.sent_at, m.shared_ciphertext
+	(SELECT m.seq, m.sender_user_id, m.sender_device_id, m.sent_at, m.shared_ciphertext, NULL::bytea
 		FROM e CROSS JOIN LATERAL (
 			SELECT * FROM messages m
 			WHERE m.conversation_id = $2 AND m.seq > $3 AND m.seq >= e.from_seq AND m.seq < e.to_seq
@@ -130,7 +130,7 @@ func (s *Store) Messages(ctx context.Context, deviceID, conversationID string, a
 	}
 	ds, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (switchboard.Delivery, error) {
 		d := switchboard.Delivery{ConversationID: conversationID}
-		err := row.Scan(&d.Seq, &d.SenderUserID, &d.SenderDeviceID, &d.SentAt, &d.Ciphertext)
+		err := row.Scan(&d.Seq, &d.SenderUserID, &d.SenderDeviceID, &d.SentAt, &d.Ciphertext, &d.Event)
 		d.SentAt = d.SentAt.UTC()
 		return d, err
 	})

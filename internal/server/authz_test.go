@@ -147,6 +147,19 @@ var httpRows = []httpRow{
 		request: func(m *matrix) (string, string, any) {
 			return "POST", "/v1/conversations/" + m.conv + "/messages", map[string]any{"id": fmt.Sprintf("mx%d", m.seq.Add(1)), "ciphertext": []byte("sealed")}
 		}},
+	// Membership changes: alice's conversation is direct, so bob (a member) is refused its kind.
+	{pattern: "POST /v1/conversations/{conv}/members", want: tokenNeeded(answer{409, "not_group"}, answer{403, "not_member"}),
+		request: func(m *matrix) (string, string, any) {
+			return "POST", "/v1/conversations/" + m.conv + "/members", map[string]any{"user_ids": []string{m.target}}
+		}},
+	{pattern: "DELETE /v1/conversations/{conv}/members/{user}", want: tokenNeeded(answer{409, "not_group"}, answer{403, "not_member"}),
+		request: func(m *matrix) (string, string, any) {
+			return "DELETE", "/v1/conversations/" + m.conv + "/members/" + m.alice.user, nil
+		}},
+	{pattern: "PATCH /v1/conversations/{conv}/members/{user}", want: tokenNeeded(answer{409, "not_group"}, answer{403, "not_member"}),
+		request: func(m *matrix) (string, string, any) {
+			return "PATCH", "/v1/conversations/" + m.conv + "/members/" + m.alice.user, map[string]any{"role": "admin"}
+		}},
 	// Blocks are the caller's own: there is no one else's to reach.
 	{pattern: "POST /v1/blocks/{user}", want: tokenNeeded(answer{204, ""}, answer{204, ""}),
 		request: func(m *matrix) (string, string, any) { return "POST", "/v1/blocks/" + m.target, nil }},

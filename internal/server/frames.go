@@ -16,6 +16,9 @@ var (
 // appendMessage appends the message frame for one recipient: the hot path
 // of delivery (wire.AppendMessage encodes without reflection).
 func appendMessage(b []byte, d *sb.Delivery) []byte {
+	if d.Event != nil {
+		return appendEvent(b, d) // members.go
+	}
 	return wire.AppendMessage(b, &wire.Message{Conversation: d.ConversationID, Seq: d.Seq,
 		Sender: wire.Sender{UserID: d.SenderUserID, DeviceID: d.SenderDeviceID}, TS: wire.Time(d.SentAt), Ciphertext: d.Ciphertext})
 }

@@ -48,6 +48,9 @@ func (s *Server) routeTable() []route {
 		{pattern: "GET /v1/conversations", access: authenticated, a: s.listConversations},
 		{pattern: "GET /v1/conversations/{conv}/messages", access: authenticated, a: s.listMessages},
 		{pattern: "POST /v1/conversations/{conv}/messages", access: authenticated, a: s.sendMessage},
+		{pattern: "POST /v1/conversations/{conv}/members", access: authenticated, a: s.addMembers},
+		{pattern: "DELETE /v1/conversations/{conv}/members/{user}", access: authenticated, a: s.removeMember},
+		{pattern: "PATCH /v1/conversations/{conv}/members/{user}", access: authenticated, a: s.setRole},
 		{pattern: "POST /v1/blocks/{user}", access: authenticated, a: s.block},
 		{pattern: "DELETE /v1/blocks/{user}", access: authenticated, a: s.unblock},
 		{pattern: "GET /v1/ws", access: socket, h: s.upgrade},
@@ -235,6 +238,7 @@ type conversationJSON struct {
 	Kind      string   `json:"kind"`
 	Title     string   `json:"title"`
 	Members   []string `json:"members"`
+	Admins    []string `json:"admins"`
 	HeadSeq   int64    `json:"head_seq"`
 	CreatedAt jsonTime `json:"created_at"`
 }
@@ -263,7 +267,11 @@ func (s *Server) listConversations(w http.ResponseWriter, r *http.Request, id ch
 	}
 	out := make([]conversationJSON, len(convs))
 	for i, c := range convs {
-		out[i] = conversationJSON{c.ID, c.Kind, c.Title, c.Members, c.HeadSeq, jsonTime(c.CreatedAt)}
+		admins := c.Admins
+		if admins == nil {
+			admins = []string{}
+		}
+		out[i] = conversationJSON{c.ID, c.Kind, c.Title, c.Members, admins, c.HeadSeq, jsonTime(c.CreatedAt)}
 	}
 	page := map[string]any{"conversations": out}
 	if len(convs) == int(limit) { // there may be more: the cursor continues after the last
@@ -298,7 +306,13 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, id chat.Id
 			} else {
 				buf = append(buf, ',')
 			}
-			b, err := json.Marshal(toMessageJSON(d))
+			var b []byte
+			var err error
+			if d.Event != nil {
+				b, err = json.Marshal(toEventJSON(d))
+			} else {
+				b, err = json.Marshal(toMessageJSON(d))
+			}
 			if err != nil {
 				return err
 			}

@@ -183,5 +183,5 @@ func (h *hub) fanOut(m *sb.Message) {
 
 func delivery(m *sb.Message, ct []byte) sb.Delivery {
 	return sb.Delivery{ConversationID: m.ConversationID, Seq: m.Seq, SenderUserID: m.SenderUserID,
-		SenderDeviceID: m.SenderDeviceID, SentAt: m.SentAt, Ciphertext: ct}
+		SenderDeviceID: m.SenderDeviceID, SentAt: m.SentAt, Ciphertext: ct, Event: m.Event}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/switchboard-chat/switchboard"
 	"github.com/switchboard-chat/switchboard/internal/groupcommit"
@@ -88,8 +89,8 @@ const (
 		FROM messages WHERE sender_device_id = ? AND client_id = ?`
 	setHeadQuery = `UPDATE conversations SET head_seq = ?, shared_set_hash = ?, shared_from_seq = ? WHERE id = ?`
 	storeQuery   = `INSERT INTO messages
-		(conversation_id, seq, sender_user_id, sender_device_id, client_id, sent_at, shared_ciphertext)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`
+		(conversation_id, seq, sender_user_id, sender_device_id, client_id, sent_at, shared_ciphertext, event)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 	epochQuery = `INSERT INTO shared_epochs (conversation_id, from_seq) VALUES (?, ?)`
 	// An epoch's rows differ only by device: one statement whatever the
 	// group's size, the ids as one JSON array.
@@ -294,9 +295,14 @@ func (a *appender) write(ctx context.Context, batch []*sqlcore.AppendJob, p sqlc
 		in := batch[nm.Job].In
 		m := in.M
 		_, err := a.store.ExecContext(ctx, m.ConversationID, nm.Seq, m.SenderUserID, m.SenderDeviceID,
-			nullString(m.ClientID), micros(in.SentAt), m.Shared)
+			nullString(m.ClientID), micros(in.SentAt), m.Shared, m.Event)
 		if err != nil {
 			return err
+		}
+		if m.Change != nil {
+			if err := a.changeMember(ctx, m.ConversationID, nm.Seq, in.SentAt, m.Change); err != nil {
+				return fmt.Errorf("member change: %w", err)
+			}
 		}
 		if err := a.insertCiphertexts(ctx, m.ConversationID, nm.Seq, nm.Rows); err != nil {
 			return fmt.Errorf("ciphertexts: %w", err)
@@ -349,4 +355,35 @@ func (a *appender) insertCiphertexts(ctx context.Context, convID string, seq int
 		}
 	}
 	return flush()
+}
+
+// changeMember applies an event's change of the members at its seq. Rare
+// (an admin's action), so plain statements, not prepared ones.
+func (a *appender) changeMember(ctx context.Context, convID string, seq int64, at time.Time, c *switchboard.MemberChange) error {
+	var stmts []string
+	args := []any{convID, c.UserID, seq, micros(at), c.Admin}
+	switch c.Op {
+	case switchboard.MemberAdd:
+		stmts = []string{
+			`DELETE FROM former_members WHERE conversation_id = ?1 AND user_id = ?2`,
+			`INSERT INTO members (conversation_id, user_id, joined_at, joined_seq) VALUES (?1, ?2, ?4, ?3)
+				ON CONFLICT DO NOTHING`,
+		}
+	case switchboard.MemberRemove:
+		stmts = []string{
+			`DELETE FROM members WHERE conversation_id = ?1 AND user_id = ?2`,
+			`INSERT INTO former_members (user_id, conversation_id, left_seq) VALUES (?2, ?1, ?3)
+				ON CONFLICT DO UPDATE SET left_seq = excluded.left_seq`,
+		}
+	case switchboard.MemberSetAdmin:
+		stmts = []string{`UPDATE members SET admin = ?5 WHERE conversation_id = ?1 AND user_id = ?2`}
+	default:
+		return fmt.Errorf("unknown member operation %d", c.Op)
+	}
+	for _, q := range stmts {
+		if _, err := a.tx.ExecContext(ctx, q, args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }

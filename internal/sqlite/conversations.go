@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -20,14 +21,14 @@ func (s *Store) CreateConversation(ctx context.Context, c *switchboard.Conversat
 		if err != nil {
 			return err
 		}
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO members (conversation_id, user_id, joined_at)
-			VALUES (?, ?, ?) ON CONFLICT DO NOTHING`)
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO members (conversation_id, user_id, joined_at, admin)
+			VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
 		for _, userID := range c.Members {
-			if _, err := stmt.ExecContext(ctx, c.ID, userID, micros(c.CreatedAt)); err != nil {
+			if _, err := stmt.ExecContext(ctx, c.ID, userID, micros(c.CreatedAt), slices.Contains(c.Admins, userID)); err != nil {
 				return fmt.Errorf("member %s: %w", userID, err)
 			}
 		}
@@ -39,25 +40,30 @@ func (s *Store) CreateConversation(ctx context.Context, c *switchboard.Conversat
 	return nil
 }
 
-// conversationQuery selects a conversation with its members as a JSON
-// array, so that one statement reads both consistently.
+// conversationQuery selects a conversation with its members and its admins
+// as JSON arrays, so that one statement reads them consistently.
 const conversationQuery = `SELECT c.id, c.kind, c.title, c.created_by, c.created_at, c.head_seq,
-	(SELECT json_group_array(m.user_id) FROM members m WHERE m.conversation_id = c.id)
+	(SELECT json_group_array(m.user_id) FROM members m WHERE m.conversation_id = c.id),
+	(SELECT json_group_array(m.user_id) FROM members m WHERE m.conversation_id = c.id AND m.admin)
 	FROM conversations c`
 
 func scanConversation(row interface{ Scan(...any) error }) (*switchboard.Conversation, error) {
 	var c switchboard.Conversation
 	var created int64
-	var members string
-	if err := row.Scan(&c.ID, &c.Kind, &c.Title, &c.CreatedBy, &created, &c.HeadSeq, &members); err != nil {
+	var members, admins string
+	if err := row.Scan(&c.ID, &c.Kind, &c.Title, &c.CreatedBy, &created, &c.HeadSeq, &members, &admins); err != nil {
 		return nil, err
 	}
 	c.CreatedAt = fromMicros(created)
 	if err := json.Unmarshal([]byte(members), &c.Members); err != nil {
 		return nil, fmt.Errorf("members of %s: %w", c.ID, err)
 	}
+	if err := json.Unmarshal([]byte(admins), &c.Admins); err != nil {
+		return nil, fmt.Errorf("admins of %s: %w", c.ID, err)
+	}
 	// SQLite does not promise json_group_array's order.
 	sort.Strings(c.Members)
+	sort.Strings(c.Admins)
 	return &c, nil
 }
 
@@ -160,10 +166,24 @@ func (s *Store) Blockers(ctx context.Context, userID string, among []string) ([]
 	return collectStrings(rows, "blockers of "+userID)
 }
 
-// Heads returns the head seq of each conversation userID is a member of.
+// Membership returns userID's membership of the conversation, current or former.
+func (s *Store) Membership(ctx context.Context, conversationID, userID string) (switchboard.Membership, error) {
+	var m switchboard.Membership
+	err := s.r.QueryRowContext(ctx, `SELECT admin, joined_seq, 0 FROM members WHERE conversation_id = ?1 AND user_id = ?2
+		UNION ALL SELECT 0, 0, left_seq FROM former_members WHERE conversation_id = ?1 AND user_id = ?2`,
+		conversationID, userID).Scan(&m.Admin, &m.JoinedSeq, &m.LeftSeq)
+	if err != nil {
+		return m, fmt.Errorf("sqlite: membership of %s in %s: %w", userID, conversationID, notFound(err))
+	}
+	return m, nil
+}
+
+// Heads returns the head seq of each conversation userID is a member of,
+// and the seq of their removal from each they left.
 func (s *Store) Heads(ctx context.Context, userID string) (map[string]int64, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT c.id, c.head_seq FROM conversations c
-		JOIN members me ON me.conversation_id = c.id AND me.user_id = ?`, userID)
+		JOIN members me ON me.conversation_id = c.id AND me.user_id = ?1
+		UNION ALL SELECT conversation_id, left_seq FROM former_members WHERE user_id = ?1`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: heads of %s: %w", userID, err)
 	}

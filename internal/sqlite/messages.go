@@ -57,13 +57,13 @@ const messagesQuery = `WITH e AS (
 				WHERE n.conversation_id = ?2 AND n.from_seq <= ?3 + 1), 0)
 	)
 	SELECT * FROM (SELECT m.seq, m.sender_user_id, m.sender_device_id, m.sent_at,
-			coalesce(c.ciphertext, m.shared_ciphertext)
+			coalesce(c.ciphertext, m.shared_ciphertext), m.event
 		FROM message_ciphertexts c
 		JOIN messages m ON m.conversation_id = c.conversation_id AND m.seq = c.seq
 		WHERE c.device_id = ?1 AND c.conversation_id = ?2 AND c.seq > ?3
 		ORDER BY c.seq LIMIT ?4)
 	UNION ALL
-	SELECT * FROM (SELECT m.seq, m.sender_user_id, m.sender_device_id, m.sent_at, m.shared_ciphertext
+	SELECT * FROM (SELECT m.seq, m.sender_user_id, m.sender_device_id, m.sent_at, m.shared_ciphertext, NULL
 		FROM e CROSS JOIN messages m
 		WHERE m.conversation_id = ?2 AND m.seq > ?3 AND m.seq >= e.from_seq AND m.seq < e.to_seq
 			AND m.shared_ciphertext IS NOT NULL AND m.sender_device_id <> ?1
@@ -85,7 +85,7 @@ func (s *Store) Messages(ctx context.Context, deviceID, conversationID string, a
 	for rows.Next() {
 		d := switchboard.Delivery{ConversationID: conversationID}
 		var sentAt int64
-		if err := rows.Scan(&d.Seq, &d.SenderUserID, &d.SenderDeviceID, &sentAt, &d.Ciphertext); err != nil {
+		if err := rows.Scan(&d.Seq, &d.SenderUserID, &d.SenderDeviceID, &sentAt, &d.Ciphertext, &d.Event); err != nil {
 			return nil, fmt.Errorf("sqlite: messages of %s for %s: %w", conversationID, deviceID, err)
 		}
 		d.SentAt = fromMicros(sentAt)

@@ -1,0 +1,23 @@
+-- Membership changes (issue 19): admins, and members who join or leave
+-- after the creation, each at the seq of the event that says so.
+--
+-- members keeps the current members only (every query that reads it stays
+-- as it was); whoever left is in former_members, with the seq of the
+-- event that removed them, so that their devices still sync up to that
+-- event and their history stops there.
+ALTER TABLE members ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE members ADD COLUMN joined_seq INTEGER NOT NULL DEFAULT 0;
+
+-- A group's creator is its admin.
+UPDATE members SET admin = 1 WHERE EXISTS (SELECT 1 FROM conversations c
+	WHERE c.id = members.conversation_id AND c.kind = 'group' AND c.created_by = members.user_id);
+
+CREATE TABLE former_members (
+	user_id         TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+	conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+	left_seq        INTEGER NOT NULL,
+	PRIMARY KEY (user_id, conversation_id)
+) STRICT, WITHOUT ROWID;
+
+-- An event: its JSON as clients get it. NULL for a message.
+ALTER TABLE messages ADD COLUMN event BLOB;
