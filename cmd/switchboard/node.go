@@ -22,6 +22,7 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/redisbus"
 	"github.com/switchboard-chat/switchboard/internal/server"
 	"github.com/switchboard-chat/switchboard/internal/sqlite"
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // Config is every setting of a node.
@@ -273,7 +274,9 @@ func (m *Main) Run(ctx context.Context) error {
 	svc := chat.New(store, m.bus, cc)
 	kc := m.Config.Calls
 	kc.Logger = log
-	// Missed calls are logged until chat stores events (kc.Missed: chat's AppendEvent).
+	if kc.Missed == nil {
+		kc.Missed = missedEvents{svc}
+	}
 	m.calls = calls.New(svc, callState, m.bus, kc)
 	sc.Calls = m.calls
 	m.server = server.New(svc, sc)
@@ -324,5 +327,16 @@ func (m *Main) Close() error {
 	if m.log != nil {
 		m.log.Info("switchboard stopped")
 	}
+	return err
+}
+
+// missedEvents stores a missed call as a call_missed event of its
+// conversation (calls.MissedRecorder), from the caller's device: the
+// callee's devices get it live, at sync and in history.
+type missedEvents struct{ svc *chat.Service }
+
+func (m missedEvents) RecordMissed(ctx context.Context, conv, callID string, caller calls.Party, callee string) error {
+	_, err := m.svc.AppendEvent(ctx, chat.Identity{UserID: caller.User, DeviceID: caller.Device}, conv,
+		wire.Event{Kind: wire.EventCallMissed, UserID: callee, By: caller.User, CallID: callID})
 	return err
 }

@@ -99,10 +99,10 @@ type missedLog struct {
 	seen []string
 }
 
-func (m *missedLog) RecordMissed(_ context.Context, conv, callID, caller string) error {
+func (m *missedLog) RecordMissed(_ context.Context, conv, callID string, caller calls.Party, _ string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.seen = append(m.seen, conv+"/"+callID+"/"+caller)
+	m.seen = append(m.seen, conv+"/"+callID+"/"+caller.User)
 	return nil
 }
 

@@ -22,10 +22,10 @@ type Directory interface {
 }
 
 // MissedRecorder stores a missed call as an event in its conversation
-// (call_missed), so that a callee who was offline sees it. It is the hook
-// for chat's stored events.
+// (call_missed), so that a callee who was offline sees it: a node stores
+// it with chat's AppendEvent (cmd/switchboard).
 type MissedRecorder interface {
-	RecordMissed(ctx context.Context, conv, callID, caller string) error
+	RecordMissed(ctx context.Context, conv, callID string, caller Party, callee string) error
 }
 
 // Config is the signalling's settings; zero values get the defaults in brackets.

@@ -49,7 +49,7 @@ func (s *Service) expire(key string) {
 		s.cfg.Logger.Info("call missed", "call", r.ID, "conversation", r.Conv)
 		return
 	}
-	if err := s.cfg.Missed.RecordMissed(ctx, r.Conv, r.ID, r.Caller.User); err != nil {
+	if err := s.cfg.Missed.RecordMissed(ctx, r.Conv, r.ID, r.Caller, r.Callee); err != nil {
 		s.cfg.Logger.Warn("missed call not stored", "call", r.ID, "conversation", r.Conv, "err", err)
 	}
 }
