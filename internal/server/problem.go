@@ -28,6 +28,7 @@ var statusOf = map[string]int{
 	sb.EMETHOD:       http.StatusMethodNotAllowed,
 	sb.ECONFLICT:     http.StatusConflict,
 	sb.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	sb.EMEDIATYPE:    http.StatusUnsupportedMediaType,
 	sb.ERATELIMIT:    http.StatusTooManyRequests,
 	sb.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	sb.EINTERNAL:     http.StatusInternalServerError,
