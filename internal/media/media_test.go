@@ -294,3 +294,38 @@ func TestDirRefusesBadNames(t *testing.T) {
 		t.Error("a file was written")
 	}
 }
+
+// TestRealPhoto runs the committed camera photo (testdata/README.md) with
+// orientation 6, GPS, camera, author and XMP through the pipeline.
+func TestRealPhoto(t *testing.T) {
+	in, err := os.ReadFile("testdata/seeding-orientation6-gps.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"PlantedCameraMaker", "Planted Author Name", "Planted XMP Creator"} {
+		if !bytes.Contains(in, []byte(s)) {
+			t.Fatalf("the test photo lost %q: it no longer tests stripping", s)
+		}
+	}
+	if o, _ := jpegMeta(in); o != 6 {
+		t.Fatalf("the test photo has orientation %d, want 6", o)
+	}
+	p, _ := newPipeline(t, Config{MaxSide: 400, ThumbSide: 100})
+	res, err := process(t, p, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Width != 400 || res.Height != 225 {
+		t.Fatalf("output %dx%d, want 400x225: upright (landscape) and fit to 400", res.Width, res.Height)
+	}
+	out := readBlob(t, p, res.Name)
+	assertNoMetadata(t, out)
+	for _, s := range []string{"Planted XMP Rights", "GPS"} {
+		if bytes.Contains(out, []byte(s)) {
+			t.Errorf("output contains %q", s)
+		}
+	}
+	if s, err := CompareBlob(in, p.Blobs(), res.Name); err != nil || s < 0.9 {
+		t.Errorf("SSIM %.3f against the resized original (%v), want >= 0.9", s, err)
+	}
+}

@@ -3,8 +3,6 @@ package media
 import (
 	"image"
 	"image/draw"
-
-	xdraw "golang.org/x/image/draw"
 )
 
 // fit returns w x h scaled to fit a side x side box, never upscaled, each
@@ -20,16 +18,12 @@ func fit(w, h, side int) (int, int) {
 }
 
 // resize scales src to w x h into a new non-premultiplied image.
-// Catmull-Rom keeps photos sharp when shrinking (its kernel grows with the
-// ratio, so it averages every source pixel: no aliasing).
 func resize(src image.Image, w, h int) *image.NRGBA {
 	b := src.Bounds()
 	if b.Dx() == w && b.Dy() == h {
 		return toNRGBA(src)
 	}
-	dst := image.NewRGBA(image.Rect(0, 0, w, h))
-	xdraw.CatmullRom.Scale(dst, dst.Rect, src, b, xdraw.Src, nil)
-	return unpremultiply(dst)
+	return unpremultiply(resample(src, w, h))
 }
 
 // toNRGBA copies src into a non-premultiplied RGBA image.

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/gateway"
+	"github.com/switchboard-chat/switchboard/internal/media"
 )
 
 // Config is the edge's settings; zero values get the defaults in brackets.
@@ -32,6 +33,14 @@ type Config struct {
 	LimitExempt    []netip.Prefix // client addresses no per-address limit applies to [loopback]; empty, not nil: none
 	RequestTimeout time.Duration  // to receive a whole HTTP request, and idle keep-alive [30s]
 	FlushDelay     time.Duration  // how long a socket's first pending frame waits for more to share its write [0]
+
+	// Media serves POST /v1/media and GET /media/{hash}.webp (media.go);
+	// Attachments, POST and GET /v1/attachments. Nil: those answer 503
+	// (and GET 404). MediaURL prefixes the URLs an upload answers with
+	// (a CDN's origin, e.g. "https://cdn.example"); "" gives paths.
+	Media       *media.Pipeline
+	Attachments *media.Attachments
+	MediaURL    string
 
 	// Metrics is the node's registry, served at /metrics on the admin listener, in which the
 	// adapters (the Redis bus) registered their own collectors; the server
@@ -74,7 +83,7 @@ func New(svc *chat.Service, cfg Config) *Server {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.gw = gateway.New(gateway.Config{Addr: cfg.Addr, Handler: s.secure(s.routes()), MaxFrame: cfg.MaxFrame,
 		MaxQueued: cfg.MaxQueued, PingInterval: cfg.PingInterval, Logger: cfg.Logger,
-		MaxBody: gatewayMaxBody(cfg.MaxBody), TooLarge: tooLargeProblem(cfg.MaxBody), RequestTimeout: cfg.RequestTimeout, CheckOrigin: s.edge.originOK,
+		MaxBody: gatewayMaxBody(max(cfg.MaxBody, mediaMaxBytes(cfg.Media))), TooLarge: tooLargeProblem(cfg.MaxBody), RequestTimeout: cfg.RequestTimeout, CheckOrigin: s.edge.originOK,
 		FlushDelay: cfg.FlushDelay}, s)
 	return s
 }
