@@ -41,9 +41,9 @@ printf 'file\tin_bytes\tpx_in\tgo_out\tgo_ssim\tgo_s\tgo_mib\tvips_out\tvips_ssi
 i=0
 while read -r f; do
   i=$((i+1))
-  go=$("$W/sbmedia" --side "$SIDE" --quality "$Q" "$f")
+  go=$("$W/sbmedia" --side "$SIDE" --quality "$Q" "$f" < /dev/null)
   out="$W/out/$i.webp"
-  vt=$( { /usr/bin/time -f '%e %M' vipsthumbnail "$f" -s "${SIDE}x${SIDE}" --size down -o "$out[Q=$Q,strip]" ; } 2>&1 | tail -1)
+  vt=$( { /usr/bin/time -f '%e %M' vipsthumbnail "$f" -s "${SIDE}x${SIDE}>" -o "$out[Q=$Q,strip]" ; } 2>&1 | tail -1)
   vs=$("$W/sbmedia" --ssim "$f" "$out" 2>/dev/null || echo 0)
   px=$(vipsheader -f width "$f")x$(vipsheader -f height "$f")
   python3 - "$f" "$px" "$go" "$(stat -c %s "$out")" "$vs" "$vt" >> "$W/rows.tsv" <<'PY'
@@ -74,7 +74,7 @@ xargs -a "$W/corpus.txt" -d '\n' -P "$cores" -n 4 "$W/sbmedia" --side "$SIDE" --
 go_t=$(echo "$(date +%s.%N) - $start" | bc)
 start=$(date +%s.%N)
 i=0; while read -r f; do i=$((i+1)); echo "$f"; done < "$W/corpus.txt" |
-  xargs -d '\n' -P "$cores" -I{} sh -c 'vipsthumbnail "$1" -s '"${SIDE}x${SIDE}"' --size down -o "$(mktemp -u '"$W"'/out/p-XXXXXX).webp[Q='"$Q"',strip]"' _ {}
+  xargs -d '\n' -P "$cores" -I{} sh -c 'vipsthumbnail "$1" -s '"${SIDE}x${SIDE}"'\> -o "$(mktemp -u '"$W"'/out/p-XXXXXX).webp[Q='"$Q"',strip]"' _ {}
 vips_t=$(echo "$(date +%s.%N) - $start" | bc)
 n=$(wc -l < "$W/corpus.txt")
 echo "images/s on $cores cores: pure Go $(echo "scale=2; $n / $go_t" | bc), libvips $(echo "scale=2; $n / $vips_t" | bc)"
