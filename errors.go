@@ -16,6 +16,7 @@ const (
 	EMETHOD       = "method"       // 405: the path exists, not with this method
 	ECONFLICT     = "conflict"     // 409: clashes with what is stored
 	ETOOLARGE     = "too_large"    // 413
+	EMEDIATYPE    = "media_type"   // 415: an upload of a kind the node does not take
 	ERATELIMIT    = "rate_limited" // 429
 	EUNAVAILABLE  = "unavailable"  // 503: a dependency is down
 	EINTERNAL     = "internal"     // 500

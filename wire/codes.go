@@ -11,6 +11,7 @@ const (
 	CodeInvalidConversation = "invalid_conversation" // 400
 	CodeDeviceMismatch      = "device_mismatch"      // 400: the upgrade's device parameter is not the token's device
 	CodeInvalidMessage      = "invalid_message"      // 400 / error frame
+	CodeInvalidImage        = "invalid_image"        // 400: an empty, truncated or damaged image upload
 	CodeUnauthorized        = "unauthorized"         // 401
 	CodeBadCredentials      = "bad_credentials"      // 401
 	CodeNotMember           = "not_member"           // 403 / error frame
@@ -26,6 +27,8 @@ const (
 	CodeDevicesMismatch     = "devices_mismatch"     // 409 / error frame, with Missing and Extra
 	CodeTooManyDevices      = "too_many_devices"     // 409
 	CodeTooLarge            = "too_large"            // 413 / error frame
+	CodeTooManyPixels       = "too_many_pixels"      // 413: an image whose header claims more pixels than the node decodes
+	CodeUnsupportedMedia    = "unsupported_media"    // 415: an upload that is not an image format the node takes
 	CodeRateLimited         = "rate_limited"         // 429 / error frame, with RetryAfterMS
 	CodeUnavailable         = "unavailable"          // 503 / error frame: retry with the same id
 	CodeNoSuchCall          = "no_such_call"         // error frame: the call_id is not a call of this device (unknown, ended, or not ringing it)
@@ -39,8 +42,8 @@ const (
 // Codes lists every machine error code, in the order above.
 var Codes = []string{
 	CodeBadRequest, CodeInvalidUsername, CodeInvalidPassword, CodeInvalidDevice, CodeInvalidConversation,
-	CodeDeviceMismatch, CodeInvalidMessage, CodeUnauthorized, CodeBadCredentials, CodeNotMember, CodeNotAdmin,
+	CodeDeviceMismatch, CodeInvalidMessage, CodeInvalidImage, CodeUnauthorized, CodeBadCredentials, CodeNotMember, CodeNotAdmin,
 	CodeOriginNotAllowed, CodePlaintextRefused, CodeBlocked, CodeNoSuchConversation, CodeNotFound, CodeMethodNotAllowed, CodeUsernameTaken, CodeNotGroup,
-	CodeDevicesMismatch, CodeTooManyDevices, CodeTooLarge, CodeRateLimited, CodeUnavailable,
+	CodeDevicesMismatch, CodeTooManyDevices, CodeTooLarge, CodeTooManyPixels, CodeUnsupportedMedia, CodeRateLimited, CodeUnavailable,
 	CodeNoSuchCall, CodeInvalidCall, CodeNotSupported, CodeBadFrame, CodeUnknownType, CodeInternal,
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/calls"
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/inmem"
+	"github.com/switchboard-chat/switchboard/internal/media"
 	"github.com/switchboard-chat/switchboard/internal/postgres"
 	"github.com/switchboard-chat/switchboard/internal/redisbus"
 	"github.com/switchboard-chat/switchboard/internal/server"
@@ -30,6 +31,9 @@ type Config struct {
 	DB              string // "postgres://..." or a SQLite file path; empty: <data-dir>/switchboard.db
 	Redis           string // "redis://..." for the bus nodes share; empty: the in-process bus
 	DataDir         string
+	MediaDir        string // images and attachments; empty: <data-dir>/media
+	Media           media.Config
+	MediaOff        bool // no media routes (503)
 	Server          server.Config
 	Chat            chat.Config
 	Retention       chat.RetentionConfig
@@ -57,7 +61,7 @@ type Main struct {
 // NewMain returns a Main with default settings.
 func NewMain() *Main {
 	return &Main{Stderr: os.Stderr, Config: Config{
-		DataDir: "data", GCPercent: 100, LogLevel: "info", LogFormat: "text", ShutdownTimeout: 10 * time.Second,
+		DataDir: "data", Media: media.Config{MaxBytes: 20 << 20, MaxPixels: 50_000_000, Quality: 80}, GCPercent: 100, LogLevel: "info", LogFormat: "text", ShutdownTimeout: 10 * time.Second,
 		Server: server.Config{Addr: "127.0.0.1:8080", AdminAddr: "127.0.0.1:9464", MaxBody: 1 << 20, MaxFrame: 64 << 10, MaxQueued: 1 << 20, PingInterval: 30 * time.Second,
 			TrustedProxies: loopback, LimitExempt: loopback, RequestTimeout: 30 * time.Second},
 		Retention: chat.RetentionConfig{Period: 30 * 24 * time.Hour, Interval: time.Minute, Batch: 500},
@@ -82,6 +86,13 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.DB, "db", c.DB, "store: a postgres:// URL or PostgreSQL keyword string (host=... dbname=...), or a SQLite file path (default <data-dir>/switchboard.db); anything else is refused")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "folder for the embedded store")
 	fs.StringVar(&c.Redis, "redis", c.Redis, "bus: redis://host:port/db URL that nodes sharing one PostgreSQL publish on (default: in-process, one node)")
+	fs.StringVar(&c.MediaDir, "media-dir", c.MediaDir, "folder for uploaded images and encrypted attachments (default <data-dir>/media); nodes behind one NGINX need it shared")
+	fs.Int64Var(&c.Media.MaxBytes, "media-max-bytes", c.Media.MaxBytes, "largest image or attachment upload in bytes; every HTTP request may be buffered up to this size")
+	fs.Int64Var(&c.Media.MaxPixels, "media-max-pixels", c.Media.MaxPixels, "largest image (width x height) the node decodes; larger ones get too_many_pixels before decoding")
+	fs.IntVar(&c.Media.Workers, "media-workers", c.Media.Workers, "images processed at once (0 = one per core)")
+	fs.IntVar(&c.Media.Quality, "media-quality", c.Media.Quality, "lossy WebP quality of processed images (1-100)")
+	fs.StringVar(&c.Server.MediaURL, "media-url", c.Server.MediaURL, "base URL put before /media/... in upload answers (a CDN's address); empty = paths on the node")
+	fs.BoolVar(&c.MediaOff, "media-off", c.MediaOff, "disable image and attachment uploads (503 unavailable)")
 	fs.Int64Var(&c.Server.MaxBody, "max-body", c.Server.MaxBody, "HTTP request body limit in bytes")
 	fs.IntVar(&c.Server.MaxFrame, "max-frame", c.Server.MaxFrame, "WebSocket message limit in bytes (also the largest ciphertext)")
 	fs.IntVar(&c.Server.MaxQueued, "max-queued", c.Server.MaxQueued, "bytes queued for one socket before it is dropped as a slow consumer")
@@ -270,6 +281,15 @@ func (m *Main) Run(ctx context.Context) error {
 	cc.Logger, sc.Logger, sc.Metrics = log, log, metrics
 	if cc.MaxCiphertext == 0 {
 		cc.MaxCiphertext = sc.MaxFrame
+	}
+	if !m.Config.MediaOff {
+		dir := m.Config.MediaDir
+		if dir == "" {
+			dir = filepath.Join(m.Config.DataDir, "media")
+		}
+		blobs := &media.Dir{Path: filepath.Join(dir, "blobs")}
+		sc.Media = media.New(blobs, m.Config.Media)
+		sc.Attachments = &media.Attachments{Blobs: blobs, Path: filepath.Join(dir, "attachments")}
 	}
 	svc := chat.New(store, m.bus, cc)
 	kc := m.Config.Calls

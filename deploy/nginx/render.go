@@ -71,7 +71,7 @@ func Render(p Private) ([]byte, error) {
 	if len(r.stack) != 0 {
 		return nil, fmt.Errorf("nginx: switchboard.conf: unclosed block %v", r.stack)
 	}
-	for _, need := range []string{"user", "worker_processes", "pid", "error_log", "http", "access_log", "upstream server", "listen"} {
+	for _, need := range []string{"user", "worker_processes", "pid", "error_log", "http", "access_log", "upstream server", "listen", "proxy_cache_path"} {
 		if r.seen[need] == 0 {
 			return nil, fmt.Errorf("nginx: switchboard.conf has no %s directive for the renderer to rewrite", need)
 		}
@@ -145,6 +145,9 @@ func (r *renderer) line(line string) []string {
 	case ctx == "http" && name == "access_log":
 		r.seen[name]++
 		return []string{indent + directive("access_log", filepath.Join(r.p.Dir, "access.log"), args)}
+	case ctx == "http" && name == "proxy_cache_path":
+		r.seen[name]++
+		return []string{indent + directive("proxy_cache_path", filepath.Join(r.p.Dir, "media_cache"), args)}
 	case ctx == "http upstream" && name == "server":
 		r.seen["upstream server"]++
 		if r.upServers++; r.upServers > 1 {

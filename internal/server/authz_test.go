@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-chat/switchboard/internal/chat"
+	"github.com/switchboard-chat/switchboard/internal/media"
 	"github.com/switchboard-chat/switchboard/internal/server"
 	"github.com/switchboard-chat/switchboard/wire"
 )
@@ -70,6 +72,7 @@ type matrix struct {
 	alice, bob, eve device
 	conv            string
 	target          string // a user in no conversation, whom anyone may block
+	attachment      string // bob's, sent in conv
 	tokens          map[string]string
 	seq             atomic.Int64
 	advance         func(time.Duration)
@@ -82,7 +85,7 @@ func newMatrix(t *testing.T) *matrix {
 	n := startNode(t, backends[0].open(t), func(cc *chat.Config, sc *server.Config) {
 		cc.Now, cc.SessionTTL = now, time.Hour
 		sc.Pprof = true
-	})
+	}, withMedia(t.TempDir(), media.Config{}))
 	m := &matrix{n: n, advance: func(d time.Duration) { clock.Add(int64(d)) }}
 	stale := n.signup(t, "alice", "stale")[0] // its token expires first
 	m.advance(30 * time.Minute)
@@ -93,6 +96,9 @@ func newMatrix(t *testing.T) *matrix {
 	n.signup(t, "matrix-login")
 	m.target = n.signup(t, "matrix-target", "phone")[0].user
 	m.conv = n.conversation(t, m.alice, "direct", m.bob.user)
+	// bob's, so that his sockets have no backlog (a sender's own device
+	// gets none); TestAttachmentAccess has a member who is not the owner.
+	m.attachment = sentAttachment(t, n, m.bob, m.conv)
 	if st, body := n.call(t, "DELETE", "/v1/devices/"+laptop.id, m.alice.token, nil); st != 204 {
 		t.Fatalf("revoke the laptop: %d %v", st, body)
 	}
@@ -165,6 +171,16 @@ var httpRows = []httpRow{
 		request: func(m *matrix) (string, string, any) { return "POST", "/v1/blocks/" + m.target, nil }},
 	{pattern: "DELETE /v1/blocks/{user}", want: tokenNeeded(answer{204, ""}, answer{204, ""}),
 		request: func(m *matrix) (string, string, any) { return "DELETE", "/v1/blocks/" + m.target, nil }},
+	// Media (media.go): images are public once stored; an attachment is
+	// its owner's (bob) and its conversations' members', a 404 to others.
+	{pattern: "POST /v1/media", want: tokenNeeded(answer{201, ""}, answer{201, ""}),
+		request: func(m *matrix) (string, string, any) { return "POST", "/v1/media", rawBody(pngImage(8, 8)) }},
+	{pattern: "GET /media/{name}", want: sameForAll(answer{404, "not_found"}),
+		request: func(*matrix) (string, string, any) { return "GET", "/media/" + strings.Repeat("ab", 32) + ".webp", nil }},
+	{pattern: "POST /v1/attachments", want: tokenNeeded(answer{201, ""}, answer{201, ""}),
+		request: func(m *matrix) (string, string, any) { return "POST", "/v1/attachments", rawBody("sealed bytes") }},
+	{pattern: "GET /v1/attachments/{id}", want: tokenNeeded(answer{200, ""}, answer{404, "not_found"}),
+		request: func(m *matrix) (string, string, any) { return "GET", "/v1/attachments/" + m.attachment, nil }},
 	// The upgrade: a socket (101) or a problem document; frameRows say what its frames get.
 	{pattern: "GET /v1/ws", want: tokenNeeded(answer{101, ""}, answer{101, ""})},
 	{pattern: "/", want: sameForAll(answer{404, "not_found"}),
@@ -432,7 +448,9 @@ func frameTypesHandled(t *testing.T) []string {
 func rawCall(t *testing.T, n *node, method, path, tok string, body any) (int, string, []byte) {
 	t.Helper()
 	var rd io.Reader
-	if body != nil {
+	if b, ok := body.(rawBody); ok {
+		rd = bytes.NewReader(b)
+	} else if body != nil {
 		raw, _ := json.Marshal(body)
 		rd = strings.NewReader(string(raw))
 	}

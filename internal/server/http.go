@@ -55,6 +55,7 @@ func (s *Server) routeTable() []route {
 		{pattern: "DELETE /v1/blocks/{user}", access: authenticated, a: s.unblock},
 		{pattern: "GET /v1/ws", access: socket, h: s.upgrade},
 	}
+	rs = append(rs, s.mediaRoutes()...) // media.go
 	// /metrics and /debug/pprof are on the admin listener only (admin.go).
 	return append(rs, route{pattern: "/", h: func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, s.log, sb.Errorf(sb.ENOTFOUND, wire.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
@@ -351,14 +352,22 @@ func intParam(v string, def int64) (int64, error) {
 }
 
 func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request, id chat.Identity) {
-	var f wire.ClientFrame
-	if err := decode(w, r, s.cfg.MaxBody, &f); err != nil {
+	var body struct {
+		wire.ClientFrame
+		Attachments []string `json:"attachments,omitempty"` // media.go: the HTTP send's optional field
+	}
+	if err := decode(w, r, s.cfg.MaxBody, &body); err != nil {
 		writeProblem(w, s.log, err)
 		return
 	}
+	f := body.ClientFrame
 	conv := r.PathValue("conv")
 	if f.Type != "" || f.Seq != nil || (f.Conversation != "" && f.Conversation != conv) {
 		writeProblem(w, s.log, sb.Errorf(sb.EINVALID, wire.CodeBadRequest, "body must be a send frame without type for this conversation"))
+		return
+	}
+	if err := s.grantAttachments(r.Context(), id, conv, body.Attachments); err != nil {
+		writeProblem(w, s.log, err)
 		return
 	}
 	m, dup, err := s.svc.Send(r.Context(), id, &chat.SendRequest{ClientID: f.ID, ConversationID: conv,

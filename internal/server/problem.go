@@ -28,6 +28,7 @@ var statusOf = map[string]int{
 	sb.EMETHOD:       http.StatusMethodNotAllowed,
 	sb.ECONFLICT:     http.StatusConflict,
 	sb.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	sb.EMEDIATYPE:    http.StatusUnsupportedMediaType,
 	sb.ERATELIMIT:    http.StatusTooManyRequests,
 	sb.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	sb.EINTERNAL:     http.StatusInternalServerError,
@@ -174,6 +175,12 @@ func walkBase64(v any, t reflect.Type, path string) string {
 		for i := range t.NumField() {
 			f := t.Field(i)
 			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if f.Anonymous && name == "" { // an embedded struct's fields are the outer object's, as in encoding/json
+				if p := walkBase64(v, f.Type, path); p != "" {
+					return p
+				}
+				continue
+			}
 			if name == "" || name == "-" {
 				continue
 			}

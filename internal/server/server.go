@@ -14,6 +14,7 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/calls"
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/gateway"
+	"github.com/switchboard-chat/switchboard/internal/media"
 )
 
 // Config is the edge's settings; zero values get the defaults in brackets.
@@ -37,6 +38,13 @@ type Config struct {
 	// Calls is the node's call signalling (internal/calls); nil answers
 	// call frames with not_supported.
 	Calls *calls.Service
+	// Media serves POST /v1/media and GET /media/{hash}.webp (media.go);
+	// Attachments, POST and GET /v1/attachments. Nil: those answer 503
+	// (and GET 404). MediaURL prefixes the URLs an upload answers with
+	// (a CDN's origin, e.g. "https://cdn.example"); "" gives paths.
+	Media       *media.Pipeline
+	Attachments *media.Attachments
+	MediaURL    string
 
 	// Metrics is the node's registry, served at /metrics on the admin listener, in which the
 	// adapters (the Redis bus) registered their own collectors; the server
@@ -79,7 +87,7 @@ func New(svc *chat.Service, cfg Config) *Server {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.gw = gateway.New(gateway.Config{Addr: cfg.Addr, Handler: s.secure(s.routes()), MaxFrame: cfg.MaxFrame,
 		MaxQueued: cfg.MaxQueued, PingInterval: cfg.PingInterval, Logger: cfg.Logger,
-		MaxBody: gatewayMaxBody(cfg.MaxBody), TooLarge: tooLargeProblem(cfg.MaxBody), RequestTimeout: cfg.RequestTimeout, CheckOrigin: s.edge.originOK,
+		MaxBody: gatewayMaxBody(max(cfg.MaxBody, mediaMaxBytes(cfg.Media))), TooLarge: tooLargeProblem(cfg.MaxBody), RequestTimeout: cfg.RequestTimeout, CheckOrigin: s.edge.originOK,
 		FlushDelay: cfg.FlushDelay}, s)
 	return s
 }
