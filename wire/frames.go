@@ -21,8 +21,9 @@ const (
 
 // ClientTypes and ServerTypes list the frame types of each side.
 var (
-	ClientTypes = []string{TypeSend, TypeAck, TypePing}
-	ServerTypes = []string{TypeSent, TypeMessage, TypeSynced, TypeDevicesChanged, TypeError, TypePong}
+	ClientTypes = []string{TypeSend, TypeAck, TypePing, TypePresenceSubscribe, TypeTyping, TypeRead}
+	ServerTypes = []string{TypeSent, TypeMessage, TypeSynced, TypeDevicesChanged, TypeError, TypePong,
+		TypePresence, TypeTyping, TypeReceipt}
 )
 
 // ClientFrame is any client frame; which fields matter depends on Type.
