@@ -35,11 +35,3 @@ type PresenceState struct {
 	Online   bool
 	LastSeen time.Time
 }
-
-// Receipt is one member's marks in a conversation: Delivered is the highest
-// seq any of the user's devices acked, Read the highest the user read.
-type Receipt struct {
-	UserID    string
-	Delivered int64
-	Read      int64
-}

@@ -51,6 +51,7 @@ func (s *Server) OnOpen(c *gateway.Conn) {
 	p := c.State().(*peer)
 	p.conn = c
 	p.syncing = true
+	s.svc.Connected(p.id) // presence.go in chat
 	if old := s.hub.add(p); old != nil {
 		old.conn.Close(CloseReplaced, "replaced by a new connection of this device")
 	}
@@ -146,6 +147,8 @@ func (s *Server) OnClose(c *gateway.Conn) {
 	p.closed, p.pending = true, nil
 	p.mu.Unlock()
 	s.hub.remove(p)
+	s.watch.drop(p)
+	s.svc.Disconnected(p.id)
 	s.releaseConn(p)
 }
 
@@ -164,7 +167,7 @@ func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 		return
 	}
 	switch head.Type {
-	case wire.TypeSend, wire.TypeAck, wire.TypePing:
+	case wire.TypeSend, wire.TypeAck, wire.TypePing, wire.TypePresenceSubscribe, wire.TypeTyping, wire.TypeRead:
 	default:
 		s.writeError(c, head.ID, sb.Errorf(sb.EINVALID, wire.CodeUnknownType, "unknown frame type %q", head.Type))
 		return
@@ -193,6 +196,12 @@ func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 			return
 		}
 		s.send(ctx, c, p, &f)
+	case wire.TypePresenceSubscribe: // presence.go
+		s.presenceSubscribe(ctx, c, p, data)
+	case wire.TypeTyping: // typing.go
+		s.typing(ctx, c, p, data)
+	case wire.TypeRead:
+		s.read(ctx, c, p, data)
 	}
 }
 
