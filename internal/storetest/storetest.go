@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) switchboard.Store) {
 		{"cursors", cursorTests()},
 		{"retention", retentionTests()},
 		{"shared", sharedTests()},
+		{"receipts", receiptTests()},
 		{"ping", []storeTest{{"Ping succeeds on an open store", func(t *testing.T, s switchboard.Store) {
 			if err := s.Ping(ctx); err != nil {
 				t.Fatalf("Ping: %v", err)
