@@ -246,8 +246,10 @@ func (m *Main) Run(ctx context.Context) error {
 	// adapter registers its own collectors, the server adds its own.
 	metrics := prometheus.NewRegistry()
 	busName := "in-process"
+	cc := m.Config.Chat
 	if m.Config.Redis == "" {
 		m.bus = &inmem.Bus{}
+		cc.Presence = inmem.NewPresence(chat.PresenceTTL, nil).Node("local")
 	} else {
 		bus, err := redisbus.Open(ctx, m.Config.Redis)
 		if err != nil {
@@ -255,12 +257,15 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 		m.bus, busName = bus, "redis"
+		// Each process claims its users under its own name: a restarted
+		// node is a new one, and the old one's claims lapse.
+		cc.Presence = bus.Presence(chat.NewID("node"), chat.PresenceTTL)
 		if err := bus.Register(metrics); err != nil {
 			m.Close()
 			return fmt.Errorf("bus metrics: %w", err)
 		}
 	}
-	cc, sc := m.Config.Chat, m.Config.Server
+	sc := m.Config.Server
 	cc.Logger, sc.Logger, sc.Metrics = log, log, metrics
 	if cc.MaxCiphertext == 0 {
 		cc.MaxCiphertext = sc.MaxFrame

@@ -26,6 +26,12 @@ import (
 // PresencePrefix is the bus prefix of presence changes: "pres.<user id>".
 const PresencePrefix = "pres."
 
+// PresenceTTL is how long a node's claim on its users lasts without a
+// heartbeat (Config.PresenceHeartbeat, 5 s): a node that dies takes its
+// users offline within it, and its watchers learn it at their next poll
+// (5 s later at most), well within the 30 s the contract allows.
+const PresenceTTL = 20 * time.Second
+
 // PresenceGrace is how long a user whose last local socket closed stays
 // online here before the node releases them: a reconnect within it is not announced.
 const PresenceGrace = 2 * time.Second
