@@ -1,5 +1,7 @@
 package wire
 
+import "time"
+
 // Presence, typing and read receipts (issue 19): ephemeral frames, but for
 // read, whose mark is stored. docs/protocol.md documents each.
 
@@ -67,4 +69,15 @@ type Receipt struct {
 	UserID       string `json:"user_id"`
 	Delivered    int64  `json:"delivered"`
 	Read         int64  `json:"read"`
+}
+
+// UnmarshalJSON reads a time as the wire writes it (any RFC 3339 time),
+// so that clients can decode the frames whose times are Time.
+func (t *Time) UnmarshalJSON(b []byte) error {
+	var v time.Time
+	if err := v.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	*t = Time(v)
+	return nil
 }

@@ -27,10 +27,11 @@ import (
 const PresencePrefix = "pres."
 
 // PresenceTTL is how long a node's claim on its users lasts without a
-// heartbeat (Config.PresenceHeartbeat, 5 s): a node that dies takes its
-// users offline within it, and its watchers learn it at their next poll
-// (5 s later at most), well within the 30 s the contract allows.
-const PresenceTTL = 20 * time.Second
+// heartbeat (Config.PresenceHeartbeat, 5 s: two may be missed): a node
+// that dies takes its users offline within it, and its watchers learn it
+// at their next poll (5 s later at most), so within 20 s of the death,
+// inside the 30 s the contract allows.
+const PresenceTTL = 15 * time.Second
 
 // PresenceGrace is how long a user whose last local socket closed stays
 // online here before the node releases them: a reconnect within it is not announced.
