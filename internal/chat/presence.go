@@ -50,6 +50,7 @@ type presenceTracker struct {
 	leaving map[string]*time.Timer // users whose last socket closed, in their grace
 	ops     []presenceOp           // claims and releases waiting for the worker, in order
 	running bool                   // the worker goroutine exists
+	stopped bool                   // StopPresence was called
 }
 
 // presenceOp is a claim (first local socket) or a release (grace over).
@@ -77,6 +78,9 @@ func (s *Service) Connected(id Identity) {
 	t := s.pres
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.stopped {
+		return
+	}
 	t.local[id.UserID]++
 	if t.local[id.UserID] > 1 {
 		return
@@ -96,6 +100,9 @@ func (s *Service) Disconnected(id Identity) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	u := id.UserID
+	if t.stopped {
+		return
+	}
 	if t.local[u]--; t.local[u] > 0 {
 		return
 	}
@@ -345,3 +352,32 @@ func (p *localPresence) States(_ context.Context, users []string) ([]sb.Presence
 }
 
 func (p *localPresence) Close() error { return nil }
+
+// StopPresence releases every user this node claims, now, and announces
+// those no other node claims offline: a node that shuts down (its sockets
+// closed, their grace not over) does not leave its users online until
+// their claims lapse. Connected and Disconnected do nothing afterwards.
+func (s *Service) StopPresence(ctx context.Context) {
+	t := s.pres
+	t.mu.Lock()
+	if t.stopped {
+		t.mu.Unlock()
+		return
+	}
+	t.stopped = true
+	at := s.now()
+	ops := make([]presenceOp, 0, len(t.local)+len(t.leaving))
+	for u := range t.local {
+		ops = append(ops, presenceOp{user: u, release: true, at: at})
+	}
+	for u, tm := range t.leaving {
+		tm.Stop()
+		ops = append(ops, presenceOp{user: u, release: true, at: at})
+	}
+	clear(t.local)
+	clear(t.leaving)
+	t.mu.Unlock()
+	if len(ops) > 0 {
+		t.release(ctx, ops)
+	}
+}

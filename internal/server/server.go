@@ -120,6 +120,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.cancel()
 	s.syncs.Wait()
 	s.sends.Wait() // their answers go nowhere, but their messages are published
+	// Every socket is closed: their users go offline now, not when their claims lapse.
+	s.svc.StopPresence(ctx)
 	// Every socket is closed: commit the acks they sent.
 	if ferr := s.svc.FlushAcks(ctx); ferr != nil && err == nil {
 		err = ferr
