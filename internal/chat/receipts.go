@@ -21,6 +21,15 @@ import (
 // second, not one per message. A user with read receipts off
 // (SetReadReceipts) shows nobody their reads and sees nobody's, as in
 // Signal; their delivered marks still travel.
+//
+// In a conversation of more than ReceiptMaxMembers members receipts are
+// not pushed to the others: each send would move hundreds of delivered
+// marks a second, each to every device of hundreds of members (in the
+// chat mix of docs/benchmarks.md, ~10M frames a second for 13 groups of
+// 500, against 48k deliveries). There a read goes only to the reader's
+// own other devices, delivered marks are not published, and the marks
+// are read with GET /v1/conversations/{id}/receipts (as WhatsApp shows
+// "message info" for large groups).
 
 // ReceiptPrefix is the bus prefix of receipts: "rcpt.<conversation id>".
 // A change of a user's setting goes under ReceiptSettingsPrefix + user.
@@ -28,6 +37,10 @@ const (
 	ReceiptPrefix         = "rcpt."
 	ReceiptSettingsPrefix = "rcps."
 )
+
+// ReceiptMaxMembers is the most members a conversation may have for its
+// receipts to be pushed to the other members.
+const ReceiptMaxMembers = 32
 
 // receiptWindow is how long moves are coalesced before they are published.
 const receiptWindow = time.Second
@@ -131,11 +144,18 @@ func (s *Service) Read(ctx context.Context, id Identity, convID string, seq int6
 	return nil
 }
 
-// noteDelivered is an ack's share of receipts: the user's delivered mark may have moved.
+// noteDelivered is an ack's share of receipts: the user's delivered mark
+// may have moved. Only in a conversation small enough for receipts to be
+// pushed (its members are cached: Ack just checked them).
 func (s *Service) noteDelivered(id Identity, convID string, seq int64) {
-	if seq > 0 {
-		s.noteReceipt(Receipt{Conversation: convID, UserID: id.UserID, DeviceID: id.DeviceID, Delivered: seq})
+	if seq <= 0 {
+		return
 	}
+	members, err := s.cache.conversation(context.Background(), convID)
+	if err != nil || len(members) > ReceiptMaxMembers {
+		return
+	}
+	s.noteReceipt(Receipt{Conversation: convID, UserID: id.UserID, DeviceID: id.DeviceID, Delivered: seq})
 }
 
 // Receipts is GET /v1/conversations/{id}/receipts: every member's marks,

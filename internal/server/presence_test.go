@@ -1,8 +1,11 @@
 package server_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/switchboard-chat/switchboard/internal/chat"
 )
 
 // next returns the next frame of one of the given types, skipping the
@@ -237,4 +240,39 @@ func TestReceipts(t *testing.T) {
 		b1.send(t, map[string]any{"type": "read", "conversation": conv, "seq": 99})
 		b1.next(t, "error")
 	})
+}
+
+// TestReceiptsInALargeGroup: past chat.ReceiptMaxMembers members, receipts
+// go to the reader's own devices only (docs/protocol.md).
+func TestReceiptsInALargeGroup(t *testing.T) {
+	n := startNode(t, backends[0].open(t))
+	alice := n.signup(t, "alice", "phone")[0]
+	bd := n.signup(t, "bob", "phone", "laptop")
+	members := []string{bd[0].user}
+	for i := range chat.ReceiptMaxMembers {
+		name := fmt.Sprintf("member%d", i)
+		st, body := n.call(t, "POST", "/v1/accounts", "", map[string]string{"username": name, "password": "password-" + name})
+		if st != 201 {
+			t.Fatalf("create %s: %d %v", name, st, body)
+		}
+		members = append(members, body["user_id"].(string))
+	}
+	conv := n.conversation(t, alice, "group", members...)
+	a, b1, b2 := n.dial(t, alice.token), n.dial(t, bd[0].token), n.dial(t, bd[1].token)
+	for _, s := range []*socket{a, b1, b2} {
+		s.expect(t, "synced")
+	}
+	a.send(t, map[string]any{"type": "send", "id": "m1", "conversation": conv, "ciphertext": []byte("x")})
+	a.next(t, "sent")
+	b1.send(t, map[string]any{"type": "ack", "conversation": conv, "seq": 1})
+	b1.send(t, map[string]any{"type": "read", "conversation": conv, "seq": 1})
+	if f := b2.next(t, "receipt"); f["read"] != 1.0 || f["user_id"] != bd[0].user {
+		t.Fatalf("bob's laptop got %v, want his read", f)
+	}
+	// The same relay wrote to every local socket it meant to: alice's
+	// frames up to her pong hold no receipt.
+	a.send(t, map[string]any{"type": "ping"})
+	if f := a.next(t, "receipt", "pong"); f["type"] != "pong" {
+		t.Fatalf("alice got %v in a group of %d", f, len(members)+1)
+	}
 }

@@ -56,8 +56,12 @@ func (s *Server) relayTyping(ev *chat.Typing, members []string) {
 
 // relayReceipt writes a receipt to the local devices of the conversation's
 // members but the one that moved it, with the read mark hidden from (and
-// for) users who turned read receipts off.
+// for) users who turned read receipts off; in a conversation of more than
+// chat.ReceiptMaxMembers, to the user's own devices only.
 func (s *Server) relayReceipt(r *chat.Receipt, members []string) {
+	if len(members) > chat.ReceiptMaxMembers {
+		members = []string{r.UserID} // a large group: the reader's own devices only
+	}
 	peers := s.hub.ofUsers(members)
 	if len(peers) == 0 {
 		return
