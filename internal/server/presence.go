@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,17 +28,23 @@ import (
 // announces it), and it mends a change the bus lost.
 type watchers struct {
 	mu     sync.Mutex
-	byUser map[string]map[*peer]struct{}
-	byPeer map[*peer][]string
-	online map[string]bool // per watched user, what its watchers were told
+	byUser map[string]*watchEntry // watched user -> its watchers and what they were told
+	byPeer map[*peer][]string     // watching socket -> its users (the byUser keys, shared)
+}
+
+// watchEntry is one watched user. A slice, not a set: a user has few local
+// watchers, and a pair costs a pointer here and a string header in byPeer.
+type watchEntry struct {
+	user   string
+	peers  []*peer
+	online bool // what its watchers were told
 }
 
 // presencePoll is how often the node reads its watched users' presence.
 const presencePoll = 5 * time.Second
 
 func newWatchers() *watchers {
-	return &watchers{byUser: make(map[string]map[*peer]struct{}), byPeer: make(map[*peer][]string),
-		online: make(map[string]bool)}
+	return &watchers{byUser: make(map[string]*watchEntry), byPeer: make(map[*peer][]string)}
 }
 
 // set replaces p's watched users, telling it each one's state and telling
@@ -50,19 +57,18 @@ func (w *watchers) set(p *peer, states []sb.PresenceState) {
 	var notes []note
 	w.mu.Lock()
 	w.dropLocked(p)
-	users := make([]string, len(states))
-	for i, st := range states {
-		users[i] = st.UserID
+	users := make([]string, 0, len(states))
+	for _, st := range states {
 		if peers := w.changedLocked(st); len(peers) > 0 {
 			notes = append(notes, note{st, peers})
 		}
-		set := w.byUser[st.UserID]
-		if set == nil {
-			set = make(map[*peer]struct{})
-			w.byUser[st.UserID] = set
+		e := w.byUser[st.UserID]
+		if e == nil {
+			e = &watchEntry{user: st.UserID, online: st.Online}
+			w.byUser[e.user] = e
 		}
-		set[p] = struct{}{}
-		w.online[st.UserID] = st.Online
+		e.peers = append(e.peers, p)
+		users = append(users, e.user) // the entry's bytes, not another copy from the frame
 	}
 	if len(users) > 0 {
 		w.byPeer[p] = users
@@ -78,17 +84,12 @@ func (w *watchers) set(p *peer, states []sb.PresenceState) {
 
 // changedLocked records st and returns the watchers to tell, if it is a change.
 func (w *watchers) changedLocked(st sb.PresenceState) []*peer {
-	was, known := w.online[st.UserID]
-	set := w.byUser[st.UserID]
-	if !known || was == st.Online || len(set) == 0 {
+	e := w.byUser[st.UserID]
+	if e == nil || e.online == st.Online {
 		return nil
 	}
-	w.online[st.UserID] = st.Online
-	peers := make([]*peer, 0, len(set))
-	for p := range set {
-		peers = append(peers, p)
-	}
-	return peers
+	e.online = st.Online
+	return slices.Clone(e.peers)
 }
 
 // apply tells the watchers of st's user, if st changes what they were told.
@@ -108,11 +109,15 @@ func (w *watchers) drop(p *peer) {
 
 func (w *watchers) dropLocked(p *peer) {
 	for _, u := range w.byPeer[p] {
-		set := w.byUser[u]
-		delete(set, p)
-		if len(set) == 0 {
+		e := w.byUser[u]
+		if e == nil {
+			continue
+		}
+		if i := slices.Index(e.peers, p); i >= 0 {
+			e.peers = slices.Delete(e.peers, i, i+1)
+		}
+		if len(e.peers) == 0 {
 			delete(w.byUser, u)
-			delete(w.online, u)
 		}
 	}
 	delete(w.byPeer, p)
