@@ -116,6 +116,8 @@ type Delivery struct {
 //
 // Not-found lookups return an error wrapping ErrNotFound.
 type Store interface {
+	ReceiptStore // read marks and the receipts setting (receipts.go)
+
 	// CreateUser stores u; a taken username returns ErrUsernameTaken.
 	CreateUser(ctx context.Context, u *User) error
 	UserByName(ctx context.Context, username string) (*User, error)

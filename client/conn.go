@@ -110,6 +110,7 @@ type Conn struct {
 	ackWake    chan struct{} // tells the socket's keepalive goroutine that acks wait
 
 	closeOnce sync.Once
+	social    social // presence subscription, read marks, events (presence.go)
 
 	mu     sync.Mutex
 	ws     *websocket.Conn // the current socket, nil while reconnecting

@@ -99,6 +99,8 @@ func (c *Conn) handle(ws *websocket.Conn, data []byte, overflowed chan<- struct{
 		c.resolve(f.ID, f.sent(), nil)
 	case wire.TypeCall:
 		c.callEvent(&f)
+	case wire.TypePresence, wire.TypeTyping, wire.TypeReceipt:
+		c.handleSocial(f.Type, data) // presence.go
 	case wire.TypeError:
 		if f.CallID != "" {
 			c.callEvent(&f)
@@ -219,6 +221,7 @@ func (c *Conn) attach(ws *websocket.Conn) bool {
 	for conv, seq := range c.acks {
 		frames = append(frames, ackBytes(conv, seq))
 	}
+	frames = append(frames, c.socialFrames()...) // presence.go
 	calls := slices.SortedFunc(maps.Values(c.calls), func(a, b *call) int { return cmp.Compare(a.order, b.order) })
 	for _, cl := range calls {
 		cl.gen = c.gen

@@ -43,6 +43,7 @@ type fakeServer struct {
 	attempts []time.Time // every upgrade request
 	sends    []fakeSend  // every send frame received
 	acks     []fakeAck   // every ack frame received
+	others   []string    // every other frame received (presence_subscribe, typing, read), raw
 	replayed [][]int64   // per socket (n-1), the seqs replayed on it
 
 	conns chan *fakeConn // every accepted socket, after its synced
@@ -237,6 +238,10 @@ func (f *fakeServer) handle(fc *fakeConn, data []byte) {
 		f.mu.Unlock()
 	case "ping":
 		_ = fc.write(map[string]any{"type": "pong"})
+	case "presence_subscribe", "typing", "read": // no answer: recorded for the test
+		f.mu.Lock()
+		f.others = append(f.others, string(data))
+		f.mu.Unlock()
 	default:
 		_ = fc.write(map[string]any{"type": "error", "code": "unknown_type", "message": "unknown type"})
 	}

@@ -24,8 +24,9 @@ const (
 
 // ClientTypes and ServerTypes list the frame types of each side.
 var (
-	ClientTypes = []string{TypeSend, TypeAck, TypePing, TypeCall}
-	ServerTypes = []string{TypeSent, TypeMessage, TypeSynced, TypeDevicesChanged, TypeError, TypePong, TypeEvent, TypeCall}
+	ClientTypes = []string{TypeSend, TypeAck, TypePing, TypeCall, TypePresenceSubscribe, TypeTyping, TypeRead}
+	ServerTypes = []string{TypeSent, TypeMessage, TypeSynced, TypeDevicesChanged, TypeError, TypePong, TypeEvent, TypeCall,
+		TypePresence, TypeTyping, TypeReceipt}
 )
 
 // ClientFrame is any client frame; which fields matter depends on Type.

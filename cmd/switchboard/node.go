@@ -262,8 +262,10 @@ func (m *Main) Run(ctx context.Context) error {
 	metrics := prometheus.NewRegistry()
 	busName := "in-process"
 	var callState calls.KV = &calls.MemoryKV{}
+	cc := m.Config.Chat
 	if m.Config.Redis == "" {
 		m.bus = &inmem.Bus{}
+		cc.Presence = inmem.NewPresence(chat.PresenceTTL, nil).Node("local")
 	} else {
 		bus, err := redisbus.Open(ctx, m.Config.Redis)
 		if err != nil {
@@ -272,12 +274,15 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		m.bus, busName = bus, "redis"
 		callState = bus // every node sees one state per call (docs/architecture.md, "Calls")
+		// Each process claims its users under its own name: a restarted
+		// node is a new one, and the old one's claims lapse.
+		cc.Presence = bus.Presence(chat.NewID("node"), chat.PresenceTTL)
 		if err := bus.Register(metrics); err != nil {
 			m.Close()
 			return fmt.Errorf("bus metrics: %w", err)
 		}
 	}
-	cc, sc := m.Config.Chat, m.Config.Server
+	sc := m.Config.Server
 	cc.Logger, sc.Logger, sc.Metrics = log, log, metrics
 	if cc.MaxCiphertext == 0 {
 		cc.MaxCiphertext = sc.MaxFrame

@@ -139,6 +139,7 @@ func (s *Service) Ack(ctx context.Context, id Identity, convID string, seq int64
 		return err
 	}
 	s.acks.add(id.DeviceID, convID, seq)
+	s.noteDelivered(id, convID, seq) // receipts.go
 	return nil
 }
 

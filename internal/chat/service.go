@@ -39,6 +39,12 @@ type Config struct {
 	// or signup waits up to HashWait for a slot, then gets 503 unavailable.
 	HashSlots int           // [one per core, GOMAXPROCS]
 	HashWait  time.Duration // [2 s]
+
+	// Presence is where the nodes keep who is online (presence.go) [this
+	// process's sockets only]; the node claims its users again every
+	// PresenceHeartbeat, which must be well under the Presence's TTL [5 s].
+	Presence          sb.Presence
+	PresenceHeartbeat time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -79,6 +85,12 @@ func (c *Config) setDefaults() {
 	if c.Limiter == nil {
 		c.Limiter = NewMemoryLimiter(c.Now)
 	}
+	if c.Presence == nil {
+		c.Presence = &localPresence{online: make(map[string]bool), lastSeen: make(map[string]time.Time)}
+	}
+	if c.PresenceHeartbeat == 0 {
+		c.PresenceHeartbeat = 5 * time.Second
+	}
 }
 
 // Service is the application: every operation a client can ask for.
@@ -91,10 +103,13 @@ type Service struct {
 	// dummyHash is verified against when a username is unknown, so a login
 	// takes as long for a missing user as for a wrong password.
 	dummyHash string
-	acks      acker       // socket acks waiting for their commit (acks.go)
-	hashSlots slots       // argon2id hashes running (slots.go)
-	sealSlots slots       // server-assisted seals running, one per core
-	history   historyGate // history reads in progress (history.go)
+	acks      acker            // socket acks waiting for their commit (acks.go)
+	hashSlots slots            // argon2id hashes running (slots.go)
+	sealSlots slots            // server-assisted seals running, one per core
+	history   historyGate      // history reads in progress (history.go)
+	pres      *presenceTracker // this node's sockets per user (presence.go)
+	typing    typingState      // typing notices being relayed (typing.go)
+	receipts  receiptQueue     // receipts waiting for their second (receipts.go)
 }
 
 // New returns a Service over store and bus.
@@ -111,6 +126,7 @@ func New(store sb.Store, bus sb.Bus, cfg Config) *Service {
 		sealSlots: newSlots(0),
 	}
 	s.acks = acker{store: store, log: cfg.Logger}
+	s.pres = newPresenceTracker(s, cfg.Presence, cfg.PresenceHeartbeat)
 	// The store publishes each message for us, from its committer, in seq
 	// order.
 	store.OnAppended(s.publish)

@@ -10,7 +10,8 @@ import (
 // of docs/benchmarks.md: 40 users × 3 devices (120 sockets, two worker
 // processes) in direct conversations, small groups and large groups, 60
 // messages a second of 100-300 byte ciphertexts, and 8 reconnects a
-// second, so that devices come back to a backlog. It asserts that every
+// second, so that devices come back to a backlog, with each socket
+// watching 20 users' presence and 10 typing starts a second. It asserts that every
 // stored message reached every other device of its conversation, that
 // every reconnected device synced again and nothing failed; not timings.
 func TestChatMixAgainstRealNode(t *testing.T) {
@@ -24,7 +25,7 @@ func TestChatMixAgainstRealNode(t *testing.T) {
 	s, out := runSbload(t, bins["sbload"], filepath.Join(dir, "summary.json"), "run", "--target", url, "--metrics", metrics, "--scenario", "chat", "--procs", "2",
 		"--conns", "120", "--devices-per-user", "3", "--dms", "2", "--small-group", "5", "--large-group", "20",
 		"--mix", "50,30,20", "--chat-rate", "60", "--churn", "8", "--payload-min", "100", "--payload", "300",
-		"--ramp", "2s", "--hold", "5s", "--ack-interval", "300ms")
+		"--ramp", "2s", "--hold", "5s", "--ack-interval", "300ms", "--watch", "20", "--typing-rate", "10")
 	if s.Conns.Connected != conns || s.Conns.Failed != 0 || s.Conns.Dropped != 0 {
 		t.Errorf("conns %+v, want all %d connected and none failed or dropped", s.Conns, conns)
 	}
@@ -71,6 +72,9 @@ func TestChatMixAgainstRealNode(t *testing.T) {
 		if k.DeliveryLatency.Count != k.Delivered {
 			t.Errorf("%s: %d latency samples for %d deliveries", k.Kind, k.DeliveryLatency.Count, k.Delivered)
 		}
+	}
+	if so := c.Social; so == nil || so.Subscribes < conns || so.PresenceFrames == 0 || so.TypingSent == 0 || so.TypingFrames == 0 || so.ReceiptFrames == 0 {
+		t.Errorf("social %+v: want every socket subscribed, and presence, typing and receipt frames received", so)
 	}
 	if bytes.Contains(out, []byte("DATA RACE")) {
 		t.Error("the race detector found a race in sbload")

@@ -51,6 +51,8 @@ type Config struct {
 	ChatRate   float64    // messages per second, the whole run
 	Churn      float64    // reconnects per second, the whole run
 	PayloadMin int        // smallest ciphertext
+	Watch      int        // users each socket watches (presence_subscribe; 0 = none)
+	TypingRate float64    // typing starts per second, the whole run (0 = none)
 
 	// broadcast (PayloadBytes too)
 	Rounds       int           // broadcasts, one at a time

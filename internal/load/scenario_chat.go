@@ -97,6 +97,7 @@ type chatPlan struct {
 	Churn                    float64 // reconnects per second, the whole run
 	PayloadMin, PayloadMax   int
 	AckInterval              time.Duration
+	Social                   socialPlan // presence and typing (chat_social.go)
 }
 
 func (chatScenario) Check(cfg *Config) error {
@@ -142,7 +143,8 @@ func (chatScenario) Plan(ctx context.Context, env *PlanEnv) (json.RawMessage, er
 	p := chatPlan{Users: users, DMs: cfg.DMs, Small: cfg.SmallGroup, Large: cfg.LargeGroup,
 		Conversations: make([]string, len(l.kinds)), ConvDevices: make([]int, len(l.kinds)),
 		TotalDevices: len(env.Devices), Weights: cfg.Mix, Rate: cfg.ChatRate, Churn: cfg.Churn,
-		PayloadMin: cfg.PayloadMin, PayloadMax: cfg.PayloadBytes, AckInterval: cfg.AckInterval}
+		PayloadMin: cfg.PayloadMin, PayloadMax: cfg.PayloadBytes, AckInterval: cfg.AckInterval,
+		Social: newSocialPlan(cfg, env.Users)}
 	owner := make([]*Device, users) // a logged-in device of each user
 	perUser := make([]int, users)
 	for i := range env.Devices {
@@ -222,6 +224,7 @@ type chatDriver struct {
 	firstSend, lastRecv                                         atomic.Int64
 	outstanding                                                 []atomic.Int32 // per local device: sends without an answer yet
 	redialed                                                    []atomic.Bool  // per local device: Reconnect closed it, not synced since
+	social                                                      socialCounts   // chat_social.go
 }
 
 type chatKindCounts struct {
@@ -276,9 +279,13 @@ func (d *chatDriver) OnSynced(c *Conn) {
 	if d.redialed[c.Index].CompareAndSwap(true, false) {
 		d.resynced.Add(1)
 	}
+	d.socialSynced(c)
 }
 
 func (d *chatDriver) OnFrame(c *Conn, typ string, m []byte) {
+	if d.socialFrame(typ, m) {
+		return
+	}
 	switch typ {
 	case wire.TypeMessage:
 		d.onMessage(c, m)
@@ -406,6 +413,7 @@ func (d *chatDriver) Steady(ctx context.Context, conns []*Conn) {
 					d.redialed[i].Store(false)
 				}
 			}
+			d.socialTick(rng, conns, el, share, frame)
 			if d.plan.AckInterval > 0 && now.Sub(lastAck) >= d.plan.AckInterval {
 				lastAck = now
 				d.ack(conns, frame[:0])
@@ -496,13 +504,14 @@ type chatReport struct {
 	KindSent, KindReceived, KindDups                              [numKinds]int64
 	Delivery, Commit                                              [numKinds]HistogramData
 	ConvSentOK, ConvMaxSeq                                        []int64
+	Social                                                        socialReport
 }
 
 func (d *chatDriver) Report() json.RawMessage {
 	r := chatReport{Sent: d.sent.Load(), SentOK: d.sentOK.Load(), SendErrors: d.sendErrs.Load(), Skipped: d.skipped.Load(),
 		Foreign: d.foreign.Load(), OwnEcho: d.ownEcho.Load(), Replayed: d.replayed.Load(),
 		Abandoned: d.abandoned.Load(), Reconnects: d.reconnects.Load(), Resynced: d.resynced.Load(), Acks: d.acks.Load(),
-		FirstSend: d.firstSend.Load(), LastRecv: d.lastRecv.Load()}
+		FirstSend: d.firstSend.Load(), LastRecv: d.lastRecv.Load(), Social: d.socialReport()}
 	for k := range numKinds {
 		r.KindSent[k], r.KindReceived[k], r.KindDups[k] = d.perKind[k].sent.Load(), d.perKind[k].received.Load(), d.perKind[k].dups.Load()
 		r.Delivery[k], r.Commit[k] = d.perKind[k].delivery.Data(), d.perKind[k].commit.Data()
@@ -552,6 +561,7 @@ type ChatSummary struct {
 	DeliveryLatency  Latency           `json:"delivery_latency"` // send to receive, every kind
 	CommitLatency    Latency           `json:"commit_latency"`   // send to sent, every kind
 	Kinds            []ChatKindSummary `json:"kinds"`
+	Social           *SocialSummary    `json:"social,omitempty"` // --watch, --typing-rate (chat_social.go)
 }
 
 // ChatKindSummary is one conversation kind of the mix.
@@ -598,6 +608,9 @@ func (chatScenario) Merge(rawPlan json.RawMessage, reports []json.RawMessage, s 
 		f.Abandoned += r.Abandoned
 		f.Reconnects += r.Reconnects
 		f.Resynced += r.Resynced
+		if plan.Social.Watch > 0 || plan.Social.TypingRate > 0 {
+			mergeSocial(plan.Social, &f.Social, r.Social)
+		}
 		f.Acks += r.Acks
 		for k := range numKinds {
 			kinds[k].Sent += r.KindSent[k]

@@ -181,6 +181,16 @@ var httpRows = []httpRow{
 		request: func(m *matrix) (string, string, any) { return "POST", "/v1/attachments", rawBody("sealed bytes") }},
 	{pattern: "GET /v1/attachments/{id}", want: tokenNeeded(answer{200, ""}, answer{404, "not_found"}),
 		request: func(m *matrix) (string, string, any) { return "GET", "/v1/attachments/" + m.attachment, nil }},
+	// Presence only for those who share a conversation: the same 404 as an unknown user.
+	{pattern: "GET /v1/users/{user}/presence", want: tokenNeeded(answer{200, ""}, answer{404, "not_found"}),
+		request: func(m *matrix) (string, string, any) { return "GET", "/v1/users/" + m.alice.user + "/presence", nil }},
+	{pattern: "GET /v1/conversations/{conv}/receipts", want: tokenNeeded(answer{200, ""}, answer{403, "not_member"}),
+		request: func(m *matrix) (string, string, any) { return "GET", "/v1/conversations/" + m.conv + "/receipts", nil }},
+	// The caller's own account: there is no one else's to reach.
+	{pattern: "PATCH /v1/accounts/me", want: tokenNeeded(answer{200, ""}, answer{200, ""}),
+		request: func(m *matrix) (string, string, any) {
+			return "PATCH", "/v1/accounts/me", map[string]any{"read_receipts": true}
+		}},
 	// The upgrade: a socket (101) or a problem document; frameRows say what its frames get.
 	{pattern: "GET /v1/ws", want: tokenNeeded(answer{101, ""}, answer{101, ""})},
 	{pattern: "/", want: sameForAll(answer{404, "not_found"}),
@@ -226,6 +236,16 @@ var frameRows = []frameRow{
 		answer{code: "pong"}, answer{code: "pong"}},
 	{"call", func(m *matrix) map[string]any { // an invite: the other member's devices ring, the caller gets nothing
 		return map[string]any{"type": "call", "action": "invite", "call_id": fmt.Sprintf("cx%d", m.seq.Add(1)), "conversation": m.conv}
+	}, answer{code: ""}, answer{code: "error:not_member"}},
+	// A stranger's watch is ignored: no presence of alice for eve.
+	{"presence_subscribe", func(m *matrix) map[string]any {
+		return map[string]any{"type": "presence_subscribe", "users": []string{m.alice.user}}
+	}, answer{code: "presence"}, answer{code: ""}},
+	{"typing", func(m *matrix) map[string]any {
+		return map[string]any{"type": "typing", "conversation": m.conv, "state": "start"}
+	}, answer{code: ""}, answer{code: "error:not_member"}},
+	{"read", func(m *matrix) map[string]any {
+		return map[string]any{"type": "read", "conversation": m.conv, "seq": 0}
 	}, answer{code: ""}, answer{code: "error:not_member"}},
 }
 
@@ -400,7 +420,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 }
 
 // wireTypes are the client frame types ws.go names, by their wire constant.
-var wireTypes = map[string]string{"TypeSend": wire.TypeSend, "TypeAck": wire.TypeAck, "TypePing": wire.TypePing, "TypeCall": wire.TypeCall}
+var wireTypes = map[string]string{"TypeSend": wire.TypeSend, "TypeAck": wire.TypeAck, "TypePing": wire.TypePing, "TypeCall": wire.TypeCall,
+	"TypePresenceSubscribe": wire.TypePresenceSubscribe, "TypeTyping": wire.TypeTyping, "TypeRead": wire.TypeRead}
 
 // frameTypesHandled reads ws.go and returns the cases (strings or wire
 // constants) of its switches on a frame's Type: the frame types the node handles.

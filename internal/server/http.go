@@ -53,6 +53,9 @@ func (s *Server) routeTable() []route {
 		{pattern: "PATCH /v1/conversations/{conv}/members/{user}", access: authenticated, a: s.setRole},
 		{pattern: "POST /v1/blocks/{user}", access: authenticated, a: s.block},
 		{pattern: "DELETE /v1/blocks/{user}", access: authenticated, a: s.unblock},
+		{pattern: "GET /v1/users/{user}/presence", access: authenticated, a: s.userPresence},
+		{pattern: "GET /v1/conversations/{conv}/receipts", access: authenticated, a: s.receipts},
+		{pattern: "PATCH /v1/accounts/me", access: authenticated, a: s.patchAccount},
 		{pattern: "GET /v1/ws", access: socket, h: s.upgrade},
 	}
 	rs = append(rs, s.mediaRoutes()...) // media.go

@@ -54,12 +54,13 @@ type Config struct {
 
 // Server is one node's HTTP API and WebSocket gateway.
 type Server struct {
-	cfg  Config
-	svc  *chat.Service
-	log  *slog.Logger
-	gw   *gateway.Server
-	hub  *hub
-	edge *edge
+	cfg   Config
+	svc   *chat.Service
+	log   *slog.Logger
+	gw    *gateway.Server
+	hub   *hub
+	edge  *edge
+	watch *watchers // sockets that watch presence (presence.go)
 
 	ctx      context.Context // cancelled at shutdown: stops syncs and in-flight work
 	cancel   context.CancelFunc
@@ -83,7 +84,8 @@ func New(svc *chat.Service, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, svc: svc, log: cfg.Logger, hub: newHub(svc, cfg.Logger), edge: newEdge(cfg, svc.Limits())}
+	s := &Server{cfg: cfg, svc: svc, log: cfg.Logger, hub: newHub(svc, cfg.Logger), edge: newEdge(cfg, svc.Limits()),
+		watch: newWatchers()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.gw = gateway.New(gateway.Config{Addr: cfg.Addr, Handler: s.secure(s.routes()), MaxFrame: cfg.MaxFrame,
 		MaxQueued: cfg.MaxQueued, PingInterval: cfg.PingInterval, Logger: cfg.Logger,
@@ -104,7 +106,13 @@ func (s *Server) Start() error {
 		unsub()
 		return err
 	}
-	s.unsubBus = func() { unsub(); unsubCalls() }
+	unsubSocial, err := s.startSocial() // presence.go
+	if err != nil {
+		unsub()
+		unsubCalls()
+		return err
+	}
+	s.unsubBus = func() { unsub(); unsubCalls(); unsubSocial() }
 	if err := s.gw.Start(); err != nil {
 		s.unsubBus()
 		return fmt.Errorf("listen %s: %w", s.cfg.Addr, err)
@@ -131,6 +139,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.cancel()
 	s.syncs.Wait()
 	s.sends.Wait() // their answers go nowhere, but their messages are published
+	// Every socket is closed: their users go offline now, not when their claims lapse.
+	s.svc.StopPresence(ctx)
 	// Every socket is closed: commit the acks they sent.
 	if ferr := s.svc.FlushAcks(ctx); ferr != nil && err == nil {
 		err = ferr

@@ -52,6 +52,7 @@ func (s *Server) OnOpen(c *gateway.Conn) {
 	p.conn = c
 	p.opened = openedNow()
 	p.syncing = true
+	s.svc.Connected(p.id) // presence.go in chat
 	if old := s.hub.add(p); old != nil {
 		old.conn.Close(CloseReplaced, "replaced by a new connection of this device")
 	}
@@ -149,6 +150,8 @@ func (s *Server) OnClose(c *gateway.Conn) {
 	p.mu.Unlock()
 	s.hub.remove(p)
 	s.callsClosed(p)
+	s.watch.drop(p)
+	s.svc.Disconnected(p.id)
 	s.releaseConn(p)
 }
 
@@ -167,7 +170,7 @@ func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 		return
 	}
 	switch head.Type {
-	case wire.TypeSend, wire.TypeAck, wire.TypePing:
+	case wire.TypeSend, wire.TypeAck, wire.TypePing, wire.TypePresenceSubscribe, wire.TypeTyping, wire.TypeRead:
 	case wire.TypeCall: // rare: decoded apart, with encoding/json (calls.go)
 		s.call(c, p, data)
 		return
@@ -199,6 +202,12 @@ func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 			return
 		}
 		s.send(ctx, c, p, &f)
+	case wire.TypePresenceSubscribe: // presence.go
+		s.presenceSubscribe(ctx, c, p, data)
+	case wire.TypeTyping: // typing.go
+		s.typing(ctx, c, p, data)
+	case wire.TypeRead:
+		s.read(ctx, c, p, data)
 	}
 }
 

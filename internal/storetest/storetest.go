@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) switchboard.Store) {
 		{"retention", retentionTests()},
 		{"shared", sharedTests()},
 		{"members", memberTests()},
+		{"receipts", receiptTests()},
 		{"ping", []storeTest{{"Ping succeeds on an open store", func(t *testing.T, s switchboard.Store) {
 			if err := s.Ping(ctx); err != nil {
 				t.Fatalf("Ping: %v", err)
