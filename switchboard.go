@@ -75,6 +75,10 @@ type Message struct {
 	SentAt         time.Time
 	Shared         []byte
 	Ciphertexts    map[string][]byte
+	// Committed is when the originating node's store committed the
+	// message, as that node's clock read it: the bus carries it so that
+	// each node can measure fan-out latency. Zero when read from a store.
+	Committed time.Time
 }
 
 // CiphertextFor returns what device id receives of m, and whether it is a recipient.

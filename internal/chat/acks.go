@@ -22,8 +22,9 @@ import (
 // acks of its last round: those messages are sent again, as for any
 // unacked message (docs/protocol.md).
 type acker struct {
-	store sb.Store
-	log   *slog.Logger
+	store   sb.Store
+	log     *slog.Logger
+	metrics *metrics
 
 	mu       sync.Mutex
 	pending  map[string]map[string]int64 // device -> conversation -> seq, waiting for the next round
@@ -84,7 +85,10 @@ func (a *acker) commit(round map[string]map[string]int64) {
 				if err := a.store.Ack(ctx, device, conv, seq); err != nil {
 					// The device gets these messages again at its next sync.
 					a.log.Warn("ack not stored", "device", device, "conversation", conv, "seq", seq, "err", err)
+					a.metrics.ackFailures.Inc()
+					return
 				}
+				a.metrics.acks.Inc()
 			})
 		}
 	}

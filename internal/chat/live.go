@@ -39,6 +39,7 @@ func (s *Service) Subscribe(l Live) (cancel func(), err error) {
 			s.cfg.Logger.Error("bad bus message", "err", err)
 			return
 		}
+		s.metrics.receivedMessage(m.Committed)
 		l.Message(m)
 	}, l.Resumed)
 	if err != nil {

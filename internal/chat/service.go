@@ -95,6 +95,7 @@ type Service struct {
 	hashSlots slots       // argon2id hashes running (slots.go)
 	sealSlots slots       // server-assisted seals running, one per core
 	history   historyGate // history reads in progress (history.go)
+	metrics   *metrics    // metrics.go
 }
 
 // New returns a Service over store and bus.
@@ -109,8 +110,9 @@ func New(store sb.Store, bus sb.Bus, cfg Config) *Service {
 		dummyHash: HashPassword("not a password", cfg.Argon2),
 		hashSlots: newSlots(cfg.HashSlots),
 		sealSlots: newSlots(0),
+		metrics:   newMetrics(),
 	}
-	s.acks = acker{store: store, log: cfg.Logger}
+	s.acks = acker{store: store, log: cfg.Logger, metrics: s.metrics}
 	// The store publishes each message for us, from its committer, in seq
 	// order.
 	store.OnAppended(s.publish)

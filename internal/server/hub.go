@@ -57,10 +57,11 @@ func (p *peer) writeLocked(m *sb.Message, frame []byte) {
 // hub routes messages from the bus to the local sockets of their recipient
 // devices, in seq order per conversation (sequence.go).
 type hub struct {
-	svc  *chat.Service
-	log  *slog.Logger
-	seq  *sequencer
-	gaps atomic.Uint64 // gaps read from the store (a publish that never came)
+	svc     *chat.Service
+	log     *slog.Logger
+	metrics *metrics
+	seq     *sequencer
+	gaps    atomic.Uint64 // gaps read from the store (a publish that never came)
 
 	resuming sync.Mutex    // held by a resume (sequence.go)
 	resumes  atomic.Uint64 // catch-ups after the bus was back
@@ -76,8 +77,8 @@ type hub struct {
 // milliseconds; only a publish that never comes waits the whole time.
 const gapGrace = time.Second
 
-func newHub(svc *chat.Service, log *slog.Logger) *hub {
-	h := &hub{svc: svc, log: log, peers: make(map[string]*peer), byUser: make(map[string]map[*peer]struct{})}
+func newHub(svc *chat.Service, log *slog.Logger, m *metrics) *hub {
+	h := &hub{svc: svc, log: log, metrics: m, peers: make(map[string]*peer), byUser: make(map[string]map[*peer]struct{})}
 	h.seq = newSequencer(gapGrace, h.fanOut, h.catchUp, h.nextSeq)
 	return h
 }
@@ -158,11 +159,13 @@ func (h *hub) fanOut(m *sb.Message) {
 	d := delivery(m, m.Shared)
 	h.mu.RLock()
 	defer h.mu.RUnlock()
+	n := 0
 	for deviceID, ct := range m.Ciphertexts {
 		p := h.peers[deviceID]
 		if p == nil {
 			continue
 		}
+		n++
 		var frame []byte
 		if m.Shared != nil {
 			if shared == nil {
@@ -176,6 +179,7 @@ func (h *hub) fanOut(m *sb.Message) {
 		}
 		p.deliver(m, frame)
 	}
+	h.metrics.fannedOut(m, n)
 }
 
 func delivery(m *sb.Message, ct []byte) sb.Delivery {

@@ -32,6 +32,10 @@ type Config struct {
 	LimitExempt    []netip.Prefix // client addresses no per-address limit applies to [loopback]; empty, not nil: none
 	RequestTimeout time.Duration  // to receive a whole HTTP request, and idle keep-alive [30s]
 	FlushDelay     time.Duration  // how long a socket's first pending frame waits for more to share its write [0]
+	// MaxConns caps the sockets of this node: past it an upgrade gets 503
+	// with Retry-After and /readyz fails, so a balancer sends new sockets
+	// elsewhere while the open ones keep working (load shedding) [0: none].
+	MaxConns int
 
 	// Metrics is the node's registry, served at /metrics on the admin listener, in which the
 	// adapters (the Redis bus) registered their own collectors; the server
@@ -41,12 +45,13 @@ type Config struct {
 
 // Server is one node's HTTP API and WebSocket gateway.
 type Server struct {
-	cfg  Config
-	svc  *chat.Service
-	log  *slog.Logger
-	gw   *gateway.Server
-	hub  *hub
-	edge *edge
+	cfg     Config
+	svc     *chat.Service
+	log     *slog.Logger
+	gw      *gateway.Server
+	hub     *hub
+	edge    *edge
+	metrics *metrics // metrics.go
 
 	ctx      context.Context // cancelled at shutdown: stops syncs and in-flight work
 	cancel   context.CancelFunc
@@ -70,9 +75,10 @@ func New(svc *chat.Service, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, svc: svc, log: cfg.Logger, hub: newHub(svc, cfg.Logger), edge: newEdge(cfg, svc.Limits())}
+	m := newMetrics()
+	s := &Server{cfg: cfg, svc: svc, log: cfg.Logger, hub: newHub(svc, cfg.Logger, m), edge: newEdge(cfg, svc.Limits()), metrics: m}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.gw = gateway.New(gateway.Config{Addr: cfg.Addr, Handler: s.secure(s.routes()), MaxFrame: cfg.MaxFrame,
+	s.gw = gateway.New(gateway.Config{Addr: cfg.Addr, Handler: s.countHTTP(s.secure(s.routes())), MaxFrame: cfg.MaxFrame,
 		MaxQueued: cfg.MaxQueued, PingInterval: cfg.PingInterval, Logger: cfg.Logger,
 		MaxBody: gatewayMaxBody(cfg.MaxBody), TooLarge: tooLargeProblem(cfg.MaxBody), RequestTimeout: cfg.RequestTimeout, CheckOrigin: s.edge.originOK,
 		FlushDelay: cfg.FlushDelay}, s)
