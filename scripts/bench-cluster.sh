@@ -115,7 +115,7 @@ metrics=$(printf '%s/metrics,' "${cluster_admins[@]}"); metrics=${metrics%,}
 sample() {
   local total=0 rss=0 per=() u s r
   for u in "${cluster_admins[@]}"; do
-    s=$(node_metric "$u" switchboard_sockets_open); r=$(node_metric "$u" process_resident_memory_bytes)
+    s=$(node_metric "$u" switchboard_ws_connections); r=$(node_metric "$u" process_resident_memory_bytes)
     total=$((total + ${s:-0})); rss=$((rss + ${r:-0})); per+=("${s:-?}")
   done
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date +%s)" "$total" "$rss" "$(nginx_workers_rss_kb)" \
