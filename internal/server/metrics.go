@@ -33,6 +33,10 @@ type metrics struct {
 	reqVec    *prometheus.CounterVec
 	reqHTTP   prometheus.Counter
 	reqWS     prometheus.Counter
+	usage     *usage // CPU and memory per connection, from the node's start
+
+	handlerOnce sync.Once
+	handler     http.Handler // /metrics, made at the first scrape
 }
 
 func newMetrics() *metrics {
@@ -51,6 +55,7 @@ func newMetrics() *metrics {
 			Help: "Errors answered (HTTP problems and socket error frames), by kind (the status class: invalid, unauthorized, ..., unavailable, internal)."},
 			[]string{"kind"}),
 		errors: make(map[string]prometheus.Counter, len(errorKinds)),
+		usage:  newUsage(),
 		reqVec: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchboard_requests_total",
 			Help: "HTTP requests and client WebSocket frames handled (the denominator of the error ratio)."},
 			[]string{"via"}),
@@ -95,6 +100,13 @@ func (s *Server) countHTTP(next http.Handler) http.Handler {
 	})
 }
 
+// serveMetrics is /metrics. The registry is filled at the first scrape, not
+// when the route table is read (tests read it of servers never started).
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	s.metrics.handlerOnce.Do(func() { s.metrics.handler = s.metricsHandler() })
+	s.metrics.handler.ServeHTTP(w, r)
+}
+
 // metricsHandler serves this node's registry: Config.Metrics, where the
 // adapters registered their own collectors, or a new one. Each Server has
 // its own, so tests can run several nodes in one process.
@@ -103,7 +115,7 @@ func (s *Server) metricsHandler() http.Handler {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	usage := newUsage()
+	usage := s.metrics.usage
 	reg.MustRegister(
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewGoCollector(),
