@@ -143,9 +143,9 @@ type NodeRow struct {
 
 // scenarioFigures are the send-side figures of the scenarios that send.
 type scenarioFigures struct {
-	sent, sendErrors, lost, expected  int64
-	deliveriesPerSecond               float64
-	delivery, commit                  load.Latency
+	sent, sendErrors, lost, expected int64
+	deliveriesPerSecond              float64
+	delivery, commit                 load.Latency
 }
 
 func figures(s load.Summary) (scenarioFigures, bool) {

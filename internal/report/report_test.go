@@ -30,9 +30,9 @@ func TestReportTableAndRecommendationsFollowTheNumbers(t *testing.T) {
 		rows[row.What] = row
 	}
 	for what, want := range map[string]string{
-		"Fan-out p95, send to receive (client clock)":  "fail", // 438 ms
-		"CPU":                                          "pass", // 41 % of the host
-		"Error rate":                                   "pass",
+		"Fan-out p95, send to receive (client clock)": "fail", // 438 ms
+		"CPU":        "pass", // 41 % of the host
+		"Error rate": "pass",
 		"Deliveries lost (the delivery promise: none)": "fail", // 498 of 1,497,499
 		"WebSocket connections per node":               "below target",
 	} {
