@@ -132,8 +132,8 @@ func query(ctx context.Context, u string, v url.Values) ([]PromSeries, error) {
 			t, _ := pt[0].(float64)
 			str, _ := pt[1].(string)
 			f, err := strconv.ParseFloat(str, 64)
-			if err != nil {
-				continue
+			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+				continue // no data there (a quantile of nothing), and JSON has no NaN
 			}
 			s.Values = append(s.Values, [2]float64{t, f})
 		}
