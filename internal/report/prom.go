@@ -190,8 +190,18 @@ func (p *PromData) kvs(key, label string) []KV {
 			out = append(out, KV{"node: " + s.Metric[label], s.Values[0][1]})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Value > out[j].Value })
+	sortKVs(out)
 	return out
+}
+
+// sortKVs orders by count, then name: the report is the same for the same inputs.
+func sortKVs(kv []KV) {
+	sort.Slice(kv, func(i, j int) bool {
+		if kv[i].Value != kv[j].Value {
+			return kv[i].Value > kv[j].Value
+		}
+		return kv[i].Key < kv[j].Key
+	})
 }
 
 // fanOutBars is the share of messages in each latency bucket.
@@ -239,11 +249,12 @@ func (p *PromData) perNode() []NodeRow {
 		return rows[inst]
 	}
 	for key, set := range map[string]func(*NodeRow, float64){
-		"node_sent":       func(r *NodeRow, v float64) { r.Sent = v },
-		"node_delivered":  func(r *NodeRow, v float64) { r.Delivered = v },
+		// increase() extrapolates to the window's edges: whole messages.
+		"node_sent":       func(r *NodeRow, v float64) { r.Sent = math.Round(v) },
+		"node_delivered":  func(r *NodeRow, v float64) { r.Delivered = math.Round(v) },
 		"node_max_conns":  func(r *NodeRow, v float64) { r.MaxConns = v },
 		"node_max_cpu":    func(r *NodeRow, v float64) { r.MaxCPU = v },
-		"node_mem":        func(r *NodeRow, v float64) { r.MaxMemPerConn = v },
+		"node_mem":        func(r *NodeRow, v float64) { r.MemPerConn = math.Round(v) },
 		"node_fanout_p95": func(r *NodeRow, v float64) { r.FanP95 = v },
 	} {
 		for _, s := range p.Instant[key] {

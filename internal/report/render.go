@@ -47,7 +47,7 @@ code{background:#f4f4f4;padding:1px 4px}h2{margin-top:2em;border-bottom:1px soli
 {{range .Charts}}<h3>{{.Title}}</h3>{{svg .}}{{end}}
 {{if .PerNode}}<h2>Per node</h2>
 <table><tr><th>node</th><th>max sockets</th><th>sent</th><th>delivered</th><th>max CPU %</th><th>memory per socket (median)</th><th>fan-out p95 ms</th></tr>
-{{range .PerNode}}<tr><td>{{.Instance}}</td><td>{{num .MaxConns}}</td><td>{{num .Sent}}</td><td>{{num .Delivered}}</td><td>{{num .MaxCPU}}</td><td>{{num .MaxMemPerConn}}</td><td>{{num .FanP95}}</td></tr>
+{{range .PerNode}}<tr><td>{{.Instance}}</td><td>{{num .MaxConns}}</td><td>{{num .Sent}}</td><td>{{num .Delivered}}</td><td>{{num .MaxCPU}}</td><td>{{num .MemPerConn}}</td><td>{{num .FanP95}}</td></tr>
 {{end}}</table>{{end}}
 <h2>Errors</h2>
 {{if .Errors}}<table><tr><th>kind</th><th>count</th></tr>{{range .Errors}}<tr><td>{{.Key}}</td><td>{{num .Value}}</td></tr>{{end}}</table>{{else}}<p>None.</p>{{end}}
@@ -113,7 +113,7 @@ func (r *Report) Markdown(w io.Writer, htmlName string) error {
 	if len(r.PerNode) > 0 {
 		b.WriteString("\n## Per node (Prometheus)\n\n| node | max sockets | sent | delivered | max CPU % | memory per socket (median) | fan-out p95 ms |\n|---|---|---|---|---|---|---|\n")
 		for _, n := range r.PerNode {
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", n.Instance, num(n.MaxConns), num(n.Sent), num(n.Delivered), num(n.MaxCPU), num(n.MaxMemPerConn), num(n.FanP95))
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", n.Instance, num(n.MaxConns), num(n.Sent), num(n.Delivered), num(n.MaxCPU), num(n.MemPerConn), num(n.FanP95))
 		}
 	}
 	b.WriteString("\n## Errors\n\n")

@@ -136,9 +136,9 @@ type KV struct {
 
 // NodeRow is one node's share of the run (from Prometheus).
 type NodeRow struct {
-	Instance                      string
-	MaxConns, Sent, Delivered     float64
-	MaxCPU, MaxMemPerConn, FanP95 float64
+	Instance                   string
+	MaxConns, Sent, Delivered  float64
+	MaxCPU, MemPerConn, FanP95 float64
 }
 
 // scenarioFigures are the send-side figures of the scenarios that send.
@@ -234,6 +234,7 @@ func Build(in Input) *Report {
 	for k, v := range s.Errors {
 		r.Errors = append(r.Errors, KV{"sbload: " + k, float64(v)})
 	}
+	sortKVs(r.Errors)
 
 	// CPU: the steady phase's node CPU as a share of the host.
 	cpu := s.Server.CPUSteadyPercent / cores

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -86,5 +87,43 @@ func TestFanOutBarsAreShares(t *testing.T) {
 	bars := p.fanOutBars()
 	if len(bars) != 3 || bars[0].Value != 0.5 || bars[1].Value != 0.4 || bars[2].Label != "100–250 ms" {
 		t.Fatalf("bars %+v", bars)
+	}
+}
+
+// TestSampleReportIsCurrent: the committed sample report (a real run of
+// three nodes behind NGINX with Prometheus scraping them, made by
+// scripts/bench-cluster.sh --prometheus) is what this package renders from
+// its committed inputs: change the report, run `sbload report` on it again.
+func TestSampleReportIsCurrent(t *testing.T) {
+	dir := "../../docs/results/2026-12-06/report"
+	base := filepath.Join(dir, "fanout-3nodes-report")
+	s, err := ReadSummary(base + ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	series, err := ReadSeries(base + ".series.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom, err := LoadProm(base + ".prometheus.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Build(Input{Summary: s, Series: series, Prom: prom})
+	var md, page bytes.Buffer
+	if err := r.Markdown(&md, "fanout-3nodes-report.html"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.HTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	for path, got := range map[string]string{base + ".md": md.String(), base + ".html": page.String()} {
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(want) != got {
+			t.Errorf("%s is not what the report renders from its inputs now: run\n  go run ./cmd/sbload report %s.json", path, base)
+		}
 	}
 }
