@@ -33,6 +33,7 @@ type Store struct {
 	appends []*sqlcore.AppendQueue // AppendMessage's lanes (append.go)
 	seed    maphash.Seed           // picks a conversation's lane
 	acks    *sqlcore.AckQueue      // Ack's batches (acks.go)
+	queries *queryTimer            // times every statement (querymetrics.go)
 
 	observer sqlcore.Observer // called by each lane's committer
 }
@@ -54,6 +55,8 @@ func open(ctx context.Context, url string, lanes int) (*Store, error) {
 		// pgx leaves the password out of its errors; so do we, by not quoting url.
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
+	timer := newQueryTimer("primary")
+	cfg.ConnConfig.Tracer = timer
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
@@ -62,7 +65,7 @@ func open(ctx context.Context, url string, lanes int) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open %s:%d/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, err)
 	}
-	s := &Store{pool: pool, seed: maphash.MakeSeed()}
+	s := &Store{pool: pool, seed: maphash.MakeSeed(), queries: timer}
 	for range lanes {
 		s.appends = append(s.appends, sqlcore.NewAppendQueue(s.commitAppends))
 	}
@@ -118,6 +121,7 @@ func (s *Store) Register(reg prometheus.Registerer) error {
 			ConstLabels: prometheus.Labels{"pool": "primary"}}, func() float64 { return v(s.pool.Stat()) })
 	}
 	for _, c := range []prometheus.Collector{
+		s.queries.vec,
 		pool("switchboard_store_pool_connections", "Connections the node holds to PostgreSQL.",
 			func(st *pgxpool.Stat) float64 { return float64(st.TotalConns()) }),
 		pool("switchboard_store_pool_acquired", "Connections in use by a query or transaction.",
