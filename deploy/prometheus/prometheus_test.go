@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -93,57 +94,7 @@ func TestAlertFiresAndResolves(t *testing.T) {
 	node := testenv.StartNode(t, bin, "--data-dir", t.TempDir(), "--max-conns", "3",
 		"--argon2-memory", "64", "--argon2-time", "1")
 
-	var mu sync.Mutex
-	var got []notification
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var n notification
-		if err := json.NewDecoder(r.Body).Decode(&n); err != nil {
-			t.Errorf("webhook: %v", err)
-		}
-		mu.Lock()
-		got = append(got, n)
-		mu.Unlock()
-	}))
-	defer hook.Close()
-	am := testenv.Alertmanager(t, `route:
-  receiver: hook
-  group_by: [alertname, instance]
-  group_wait: 1s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: hook
-    webhook_configs:
-      - url: `+hook.URL+`/alerts
-        send_resolved: true
-`)
-	config, files, err := Render(Private{Nodes: []string{node.AdminAddr}, Alertmanager: am.Addr, Interval: time.Second, For: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	prom := testenv.Prometheus(t, config, files)
-	// wait returns once the webhook has had a notification of the alert
-	// in status, for this node.
-	wait := func(status string) {
-		t.Helper()
-		for {
-			mu.Lock()
-			for _, n := range got {
-				for _, a := range n.Alerts {
-					if a.Status == status && a.Labels["alertname"] == "SwitchboardConnectionsNearLimit" && a.Labels["instance"] == node.AdminAddr {
-						mu.Unlock()
-						return
-					}
-				}
-			}
-			mu.Unlock()
-			if ctx.Err() != nil {
-				t.Fatalf("no %s SwitchboardConnectionsNearLimit at the webhook; it got %+v\nprometheus:\n%s\nalertmanager:\n%s",
-					status, got, prom.Log(), am.Log())
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
+	wait := watch(ctx, t, node.AdminAddr)
 
 	var conns []*client.Conn
 	for i := range 3 {
@@ -191,14 +142,88 @@ receivers:
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "5" {
 		t.Errorf("an upgrade to a full node: %d, Retry-After %q; want 503 with Retry-After 5", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	wait("firing")
+	wait("SwitchboardConnectionsNearLimit", "firing")
 
 	for _, c := range conns {
 		c.Close()
 	}
-	wait("resolved")
+	wait("SwitchboardConnectionsNearLimit", "resolved")
 	// And the node takes sockets again.
 	if resp, err := http.Get(node.URL() + "/readyz"); err != nil || resp.StatusCode != http.StatusOK {
 		t.Errorf("/readyz once the sockets closed: %v %v; want 200", resp.Status, err)
 	}
+}
+
+// watch starts a webhook receiver, Alertmanager routing every alert to it
+// (1 s grouping, resolutions sent), and Prometheus running the shipped
+// rules (1 s intervals, a 2 s `for`) against the node at admin. The
+// function it returns waits until the webhook has had the alert in status
+// ("firing" or "resolved") for that node.
+func watch(ctx context.Context, t *testing.T, admin string) func(alert, status string) {
+	var mu sync.Mutex
+	var got []notification
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var n notification
+		if err := json.NewDecoder(r.Body).Decode(&n); err != nil {
+			t.Errorf("webhook: %v", err)
+		}
+		mu.Lock()
+		got = append(got, n)
+		mu.Unlock()
+	}))
+	t.Cleanup(hook.Close)
+	am := testenv.Alertmanager(t, `route:
+  receiver: hook
+  group_by: [alertname, instance]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: `+hook.URL+`/alerts
+        send_resolved: true
+`)
+	config, files, err := Render(Private{Nodes: []string{admin}, Alertmanager: am.Addr, Interval: time.Second, For: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom := testenv.Prometheus(t, config, files)
+	return func(alert, status string) {
+		t.Helper()
+		for {
+			mu.Lock()
+			for _, n := range got {
+				for _, a := range n.Alerts {
+					if a.Status == status && a.Labels["alertname"] == alert && a.Labels["instance"] == admin {
+						mu.Unlock()
+						return
+					}
+				}
+			}
+			seen := fmt.Sprintf("%+v", got)
+			mu.Unlock()
+			if ctx.Err() != nil {
+				t.Fatalf("no %s %s at the webhook; it got %s\nprometheus:\n%s\nalertmanager:\n%s",
+					status, alert, seen, prom.Log(), am.Log())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+// TestRedisAlertFiresAndResolves stops the Redis a node's bus runs on:
+// SwitchboardRedisUnreachable reaches the webhook through Alertmanager, and
+// resolves once Redis is back and the node answers its ping again.
+func TestRedisAlertFiresAndResolves(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	redis := testenv.Redis(t)
+	bin := testenv.Build(t, "github.com/switchboard-chat/switchboard/cmd/switchboard")
+	node := testenv.StartNode(t, bin, "--data-dir", t.TempDir(), "--redis", redis.URL())
+	wait := watch(ctx, t, node.AdminAddr)
+	redis.Kill()
+	wait("SwitchboardRedisUnreachable", "firing")
+	redis.Start(t)
+	wait("SwitchboardRedisUnreachable", "resolved")
 }
