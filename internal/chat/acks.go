@@ -22,9 +22,10 @@ import (
 // acks of its last round: those messages are sent again, as for any
 // unacked message (docs/protocol.md).
 type acker struct {
-	store   sb.Store
-	log     *slog.Logger
-	metrics *metrics
+	store sb.Store
+	log   *slog.Logger
+
+	metrics *metrics // metrics.go: acks committed and failed
 
 	mu       sync.Mutex
 	pending  map[string]map[string]int64 // device -> conversation -> seq, waiting for the next round

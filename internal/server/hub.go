@@ -57,11 +57,12 @@ func (p *peer) writeLocked(m *sb.Message, frame []byte) {
 // hub routes messages from the bus to the local sockets of their recipient
 // devices, in seq order per conversation (sequence.go).
 type hub struct {
-	svc     *chat.Service
-	log     *slog.Logger
-	metrics *metrics
-	seq     *sequencer
-	gaps    atomic.Uint64 // gaps read from the store (a publish that never came)
+	svc  *chat.Service
+	log  *slog.Logger
+	seq  *sequencer
+	gaps atomic.Uint64 // gaps read from the store (a publish that never came)
+
+	metrics *metrics // metrics.go
 
 	resuming sync.Mutex    // held by a resume (sequence.go)
 	resumes  atomic.Uint64 // catch-ups after the bus was back

@@ -45,12 +45,13 @@ type Config struct {
 
 // Server is one node's HTTP API and WebSocket gateway.
 type Server struct {
-	cfg     Config
-	svc     *chat.Service
-	log     *slog.Logger
-	gw      *gateway.Server
-	hub     *hub
-	edge    *edge
+	cfg  Config
+	svc  *chat.Service
+	log  *slog.Logger
+	gw   *gateway.Server
+	hub  *hub
+	edge *edge
+
 	metrics *metrics // metrics.go
 
 	ctx      context.Context // cancelled at shutdown: stops syncs and in-flight work
