@@ -16,7 +16,7 @@ import (
 
 // Files are the shipped files, by path relative to deploy/prometheus.
 //
-//go:embed prometheus.yml alertmanager.yml rules/*.yml nodes/*.json tests/*.yml
+//go:embed prometheus.yml alertmanager.yml rules/*.yml nodes/*.example tests/*.yml
 var Files embed.FS
 
 // Private says what a private instance changes in the shipped files.

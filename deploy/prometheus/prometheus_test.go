@@ -36,6 +36,24 @@ func TestShippedConfigIsValid(t *testing.T) {
 	run(t, testenv.Amtool(t), "check-config", "alertmanager.yml")
 }
 
+// TestNodesExampleIsAFileSDTargetList: the example of nodes/ is what
+// Prometheus's file-based discovery reads (a list of target groups).
+func TestNodesExampleIsAFileSDTargetList(t *testing.T) {
+	b, err := Files.ReadFile("nodes/nodes.json.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var groups []struct {
+		Targets []string          `json:"targets"`
+		Labels  map[string]string `json:"labels"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&groups); err != nil || len(groups) == 0 || len(groups[0].Targets) == 0 {
+		t.Fatalf("nodes.json.example: %v %+v", err, groups)
+	}
+}
+
 // TestAlertRulesFireOnlyPastTheirThresholds runs promtool test rules:
 // each alert has a node over its threshold, which fires, and nodes under
 // it, which do not (tests/alerts_test.yml).
