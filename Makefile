@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .PHONY: test test-deps build vet fuzz
 
-# Installs PostgreSQL, Redis and NGINX from Debian's packages if missing.
+# Installs PostgreSQL, Redis, NGINX, Prometheus and Alertmanager from Debian's packages if missing.
 test-deps:
 	@scripts/test-deps.sh
 

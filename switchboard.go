@@ -86,6 +86,10 @@ type Message struct {
 	// Change is what the event does to the members, applied by the store
 	// in the transaction that stores the event; nil for none.
 	Change *MemberChange
+	// Committed is when the originating node's store committed the
+	// message, as that node's clock read it: the bus carries it so that
+	// each node can measure fan-out latency. Zero when read from a store.
+	Committed time.Time
 }
 
 // CiphertextFor returns what device id receives of m, and whether it is a recipient.

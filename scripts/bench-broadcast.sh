@@ -235,8 +235,8 @@ for n in $steps; do
   # shellcheck disable=SC2206 # node_flags is split on purpose
   args+=($node_flags)
   start_server switchboard "$results/node-$n.log" "$work/switchboard" "${args[@]}"
-  if [ "$profile" -gt 0 ]; then profile_when_full "$results/full-$n.cpu.pprof" switchboard_sockets_open "$n"; fi
-  if [ "$syscalls" = 1 ]; then count_syscalls_when_full "$results/full-$n.syscalls.txt" switchboard_sockets_open "$n"; fi
+  if [ "$profile" -gt 0 ]; then profile_when_full "$results/full-$n.cpu.pprof" switchboard_ws_connections "$n"; fi
+  if [ "$syscalls" = 1 ]; then count_syscalls_when_full "$results/full-$n.syscalls.txt" switchboard_ws_connections "$n"; fi
   run_load full "$n"
   stop_perf
   stop_server

@@ -14,7 +14,12 @@
 # socket ends: client, NGINX front, NGINX back, node), and node RSS.
 #
 #   scripts/bench-cluster.sh [--nodes K] [--workers W] [--name NAME] [--results DIR]
-#                            [--node-flags "..."] [--pool N] -- SBLOAD_FLAGS...
+#                            [--node-flags "..."] [--pool N] [--prometheus] -- SBLOAD_FLAGS...
+#
+# --prometheus also runs a private Prometheus (deploy/prometheus's config and
+# rules, 1 s scrapes of every node) and, after the run, `sbload report`: the
+# performance report NAME.html and NAME.md, from NAME.json, NAME.series.jsonl
+# and what Prometheus recorded (saved as NAME.prometheus.json).
 #
 #   scripts/bench-cluster.sh --nodes 3 --name hold-30k -- --scenario hold --conns 30000 --procs 2 --ramp 30s --hold 30s
 #   scripts/bench-cluster.sh --nodes 3 --name fanout -- --scenario fanout --groups 10 --group-size 50 \
@@ -34,6 +39,7 @@ workers=0
 name=cluster
 node_flags=""
 pool=16
+prom=0
 results="${TMPDIR:-/tmp}/switchboard-bench/cluster-$(date -u +%Y%m%dT%H%M%SZ)"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -43,8 +49,9 @@ while [ $# -gt 0 ]; do
     --results) results="$2"; shift 2 ;;
     --node-flags) node_flags="$2"; shift 2 ;;
     --pool) pool="$2"; shift 2 ;;
+    --prometheus) prom=1; shift ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "bench-cluster: unknown argument $1 (sbload's flags go after --)" >&2; exit 2 ;;
   esac
 done
@@ -107,6 +114,10 @@ echo "bench-cluster: $nodes nodes (${cluster_urls[*]}), flags: ${node_flags:-non
 echo "bench-cluster: NGINX at $nginx_url, $workers workers for ~$sockets sockets"
 
 metrics=$(printf '%s/metrics,' "${cluster_admins[@]}"); metrics=${metrics%,}
+if [ "$prom" = 1 ]; then
+  start_private_prometheus "${cluster_admins[@]}"
+  echo "bench-cluster: Prometheus at $prom_url scraping the nodes every second"
+fi
 
 # sample prints one tab-separated line: unix time, total sockets, summed node
 # RSS (bytes), NGINX workers' RSS (KiB), TCP inuse, TCP mem (pages), Slab
@@ -115,7 +126,7 @@ metrics=$(printf '%s/metrics,' "${cluster_admins[@]}"); metrics=${metrics%,}
 sample() {
   local total=0 rss=0 per=() u s r
   for u in "${cluster_admins[@]}"; do
-    s=$(node_metric "$u" switchboard_sockets_open); r=$(node_metric "$u" process_resident_memory_bytes)
+    s=$(node_metric "$u" switchboard_ws_connections); r=$(node_metric "$u" process_resident_memory_bytes)
     total=$((total + ${s:-0})); rss=$((rss + ${r:-0})); per+=("${s:-?}")
   done
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date +%s)" "$total" "$rss" "$(nginx_workers_rss_kb)" \
@@ -184,4 +195,8 @@ print(f"  TCP sockets per connection:               {fig['tcp_sockets_per_conn']
 print(f"  node RSS per socket:                      {fig['node_rss_bytes_per_conn']} B  (nodes {z['node_rss']} -> {n['node_rss']} B)")
 PY
 echo "summary: $results/$name.json; figures: $results/$name.cluster.json"
+if [ "$prom" = 1 ] && [ "$rc" = 0 ]; then
+  sleep 3   # the last scrapes of the run
+  "$work/sbload" report "$results/$name.json" --prometheus "$prom_url"
+fi
 exit "$rc"

@@ -6,6 +6,8 @@
 //	sbload broadcast-table [--json] bare.json full.json...   (the broadcast table of pairs)
 //	sbload nginx-conf --dir DIR --listen ADDR [--workers N] [--user U] NODE_URL...
 //	    (deploy/nginx/switchboard.conf rendered for a private NGINX in front of the nodes)
+//	sbload prometheus-conf --dir DIR ADMIN_ADDR...   (deploy/prometheus rendered for a private Prometheus)
+//	sbload report RUN.json [--prometheus URL]   (the performance report: HTML + Markdown)
 //	sbload worker   (started by `run`; not for people)
 //
 // The logic lives in internal/load; this file only reads flags.
@@ -61,6 +63,12 @@ const usage = `usage:
   sbload nginx-conf --dir DIR --listen 127.0.0.1:PORT [--workers N] [--user U] NODE_URL...
                     (prints deploy/nginx/switchboard.conf rendered for a private NGINX in front of
                      the nodes: pid, logs and temp files in DIR; run it with nginx -p DIR -c DIR/nginx.conf)
+  sbload prometheus-conf --dir DIR [--interval 2s] NODE_ADMIN_ADDR...
+                    (writes deploy/prometheus's config and rules rendered for a private Prometheus
+                     scraping the nodes; run it with prometheus --config.file=DIR/prometheus.yml)
+  sbload report RUN.json [--series F] [--prometheus URL | --prometheus-data F] [--html F] [--md F]
+                    (the performance report of a run: one self-contained HTML file and a Markdown
+                     summary; --prometheus saves what it read as RUN.prometheus.json)
   sbload worker     (started by run)
 
 run flags:
@@ -90,6 +98,10 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return load.PrintBroadcastTable(m.Stdout, args[1:])
 	case "nginx-conf":
 		return m.nginxConf(args[1:])
+	case "prometheus-conf":
+		return m.prometheusConf(args[1:])
+	case "report":
+		return m.report(ctx, args[1:])
 	case "run":
 		if err := m.ParseFlags(args[1:]); err != nil {
 			return err

@@ -95,7 +95,7 @@ type phone struct {
 	node int
 }
 
-// socketsOpen reads each node's switchboard_sockets_open.
+// socketsOpen reads each node's switchboard_ws_connections.
 func (cc *callCluster) socketsOpen() []int {
 	var out []int
 	for _, m := range cc.nodes {
@@ -105,9 +105,9 @@ func (cc *callCluster) socketsOpen() []int {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		v := regexp.MustCompile(`(?m)^switchboard_sockets_open (\d+)`).FindSubmatch(body)
+		v := regexp.MustCompile(`(?m)^switchboard_ws_connections (\d+)`).FindSubmatch(body)
 		if v == nil {
-			cc.t.Fatal("no switchboard_sockets_open")
+			cc.t.Fatal("no switchboard_ws_connections")
 		}
 		n, _ := strconv.Atoi(string(v[1]))
 		out = append(out, n)

@@ -129,6 +129,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 		c.Server.AllowedOrigins = splitList(v)
 		return nil
 	})
+	fs.IntVar(&c.Server.MaxConns, "max-conns", c.Server.MaxConns, "open sockets on this node; past it an upgrade gets 503 with Retry-After and /readyz fails, so a balancer sends new sockets elsewhere (0 = unlimited)")
 	fs.DurationVar(&c.Server.FlushDelay, "flush-delay", c.Server.FlushDelay, "how long the socket writer waits once a frame is pending, so that more frames share one write syscall (0 = write at once; frames still coalesce while the writer is busy)")
 	fs.DurationVar(&c.Server.RequestTimeout, "request-timeout", c.Server.RequestTimeout, "time to receive a whole HTTP request (headers and body), and to keep an idle HTTP connection")
 	fs.BoolVar(&c.Chat.E2EOnly, "e2e-only", c.Chat.E2EOnly, "refuse server-assisted sends (plaintext) with plaintext_refused: clients must encrypt")
@@ -260,6 +261,14 @@ func (m *Main) Run(ctx context.Context) error {
 	// One registry per node, served at /metrics on the admin listener: each
 	// adapter registers its own collectors, the server adds its own.
 	metrics := prometheus.NewRegistry()
+	if r, ok := store.(interface {
+		Register(prometheus.Registerer) error
+	}); ok {
+		if err := r.Register(metrics); err != nil {
+			m.Close()
+			return fmt.Errorf("store metrics: %w", err)
+		}
+	}
 	busName := "in-process"
 	var callState calls.KV = &calls.MemoryKV{}
 	cc := m.Config.Chat

@@ -214,7 +214,7 @@ func TestPresenceTypingReceiptsAcrossNodes(t *testing.T) {
 	})
 }
 
-// socketsOpen reads switchboard_sockets_open from a node's /metrics.
+// socketsOpen reads switchboard_ws_connections from a node's /metrics.
 func socketsOpen(t *testing.T, n *testenv.Node) int {
 	t.Helper()
 	resp, err := http.Get(n.AdminURL() + "/metrics")
@@ -225,11 +225,11 @@ func socketsOpen(t *testing.T, n *testenv.Node) int {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "switchboard_sockets_open "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), "switchboard_ws_connections "); ok {
 			f, _ := strconv.ParseFloat(v, 64)
 			return int(f)
 		}
 	}
-	t.Fatal("no switchboard_sockets_open in /metrics")
+	t.Fatal("no switchboard_ws_connections in /metrics")
 	return 0
 }

@@ -25,6 +25,8 @@ type acker struct {
 	store sb.Store
 	log   *slog.Logger
 
+	metrics *metrics // metrics.go: acks committed and failed
+
 	mu       sync.Mutex
 	pending  map[string]map[string]int64 // device -> conversation -> seq, waiting for the next round
 	inflight map[string]map[string]int64 // the round being committed
@@ -84,7 +86,10 @@ func (a *acker) commit(round map[string]map[string]int64) {
 				if err := a.store.Ack(ctx, device, conv, seq); err != nil {
 					// The device gets these messages again at its next sync.
 					a.log.Warn("ack not stored", "device", device, "conversation", conv, "seq", seq, "err", err)
+					a.metrics.ackFailures.Inc()
+					return
 				}
+				a.metrics.acks.Inc()
 			})
 		}
 	}

@@ -19,16 +19,23 @@ import (
 //	varint sent at (Unix microseconds, the stores' precision)
 //	opt shared ciphertext
 //	uvarint n, then n × (str device id, opt ciphertext)
+//	varint committed (Unix microseconds; version 2 only)
 //	['e' str event]                         an event's JSON (not empty), only for an event
 //
 // str is a uvarint length and the bytes; opt is 0 (nil) or 1 and a str.
+//
+// Version 2 added the commit time, last, for the fan-out latency metric.
+// A version 1 message (from a node not yet upgraded) decodes with a zero
+// Committed; a version 1 node refuses a version 2 message, so during a
+// rolling upgrade its devices get such messages from the store (the gap
+// read) a second late rather than live.
 
-const busCodecVersion = 1
+const busCodecVersion = 2
 
 // EncodeMessage encodes a stored message for the bus.
 func EncodeMessage(m *sb.Message) []byte {
 	n := 2 + 4*binary.MaxVarintLen64 + len(m.ConversationID) + len(m.SenderUserID) + len(m.SenderDeviceID) + 2*binary.MaxVarintLen64
-	n += len(m.Shared) + 1 + binary.MaxVarintLen64
+	n += len(m.Shared) + 1 + 2*binary.MaxVarintLen64
 	if m.Event != nil {
 		n += 1 + binary.MaxVarintLen64 + len(m.Event)
 	}
@@ -48,6 +55,11 @@ func EncodeMessage(m *sb.Message) []byte {
 		b = appendStr(b, id)
 		b = appendOpt(b, ct)
 	}
+	var committed int64 // zero time: 0, not year 1's microseconds
+	if !m.Committed.IsZero() {
+		committed = m.Committed.UnixMicro()
+	}
+	b = binary.AppendVarint(b, committed)
 	if m.Event != nil {
 		// A trailer, so that a message's encoding is what it was.
 		b = appendStr(append(b, 'e'), m.Event)
@@ -71,8 +83,8 @@ var errBusMessage = errors.New("truncated or malformed")
 // DecodeMessage decodes a message from the bus. The ciphertexts it returns
 // share data's memory.
 func DecodeMessage(data []byte) (*sb.Message, error) {
-	if len(data) < 2 || data[0] != 'm' || data[1] != busCodecVersion {
-		return nil, fmt.Errorf("decode bus message: not a version %d message", busCodecVersion)
+	if len(data) < 2 || data[0] != 'm' || data[1] < 1 || data[1] > busCodecVersion {
+		return nil, fmt.Errorf("decode bus message: not a version 1 to %d message", busCodecVersion)
 	}
 	d := busDecoder{b: data[2:]}
 	m := &sb.Message{}
@@ -91,6 +103,11 @@ func DecodeMessage(data []byte) (*sb.Message, error) {
 	for range n {
 		id := string(d.str())
 		m.Ciphertexts[id] = d.opt()
+	}
+	if data[1] >= 2 {
+		if c := d.varint(); c != 0 {
+			m.Committed = time.UnixMicro(c).UTC()
+		}
 	}
 	if len(d.b) > 0 && d.b[0] == 'e' && !d.err {
 		d.b = d.b[1:]

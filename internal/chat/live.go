@@ -42,6 +42,7 @@ func (s *Service) Subscribe(l Live) (cancel func(), err error) {
 		if m.Event != nil {
 			s.cache.forgetConversation(m.ConversationID) // members.go
 		}
+		s.metrics.receivedMessage(m.Committed)
 		l.Message(m)
 	}, s.resumed(l.Resumed))
 	if err != nil {

@@ -1,6 +1,8 @@
 package chat
 
 import (
+	"time"
+
 	"context"
 	"errors"
 	"fmt"
@@ -170,7 +172,10 @@ func (s *Service) finish(m, stored *sb.Message, duplicate bool, err error) (*sb.
 func (s *Service) publish(m *sb.Message) {
 	// Not the sender's context: the message is stored, its publish is not
 	// the sender's to cancel.
-	if err := s.bus.Publish(context.Background(), Topic(m.ConversationID), EncodeMessage(m)); err != nil {
+	s.metrics.sent.Inc()
+	stamped := *m // m is the sender's too: stamp a copy
+	stamped.Committed = time.Now()
+	if err := s.bus.Publish(context.Background(), Topic(m.ConversationID), EncodeMessage(&stamped)); err != nil {
 		// Stored is delivered: recipients get it at their next sync.
 		s.cfg.Logger.Warn("publish failed", "conversation", m.ConversationID, "seq", m.Seq, "err", err)
 	}

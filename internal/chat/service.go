@@ -110,6 +110,7 @@ type Service struct {
 	pres      *presenceTracker // this node's sockets per user (presence.go)
 	typing    typingState      // typing notices being relayed (typing.go)
 	receipts  receiptQueue     // receipts waiting for their second (receipts.go)
+	metrics   *metrics         // metrics.go
 }
 
 // New returns a Service over store and bus.
@@ -124,8 +125,9 @@ func New(store sb.Store, bus sb.Bus, cfg Config) *Service {
 		dummyHash: HashPassword("not a password", cfg.Argon2),
 		hashSlots: newSlots(cfg.HashSlots),
 		sealSlots: newSlots(0),
+		metrics:   newMetrics(),
 	}
-	s.acks = acker{store: store, log: cfg.Logger}
+	s.acks = acker{store: store, log: cfg.Logger, metrics: s.metrics}
 	s.pres = newPresenceTracker(s, cfg.Presence, cfg.PresenceHeartbeat)
 	// The store publishes each message for us, from its committer, in seq
 	// order.

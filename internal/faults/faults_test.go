@@ -165,7 +165,7 @@ func scenarios(size Size) []scenario {
 			n := e.c.Nodes[len(e.c.Nodes)-1]
 			deadline := time.Now().Add(60 * time.Second)
 			for {
-				if v, err := gauge(n.AdminURL(), "switchboard_sockets_open"); err == nil && v > 0 {
+				if v, err := gauge(n.AdminURL(), "switchboard_ws_connections"); err == nil && v > 0 {
 					return nil
 				}
 				if time.Now().After(deadline) {

@@ -225,6 +225,7 @@ func (c *Conn) abort(code int, reason string) {
 }
 
 func (c *Conn) writeClose(code int, reason string) {
+	c.srv.closes.add(code)
 	var buf [2 + maxCloseReason]byte
 	binary.BigEndian.PutUint16(buf[:2], uint16(code))
 	n := copy(buf[2:], closeReason(reason))

@@ -175,6 +175,7 @@ type Server struct {
 	// closeTimeout is the package's closeTimeout; tests shorten it.
 	closeTimeout time.Duration
 
+	closes   *closeCounts // metrics.go
 	nextID   atomic.Uint64
 	count    atomic.Int64
 	inflight atomic.Int64 // OnMessage calls running now
@@ -189,7 +190,7 @@ type shard struct {
 // New returns a Server; nothing listens before Start.
 func New(cfg Config, h Handler) *Server {
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, h: h, log: cfg.Logger, done: make(chan struct{}), closeTimeout: closeTimeout}
+	s := &Server{cfg: cfg, h: h, log: cfg.Logger, done: make(chan struct{}), closeTimeout: closeTimeout, closes: newCloseCounts()}
 	s.requests.timeout = cfg.RequestTimeout
 	for i := range s.shards {
 		s.shards[i].conns = make(map[*Conn]struct{})

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ErrClosed is returned by Do, and passed by Go, after Close.
@@ -57,6 +58,7 @@ type Queue[In, Out any] struct {
 	idle    sync.WaitGroup // the committer, while it runs
 
 	batches, jobs atomic.Uint64
+	observe       atomic.Pointer[func(jobs int, took time.Duration)]
 }
 
 // New returns a queue whose batches commit calls, from one goroutine at a
@@ -142,7 +144,15 @@ func (q *Queue[In, Out]) run() {
 
 		q.batches.Add(1)
 		q.jobs.Add(uint64(len(batch)))
+		observe := q.observe.Load()
+		var start time.Time
+		if observe != nil {
+			start = time.Now()
+		}
 		q.commit(batch)
+		if observe != nil {
+			(*observe)(len(batch), time.Since(start))
+		}
 		for _, j := range batch {
 			if j.then != nil {
 				j.then(j.Out, j.Err)
@@ -181,6 +191,13 @@ func (q *Queue[In, Out]) Close() {
 	q.closed = true
 	q.mu.Unlock()
 	q.idle.Wait()
+}
+
+// Observe has f called after each commit with the batch's size and how
+// long its commit took (metrics: the store that owns the queue names them).
+// It may be set at any time; f runs on the committer, so it must be quick.
+func (q *Queue[In, Out]) Observe(f func(jobs int, took time.Duration)) {
+	q.observe.Store(&f)
 }
 
 // Stats counts what a queue has committed.

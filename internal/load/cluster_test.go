@@ -64,7 +64,7 @@ func TestFanoutThroughNGINX(t *testing.T) {
 		defer wg.Done()
 		for {
 			for i, u := range metrics {
-				if v, err := gauge(u, "switchboard_sockets_open"); err == nil {
+				if v, err := gauge(u, "switchboard_ws_connections"); err == nil {
 					peak[i] = max(peak[i], v)
 				}
 			}
@@ -260,7 +260,7 @@ func testDevice() client.DeviceInfo {
 func healthyThrough(ctx context.Context, s *client.Session, probe []*client.Session, nodes []string, devices int) error {
 	before := make([]float64, len(nodes))
 	for i, u := range nodes {
-		v, err := gauge(u, "switchboard_sockets_open")
+		v, err := gauge(u, "switchboard_ws_connections")
 		if err != nil {
 			return err
 		}
@@ -283,7 +283,7 @@ func healthyThrough(ctx context.Context, s *client.Session, probe []*client.Sess
 	}
 	var sum float64
 	for i, u := range nodes {
-		v, err := gauge(u, "switchboard_sockets_open")
+		v, err := gauge(u, "switchboard_ws_connections")
 		if err != nil {
 			return err
 		}
@@ -306,12 +306,12 @@ func healthyThrough(ctx context.Context, s *client.Session, probe []*client.Sess
 	return nil
 }
 
-// socketsOpen sums switchboard_sockets_open over the nodes (-1 when one
+// socketsOpen sums switchboard_ws_connections over the nodes (-1 when one
 // does not answer).
 func socketsOpen(nodes []string) float64 {
 	var sum float64
 	for _, u := range nodes {
-		v, err := gauge(u, "switchboard_sockets_open")
+		v, err := gauge(u, "switchboard_ws_connections")
 		if err != nil {
 			return -1
 		}

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"hash/maphash"
 
 	"github.com/jackc/pgx/v5"
@@ -32,6 +33,7 @@ type Store struct {
 	appends []*sqlcore.AppendQueue // AppendMessage's lanes (append.go)
 	seed    maphash.Seed           // picks a conversation's lane
 	acks    *sqlcore.AckQueue      // Ack's batches (acks.go)
+	queries *queryTimer            // times every statement (querymetrics.go)
 
 	observer sqlcore.Observer // called by each lane's committer
 }
@@ -53,6 +55,8 @@ func open(ctx context.Context, url string, lanes int) (*Store, error) {
 		// pgx leaves the password out of its errors; so do we, by not quoting url.
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
+	timer := newQueryTimer("primary")
+	cfg.ConnConfig.Tracer = timer
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
@@ -61,7 +65,7 @@ func open(ctx context.Context, url string, lanes int) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open %s:%d/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, err)
 	}
-	s := &Store{pool: pool, seed: maphash.MakeSeed()}
+	s := &Store{pool: pool, seed: maphash.MakeSeed(), queries: timer}
 	for range lanes {
 		s.appends = append(s.appends, sqlcore.NewAppendQueue(s.commitAppends))
 	}
@@ -103,4 +107,32 @@ func notFound(err error) error {
 		return switchboard.ErrNotFound
 	}
 	return err
+}
+
+// Register adds the store's metrics to reg (the node's registry): its
+// group-commit queues' batch sizes and commit latency, and its connection
+// pool's use.
+func (s *Store) Register(reg prometheus.Registerer) error {
+	if err := sqlcore.RegisterQueues(reg, s.appends, s.acks); err != nil {
+		return err
+	}
+	pool := func(name, help string, v func(*pgxpool.Stat) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help,
+			ConstLabels: prometheus.Labels{"pool": "primary"}}, func() float64 { return v(s.pool.Stat()) })
+	}
+	for _, c := range []prometheus.Collector{
+		s.queries.vec,
+		pool("switchboard_store_pool_connections", "Connections the node holds to PostgreSQL.",
+			func(st *pgxpool.Stat) float64 { return float64(st.TotalConns()) }),
+		pool("switchboard_store_pool_acquired", "Connections in use by a query or transaction.",
+			func(st *pgxpool.Stat) float64 { return float64(st.AcquiredConns()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "switchboard_store_pool_wait_seconds_total",
+			Help: "Time queries waited for a free connection of the pool.", ConstLabels: prometheus.Labels{"pool": "primary"}},
+			func() float64 { return s.pool.Stat().AcquireDuration().Seconds() }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }

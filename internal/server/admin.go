@@ -27,7 +27,7 @@ func (s *Server) adminRouteTable() []route {
 	rs := []route{
 		{pattern: "GET /healthz", access: operator, h: s.healthz},
 		{pattern: "GET /readyz", access: operator, h: s.readyz},
-		{pattern: "GET /metrics", access: operator, h: s.metricsHandler().ServeHTTP},
+		{pattern: "GET /metrics", access: operator, h: s.serveMetrics},
 	}
 	if s.cfg.Pprof {
 		rs = append(rs,

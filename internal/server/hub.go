@@ -65,6 +65,8 @@ type hub struct {
 	seq  *sequencer
 	gaps atomic.Uint64 // gaps read from the store (a publish that never came)
 
+	metrics *metrics // metrics.go
+
 	resuming sync.Mutex    // held by a resume (sequence.go)
 	resumes  atomic.Uint64 // catch-ups after the bus was back
 
@@ -79,8 +81,8 @@ type hub struct {
 // milliseconds; only a publish that never comes waits the whole time.
 const gapGrace = time.Second
 
-func newHub(svc *chat.Service, log *slog.Logger) *hub {
-	h := &hub{svc: svc, log: log, peers: make(map[string]*peer), byUser: make(map[string]map[*peer]struct{})}
+func newHub(svc *chat.Service, log *slog.Logger, m *metrics) *hub {
+	h := &hub{svc: svc, log: log, metrics: m, peers: make(map[string]*peer), byUser: make(map[string]map[*peer]struct{})}
 	h.seq = newSequencer(gapGrace, h.fanOut, h.catchUp, h.nextSeq)
 	return h
 }
@@ -161,11 +163,13 @@ func (h *hub) fanOut(m *sb.Message) {
 	d := delivery(m, m.Shared)
 	h.mu.RLock()
 	defer h.mu.RUnlock()
+	n := 0
 	for deviceID, ct := range m.Ciphertexts {
 		p := h.peers[deviceID]
 		if p == nil {
 			continue
 		}
+		n++
 		var frame []byte
 		if m.Shared != nil {
 			if shared == nil {
@@ -179,6 +183,7 @@ func (h *hub) fanOut(m *sb.Message) {
 		}
 		p.deliver(m, frame)
 	}
+	h.metrics.fannedOut(m, n)
 }
 
 func delivery(m *sb.Message, ct []byte) sb.Delivery {

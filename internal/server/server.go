@@ -34,6 +34,10 @@ type Config struct {
 	LimitExempt    []netip.Prefix // client addresses no per-address limit applies to [loopback]; empty, not nil: none
 	RequestTimeout time.Duration  // to receive a whole HTTP request, and idle keep-alive [30s]
 	FlushDelay     time.Duration  // how long a socket's first pending frame waits for more to share its write [0]
+	// MaxConns caps the sockets of this node: past it an upgrade gets 503
+	// with Retry-After and /readyz fails, so a balancer sends new sockets
+	// elsewhere while the open ones keep working (load shedding) [0: none].
+	MaxConns int
 
 	// Calls is the node's call signalling (internal/calls); nil answers
 	// call frames with not_supported.
@@ -62,6 +66,8 @@ type Server struct {
 	edge  *edge
 	watch *watchers // sockets that watch presence (presence.go)
 
+	metrics *metrics // metrics.go
+
 	ctx      context.Context // cancelled at shutdown: stops syncs and in-flight work
 	cancel   context.CancelFunc
 	syncs    sync.WaitGroup
@@ -84,10 +90,11 @@ func New(svc *chat.Service, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, svc: svc, log: cfg.Logger, hub: newHub(svc, cfg.Logger), edge: newEdge(cfg, svc.Limits()),
+	m := newMetrics()
+	s := &Server{cfg: cfg, svc: svc, log: cfg.Logger, hub: newHub(svc, cfg.Logger, m), edge: newEdge(cfg, svc.Limits()), metrics: m,
 		watch: newWatchers()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.gw = gateway.New(gateway.Config{Addr: cfg.Addr, Handler: s.secure(s.routes()), MaxFrame: cfg.MaxFrame,
+	s.gw = gateway.New(gateway.Config{Addr: cfg.Addr, Handler: s.countHTTP(s.secure(s.routes())), MaxFrame: cfg.MaxFrame,
 		MaxQueued: cfg.MaxQueued, PingInterval: cfg.PingInterval, Logger: cfg.Logger,
 		MaxBody: gatewayMaxBody(max(cfg.MaxBody, mediaMaxBytes(cfg.Media))), TooLarge: tooLargeProblem(cfg.MaxBody), RequestTimeout: cfg.RequestTimeout, CheckOrigin: s.edge.originOK,
 		FlushDelay: cfg.FlushDelay}, s)

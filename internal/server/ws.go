@@ -23,6 +23,10 @@ var _ gateway.Handler = (*Server)(nil)
 
 // upgrade authenticates the request and hands it to the gateway; a bad token gets 401 before any upgrade.
 func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
+	if s.full() {
+		s.refuseFull(w)
+		return
+	}
 	id, err := s.svc.Authenticate(r.Context(), bearer(r, true))
 	if err != nil {
 		writeProblem(w, s.log, err)
@@ -75,7 +79,10 @@ func (s *Server) OnOpen(c *gateway.Conn) {
 // messages wait in p.pending until the replay is done.
 func (s *Server) sync(p *peer) {
 	buf := make([]byte, 0, 512)
+	replayed := 0
+	defer func() { s.metrics.replayed(replayed) }()
 	last, err := s.svc.Backlog(s.ctx, p.id, func(_ string, page []sb.Delivery) error {
+		replayed += len(page)
 		for i := range page {
 			buf = appendMessage(buf[:0], &page[i])
 			if err := s.writePaced(p.conn, buf); err != nil {
@@ -158,6 +165,7 @@ func (s *Server) OnClose(c *gateway.Conn) {
 // OnMessage handles one client frame. Calls for one socket are serial.
 func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 	p := c.State().(*peer)
+	s.metrics.reqWS.Inc()
 	if !s.admitFrame(c, p, data) {
 		return
 	}
@@ -281,6 +289,7 @@ func (p *peer) waitSends() {
 
 func (s *Server) writeError(c *gateway.Conn, id string, err error) {
 	e := asError(s.log, err)
+	s.metrics.error(e.Kind)
 	b, _ := json.Marshal(wire.Error{Type: wire.TypeError, ID: id, Code: e.Code, Message: e.Message, Missing: e.Missing, Extra: e.Extra,
 		RetryAfterMS: retryAfterMS(e.RetryAfter)})
 	c.Write(b)

@@ -25,6 +25,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -199,4 +200,10 @@ func notFound(err error) error {
 		return switchboard.ErrNotFound
 	}
 	return err
+}
+
+// Register adds the store's metrics to reg (the node's registry): its
+// group-commit queues' batch sizes and commit latency.
+func (s *Store) Register(reg prometheus.Registerer) error {
+	return sqlcore.RegisterQueues(reg, []*sqlcore.AppendQueue{s.appends}, s.acks)
 }

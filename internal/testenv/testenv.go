@@ -19,6 +19,8 @@
 //	SWITCHBOARD_SKIP_REDIS=1                  skip the tests that need redis-server
 //	SWITCHBOARD_SKIP_NGINX=1                  skip the tests that need nginx (NGINX runs
 //	                                          deploy/nginx/switchboard.conf, rendered)
+//	SWITCHBOARD_SKIP_PROMETHEUS=1             skip the tests that need prometheus, promtool
+//	                                          or prometheus-alertmanager
 //
 // Without the SKIP variable a test that needs a service fails when it cannot
 // have it: a silently skipped integration test looks like a passing one.

@@ -7,6 +7,8 @@ pgport=""
 redis_pid=""
 redisport=""
 node_pid=""
+prom_pid=""
+prom_url=""
 
 # start_private_pg starts PostgreSQL (fsync on) in $work/pg on a free
 # loopback port, as the postgres user, and sets pgbin and pgport.
@@ -73,6 +75,7 @@ stop_node() {
 
 bench_cleanup() {
   stop_node
+  if [ -n "$prom_pid" ]; then kill "$prom_pid" 2>/dev/null || true; wait "$prom_pid" 2>/dev/null || true; fi
   if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; fi
   if [ -n "$pgbin" ]; then runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -m immediate -w stop >/dev/null 2>&1 || true; fi
   rm -rf "$work"
@@ -175,4 +178,25 @@ stop_cluster() {
     wait "$pid" 2>/dev/null || true
   done
   cluster_pids=()
+}
+
+# start_private_prometheus ADMIN_URL... renders deploy/prometheus for a
+# private Prometheus in $work/prometheus (1 s scrapes of the nodes' admin
+# listeners, the shipped recording and alert rules) on a free loopback
+# port, and sets prom_pid and prom_url (bench_cleanup stops it).
+start_private_prometheus() {
+  local port dir="$work/prometheus"
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  mkdir -p "$dir"
+  "$work/sbload" prometheus-conf --dir "$dir" --interval 1s "$@"
+  prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
+    --web.listen-address="127.0.0.1:$port" >"$dir/log" 2>&1 &
+  prom_pid=$!
+  prom_url="http://127.0.0.1:$port"
+  for _ in $(seq 1 300); do
+    curl -sf -o /dev/null "$prom_url/-/ready" && return 0
+    kill -0 "$prom_pid" 2>/dev/null || { echo "prometheus exited:"; cat "$dir/log"; return 1; }
+    sleep 0.1
+  done
+  echo "prometheus did not answer on $prom_url"; return 1
 }
