@@ -239,7 +239,17 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Identity, err
 	return Identity{UserID: sess.UserID, DeviceID: sess.DeviceID, ExpiresAt: sess.ExpiresAt}, nil
 }
 
-// Devices lists a user's active devices.
+// DeviceDirectory lists a user's active devices for a client to show or
+// to encrypt to: a replica may answer (sb.MayLag), at most the store's lag
+// bound behind, except for this node's own device changes of that user. A
+// client that encrypted to a stale list learns the difference from the
+// send's devices_mismatch.
+func (s *Service) DeviceDirectory(ctx context.Context, userID string) ([]sb.Device, error) {
+	return s.Devices(sb.MayLag(ctx), userID)
+}
+
+// Devices lists a user's active devices, as the primary has them unless
+// ctx says a lagging read will do (sb.MayLag).
 func (s *Service) Devices(ctx context.Context, userID string) ([]sb.Device, error) {
 	ok, err := s.store.UserExists(ctx, userID)
 	if err != nil {
@@ -289,9 +299,11 @@ func (s *Service) CreateConversation(ctx context.Context, id Identity, kind stri
 }
 
 // Conversations lists a page of the caller's conversations: at most limit,
-// with ids above after ("" for the first page), by id.
+// with ids above after ("" for the first page), by id. A replica may answer
+// (sb.MayLag): heads may be up to the store's lag bound behind, and the
+// conversations this node created for the user are always there.
 func (s *Service) Conversations(ctx context.Context, id Identity, after string, limit int) ([]sb.Conversation, error) {
-	return s.store.Conversations(ctx, id.UserID, after, limit)
+	return s.store.Conversations(sb.MayLag(ctx), id.UserID, after, limit)
 }
 
 // member returns a conversation's members after checking the caller is one.
