@@ -25,8 +25,10 @@ import (
 
 // Config is every setting of a node.
 type Config struct {
-	DB              string // "postgres://..." or a SQLite file path; empty: <data-dir>/switchboard.db
-	Redis           string // "redis://..." for the bus nodes share; empty: the in-process bus
+	DB              string        // "postgres://..." or a SQLite file path; empty: <data-dir>/switchboard.db
+	DBReplicas      []string      // PostgreSQL streaming replicas for reads that may lag
+	ReplicaMaxLag   time.Duration // how far behind a replica may be and still serve them
+	Redis           string        // "redis://..." for the bus nodes share; empty: the in-process bus
 	DataDir         string
 	Server          server.Config
 	Chat            chat.Config
@@ -53,7 +55,7 @@ type Main struct {
 // NewMain returns a Main with default settings.
 func NewMain() *Main {
 	return &Main{Stderr: os.Stderr, Config: Config{
-		DataDir: "data", GCPercent: 100, LogLevel: "info", LogFormat: "text", ShutdownTimeout: 10 * time.Second,
+		DataDir: "data", GCPercent: 100, ReplicaMaxLag: time.Second, LogLevel: "info", LogFormat: "text", ShutdownTimeout: 10 * time.Second,
 		Server: server.Config{Addr: "127.0.0.1:8080", AdminAddr: "127.0.0.1:9464", MaxBody: 1 << 20, MaxFrame: 64 << 10, MaxQueued: 1 << 20, PingInterval: 30 * time.Second,
 			TrustedProxies: loopback, LimitExempt: loopback, RequestTimeout: 30 * time.Second},
 		Retention: chat.RetentionConfig{Period: 30 * 24 * time.Hour, Interval: time.Minute, Batch: 500},
@@ -76,6 +78,16 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.Server.Addr, "addr", c.Server.Addr, "listen address (HTTP API and WebSocket)")
 	fs.StringVar(&c.Server.AdminAddr, "admin-addr", c.Server.AdminAddr, "listen address of /metrics (and /debug/pprof with --pprof); keep it private; empty = none")
 	fs.StringVar(&c.DB, "db", c.DB, "store: a postgres:// URL or PostgreSQL keyword string (host=... dbname=...), or a SQLite file path (default <data-dir>/switchboard.db); anything else is refused")
+	fs.Func("db-replica", "a PostgreSQL streaming replica of --db (URL or keyword string; repeat the flag, or comma-separate in the variable, for several): history pages, conversation lists and device directories read from healthy replicas, round robin", func(v string) error {
+		for _, u := range splitList(v) {
+			if kind, err := storeKind(u); err != nil || kind != "postgres" {
+				return fmt.Errorf("want a PostgreSQL URL or keyword string")
+			}
+			c.DBReplicas = append(c.DBReplicas, u)
+		}
+		return nil
+	})
+	fs.DurationVar(&c.ReplicaMaxLag, "replica-max-lag", c.ReplicaMaxLag, "a replica further behind the primary than this (WAL positions) serves no reads until it catches up")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "folder for the embedded store")
 	fs.StringVar(&c.Redis, "redis", c.Redis, "bus: redis://host:port/db URL that nodes sharing one PostgreSQL publish on (default: in-process, one node)")
 	fs.Int64Var(&c.Server.MaxBody, "max-body", c.Server.MaxBody, "HTTP request body limit in bytes")
@@ -194,8 +206,11 @@ func (m *Main) openStore(ctx context.Context) (sb.Store, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	if len(m.Config.DBReplicas) > 0 && kind != "postgres" {
+		return nil, "", fmt.Errorf("--db-replica needs --db to be PostgreSQL")
+	}
 	if kind == "postgres" {
-		s, err := postgres.Open(ctx, db)
+		s, err := postgres.OpenConfig(ctx, db, postgres.Config{Replicas: m.Config.DBReplicas, MaxLag: m.Config.ReplicaMaxLag, Logger: m.log})
 		if err != nil {
 			return nil, "", fmt.Errorf("open postgres: %w", err)
 		}
@@ -245,6 +260,12 @@ func (m *Main) Run(ctx context.Context) error {
 	// One registry per node, served at /metrics on the admin listener: each
 	// adapter registers its own collectors, the server adds its own.
 	metrics := prometheus.NewRegistry()
+	if pg, ok := store.(*postgres.Store); ok {
+		if err := pg.Register(metrics); err != nil {
+			m.Close()
+			return fmt.Errorf("store metrics: %w", err)
+		}
+	}
 	busName := "in-process"
 	if m.Config.Redis == "" {
 		m.bus = &inmem.Bus{}
@@ -274,7 +295,8 @@ func (m *Main) Run(ctx context.Context) error {
 	jobCtx, stop := context.WithCancel(context.Background())
 	m.stop = stop
 	m.jobs.Go(func() { svc.RunRetention(jobCtx, m.Config.Retention) })
-	log.Info("switchboard listening", "url", "http://"+m.server.Addr().String(), "admin", m.AdminURL(), "store", name, "bus", busName)
+	log.Info("switchboard listening", "url", "http://"+m.server.Addr().String(), "admin", m.AdminURL(), "store", name,
+		"replicas", len(m.Config.DBReplicas), "bus", busName)
 	return nil
 }
 

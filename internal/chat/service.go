@@ -245,18 +245,26 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Identity, err
 // client that encrypted to a stale list learns the difference from the
 // send's devices_mismatch.
 func (s *Service) DeviceDirectory(ctx context.Context, userID string) ([]sb.Device, error) {
-	return s.Devices(sb.MayLag(ctx), userID)
+	return s.devices(ctx, userID, true)
 }
 
-// Devices lists a user's active devices, as the primary has them unless
-// ctx says a lagging read will do (sb.MayLag).
+// Devices lists a user's active devices as the primary has them.
 func (s *Service) Devices(ctx context.Context, userID string) ([]sb.Device, error) {
+	return s.devices(ctx, userID, false)
+}
+
+func (s *Service) devices(ctx context.Context, userID string, mayLag bool) ([]sb.Device, error) {
+	// Whether the user exists is read from the primary: one who just
+	// signed up on another node is found.
 	ok, err := s.store.UserExists(ctx, userID)
 	if err != nil {
 		return nil, fmt.Errorf("devices: %w", err)
 	}
 	if !ok {
 		return nil, sb.Errorf(sb.ENOTFOUND, wire.CodeNotFound, "no such user")
+	}
+	if mayLag {
+		ctx = sb.MayLag(ctx)
 	}
 	return s.store.ActiveDevices(ctx, userID)
 }
