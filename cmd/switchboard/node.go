@@ -19,6 +19,7 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/inmem"
 	"github.com/switchboard-chat/switchboard/internal/postgres"
 	"github.com/switchboard-chat/switchboard/internal/redisbus"
+	"github.com/switchboard-chat/switchboard/internal/redisstate"
 	"github.com/switchboard-chat/switchboard/internal/server"
 	"github.com/switchboard-chat/switchboard/internal/sqlite"
 )
@@ -49,6 +50,7 @@ type Main struct {
 	jobs   sync.WaitGroup
 	store  sb.Store
 	bus    sb.Bus
+	shared *redisstate.State // limits and session cache in Redis (--redis)
 	server *server.Server
 }
 
@@ -283,10 +285,22 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	cc, sc := m.Config.Chat, m.Config.Server
 	cc.Logger, sc.Logger, sc.Metrics = log, log, metrics
+	if m.Config.Redis != "" {
+		if m.shared, err = openShared(ctx, m.Config.Redis, &cc, metrics, log); err != nil {
+			m.Close()
+			return err
+		}
+	}
 	if cc.MaxCiphertext == 0 {
 		cc.MaxCiphertext = sc.MaxFrame
 	}
 	svc := chat.New(store, m.bus, cc)
+	if cc.Sessions != nil {
+		if err := registerSessionCache(metrics, svc); err != nil {
+			m.Close()
+			return fmt.Errorf("session cache metrics: %w", err)
+		}
+	}
 	m.server = server.New(svc, sc)
 	if err := m.server.Start(); err != nil {
 		m.Close()
@@ -326,6 +340,9 @@ func (m *Main) Close() error {
 	}
 	if m.bus != nil {
 		m.bus.Close()
+	}
+	if m.shared != nil {
+		m.shared.Close()
 	}
 	if m.store != nil {
 		m.store.Close()

@@ -24,6 +24,7 @@ type Config struct {
 	E2EOnly       bool          // refuse server-assisted (plaintext) sends with plaintext_refused
 	Limits        Limits        // abuse limits [DefaultLimits]
 	Limiter       Limiter       // where the limits count [an in-process MemoryLimiter]
+	Sessions      SessionCache  // token lookups cached for the cluster (sessions.go) [none: the store every time]
 	Logger        *slog.Logger
 	Now           func() time.Time
 
@@ -95,6 +96,7 @@ type Service struct {
 	hashSlots slots       // argon2id hashes running (slots.go)
 	sealSlots slots       // server-assisted seals running, one per core
 	history   historyGate // history reads in progress (history.go)
+	sessions  sessionCache
 }
 
 // New returns a Service over store and bus.
@@ -109,6 +111,7 @@ func New(store sb.Store, bus sb.Bus, cfg Config) *Service {
 		dummyHash: HashPassword("not a password", cfg.Argon2),
 		hashSlots: newSlots(cfg.HashSlots),
 		sealSlots: newSlots(0),
+		sessions:  sessionCache{c: cfg.Sessions},
 	}
 	s.acks = acker{store: store, log: cfg.Logger}
 	// The store publishes each message for us, from its committer, in seq
@@ -226,17 +229,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Identity, err
 	if token == "" || len(token) > 128 {
 		return Identity{}, errUnauthorized
 	}
-	sess, dev, err := s.store.SessionByTokenHash(ctx, HashToken(token))
-	if errors.Is(err, sb.ErrNotFound) {
-		return Identity{}, errUnauthorized
-	}
-	if err != nil {
-		return Identity{}, fmt.Errorf("authenticate: %w", err)
-	}
-	if dev.RevokedAt != nil || !s.cfg.Now().Before(sess.ExpiresAt) {
-		return Identity{}, errUnauthorized
-	}
-	return Identity{UserID: sess.UserID, DeviceID: sess.DeviceID, ExpiresAt: sess.ExpiresAt}, nil
+	return s.lookupSession(ctx, HashToken(token))
 }
 
 // DeviceDirectory lists a user's active devices for a client to show or
