@@ -30,6 +30,12 @@ type PostgresPair struct {
 // SWITCHBOARD_SKIP_POSTGRES=1.
 func PostgresWithReplica(t testing.TB) (pair *PostgresPair, primaryURL, replicaURL string) {
 	t.Helper()
+	return PostgresWithReplicaDB(t, "sbtest_"+randomHex(4))
+}
+
+// PostgresWithReplicaDB is PostgresWithReplica with the database's name.
+func PostgresWithReplicaDB(t testing.TB, name string) (pair *PostgresPair, primaryURL, replicaURL string) {
+	t.Helper()
 	if os.Getenv(envSkipPostgres) == "1" {
 		t.Skipf("%s=1: skipping a test that needs PostgreSQL", envSkipPostgres)
 	}
@@ -42,7 +48,7 @@ func PostgresWithReplica(t testing.TB) (pair *PostgresPair, primaryURL, replicaU
 			t.Logf("testenv: %v", err)
 		}
 	})
-	primaryURL, replicaURL, err = pair.CreateDatabase("sbtest_" + randomHex(4))
+	primaryURL, replicaURL, err = pair.CreateDatabase(name)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
