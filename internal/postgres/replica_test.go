@@ -84,20 +84,24 @@ func TestReadReplicas(t *testing.T) {
 		}
 	}
 
-	t.Run("a healthy replica serves history, and a message just sent is in it", func(t *testing.T) {
-		waitHealthy(t, true)
-		seq := send(t)
-		if pool := history(t, seq); pool != "replica-0" && pool != "both" {
-			t.Fatalf("history read from %s, want the replica", pool)
-		}
-		// Once the replica has replayed the send, the replica alone answers.
+	// replicaServes reads history until the replica alone answers: a healthy
+	// replica may be behind within the lag bound (the page then comes from
+	// the primary too), and one that fails a read is left out until its next
+	// check.
+	replicaServes := func(t *testing.T, seq int64) {
+		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)
 		for history(t, seq) != "replica-0" {
 			if time.Now().After(deadline) {
-				t.Fatal("history never read from the replica alone")
+				t.Fatal("history never read from the replica alone in 30 s")
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+	}
+
+	t.Run("a healthy replica serves history, and a message just sent is in it", func(t *testing.T) {
+		waitHealthy(t, true)
+		replicaServes(t, send(t))
 	})
 
 	t.Run("a conversation list and device directory just written read back, and unmarked reads stay on the primary", func(t *testing.T) {
@@ -146,9 +150,7 @@ func TestReadReplicas(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitHealthy(t, true)
-		if pool := history(t, seq); pool == "primary" {
-			t.Fatal("history still read from the primary after the replica caught up")
-		}
+		replicaServes(t, seq)
 	})
 
 	t.Run("a stopped replica fails no read, and is used again once back", func(t *testing.T) {
@@ -165,8 +167,6 @@ func TestReadReplicas(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitHealthy(t, true)
-		if pool := history(t, seq); pool == "primary" {
-			t.Fatal("history still read from the primary after the replica came back")
-		}
+		replicaServes(t, seq)
 	})
 }

@@ -21,7 +21,9 @@ import (
 // Lag is measured on WAL positions, not on pg_last_xact_replay_timestamp
 // (which, on a primary with nothing to commit, grows although the replica
 // misses nothing): every check first reads the primary's WAL position
-// (pg_current_wal_lsn) and keeps it with the time the check began, then
+// (pg_current_wal_insert_lsn: not the write position, pg_current_wal_lsn,
+// which with synchronous_commit=off can be behind commits that have
+// already returned) and keeps it with the time the check began, then
 // reads each replica's replayed position (pg_last_wal_replay_lsn). A
 // replica whose position is at or past a sample has every commit that
 // completed before that sample's time: that time is what the replica
@@ -139,7 +141,7 @@ func (rs *replicaSet) check() {
 	defer cancel()
 	t0 := time.Now()
 	var lsn int64
-	if err := rs.primary.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint`).Scan(&lsn); err == nil {
+	if err := rs.primary.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint`).Scan(&lsn); err == nil {
 		rs.samples = append(rs.samples, sample{t0.UnixNano(), lsn})
 		// Enough samples to measure a lag of twice the bound; past that the
 		// replica is unhealthy whatever its exact lag.
