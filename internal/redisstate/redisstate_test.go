@@ -13,7 +13,7 @@ import (
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 // open returns a State on url, as one node of a cluster.
-func open(t *testing.T, url string) *redisstate.State {
+func open(t testing.TB, url string) *redisstate.State {
 	t.Helper()
 	s, err := redisstate.Open(context.Background(), url)
 	if err != nil {
@@ -211,4 +211,33 @@ func TestSessions(t *testing.T) {
 			t.Fatalf("a revoked device's token was cached: %v, %v", ok, err)
 		}
 	})
+}
+
+// BenchmarkTake is one limit decision in Redis (a GCRA script call) on
+// loopback, the cost a login, signup, send or conversation creation pays
+// per limit in a cluster.
+func BenchmarkTake(b *testing.B) {
+	s := open(b, testenv.Redis(b).URL())
+	defer s.Close()
+	ctx := context.Background()
+	for i := 0; b.Loop(); i++ {
+		if _, err := s.Take(ctx, "send.device", "d"+string(rune('a'+i%16)), 1e9, 1e9, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSessionGet is one cached token lookup (a GET) on loopback.
+func BenchmarkSessionGet(b *testing.B) {
+	s := open(b, testenv.Redis(b).URL())
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.SessionPut(ctx, []byte("h"), "u", "d", time.Now().Add(time.Hour)); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, _, _, ok, err := s.SessionGet(ctx, []byte("h")); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
 }
