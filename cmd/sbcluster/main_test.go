@@ -110,16 +110,27 @@ func TestRun(t *testing.T) {
 func replicaQueries(t *testing.T, admins []string) float64 {
 	var sum float64
 	for _, a := range admins {
-		resp, err := http.Get(a + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if m := regexp.MustCompile(`(?m)^switchboard_db_queries_total\{pool="replica-0"\} (\S+)$`).FindSubmatch(body); m != nil {
-			v, _ := strconv.ParseFloat(string(m[1]), 64)
-			sum += v
-		}
+		sum += metric(t, a, `switchboard_db_queries_total{pool="replica-0"}`)
 	}
 	return sum
+}
+
+// metric reads one sample from a node's /metrics (0 when absent).
+func metric(t *testing.T, adminURL, series string) float64 {
+	t.Helper()
+	resp, err := http.Get(adminURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindSubmatch(body)
+	if m == nil {
+		return 0
+	}
+	v, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
