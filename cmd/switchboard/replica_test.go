@@ -124,8 +124,10 @@ func TestHistoryFromReplica(t *testing.T) {
 		if err := pair.PauseReplay(); err != nil {
 			t.Fatal(err)
 		}
+		paused := time.Now()
 		sendAndRead(t)
 		waitHealthy(t, 0)
+		t.Logf("paused replica left out %v after the first write it missed (--replica-max-lag 1s)", time.Since(paused).Round(time.Millisecond))
 		sendAndRead(t)
 		if n := replicaReads(t); n != 0 {
 			t.Fatalf("a history read ran %v statements on a lagging replica", n)
@@ -140,8 +142,10 @@ func TestHistoryFromReplica(t *testing.T) {
 		if err := pair.StopReplica(); err != nil {
 			t.Fatal(err)
 		}
+		stopped := time.Now()
 		sendAndRead(t)
 		waitHealthy(t, 0)
+		t.Logf("stopped replica left out %v after it stopped", time.Since(stopped).Round(time.Millisecond))
 		sendAndRead(t)
 		if n := replicaReads(t); n != 0 {
 			t.Fatalf("a history read ran %v statements on a stopped replica", n)

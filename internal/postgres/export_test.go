@@ -49,3 +49,6 @@ func (s *Store) PoolQueries() map[string]int64 {
 
 // ReplicaHealthy reports whether replica i passed its last check.
 func (s *Store) ReplicaHealthy(i int) bool { return s.replicas.list[i].healthy.Load() }
+
+// RecordsEnd is recordsEnd, for its test.
+var RecordsEnd = recordsEnd

@@ -170,3 +170,23 @@ func TestReadReplicas(t *testing.T) {
 		replicaServes(t, seq)
 	})
 }
+
+func TestRecordsEnd(t *testing.T) {
+	const block, segment = 8192, 16 << 20
+	for _, tc := range []struct {
+		name      string
+		lsn, want int64
+	}{
+		{"inside a page, the insert position", 3*segment + 5*block + 1000, 3*segment + 5*block + 1000},
+		{"past an empty page's header, the page's start", 3*segment + 5*block + 24, 3*segment + 5*block},
+		{"past an empty segment's long header, the segment's start", 3*segment + 40, 3 * segment},
+		{"40 bytes into a page that is not a segment's first, the insert position", 3*segment + 5*block + 40, 3*segment + 5*block + 40},
+		{"24 bytes into a segment's first page (inside its long header: never an insert position), unchanged", 3*segment + 24, 3*segment + 24},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := postgres.RecordsEnd(tc.lsn, block, segment); got != tc.want {
+				t.Fatalf("RecordsEnd(%d) = %d, want %d", tc.lsn, got, tc.want)
+			}
+		})
+	}
+}

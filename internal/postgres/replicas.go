@@ -140,9 +140,11 @@ func (rs *replicaSet) check() {
 	ctx, cancel := context.WithTimeout(context.Background(), max(rs.every, time.Second))
 	defer cancel()
 	t0 := time.Now()
-	var lsn int64
-	if err := rs.primary.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint`).Scan(&lsn); err == nil {
-		rs.samples = append(rs.samples, sample{t0.UnixNano(), lsn})
+	var lsn, block, segment int64
+	if err := rs.primary.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint,
+			current_setting('wal_block_size')::bigint, pg_size_bytes(current_setting('wal_segment_size'))`).
+		Scan(&lsn, &block, &segment); err == nil {
+		rs.samples = append(rs.samples, sample{t0.UnixNano(), recordsEnd(lsn, block, segment)})
 		// Enough samples to measure a lag of twice the bound; past that the
 		// replica is unhealthy whatever its exact lag.
 		if keep := int(2*rs.maxLag/rs.every) + 4; len(rs.samples) > keep {
@@ -168,6 +170,23 @@ func (rs *replicaSet) check() {
 		}
 	}
 	rs.mu.Unlock()
+}
+
+// recordsEnd is where the records before an insert position end. They end
+// at the position itself, except on a page that nothing was inserted into
+// yet: the insert position then points past the page's header (24 bytes,
+// 40 on a segment's first page), and the last record ended at the page's
+// start, which is all a replica can replay. Without this, a primary left
+// idle on a page boundary would make every replica look behind.
+func recordsEnd(lsn, block, segment int64) int64 {
+	const shortHeader, longHeader = 24, 40 // SizeOfXLogShortPHD, SizeOfXLogLongPHD
+	switch {
+	case segment > 0 && lsn%segment == longHeader:
+		return lsn - longHeader
+	case block > 0 && lsn%block == shortHeader && lsn%segment != shortHeader:
+		return lsn - shortHeader
+	}
+	return lsn
 }
 
 func (rs *replicaSet) checkReplica(ctx context.Context, r *replica) {
