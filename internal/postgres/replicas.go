@@ -98,6 +98,9 @@ func openReplicas(ctx context.Context, primaryURL string, cfg Config) (*replicaS
 			r.check, err = checkPool(ctx, u)
 		}
 		if err != nil {
+			if r.pool != nil {
+				r.pool.Close()
+			}
 			rs.close()
 			return nil, fmt.Errorf("postgres: replica %d: %w", i, err)
 		}
