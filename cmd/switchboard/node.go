@@ -21,6 +21,7 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/media"
 	"github.com/switchboard-chat/switchboard/internal/postgres"
 	"github.com/switchboard-chat/switchboard/internal/redisbus"
+	"github.com/switchboard-chat/switchboard/internal/redisstate"
 	"github.com/switchboard-chat/switchboard/internal/server"
 	"github.com/switchboard-chat/switchboard/internal/sqlite"
 	"github.com/switchboard-chat/switchboard/wire"
@@ -28,8 +29,10 @@ import (
 
 // Config is every setting of a node.
 type Config struct {
-	DB              string // "postgres://..." or a SQLite file path; empty: <data-dir>/switchboard.db
-	Redis           string // "redis://..." for the bus nodes share; empty: the in-process bus
+	DB              string        // "postgres://..." or a SQLite file path; empty: <data-dir>/switchboard.db
+	DBReplicas      []string      // PostgreSQL streaming replicas for reads that may lag
+	ReplicaMaxLag   time.Duration // how far behind a replica may be and still serve them
+	Redis           string        // "redis://..." for the bus nodes share; empty: the in-process bus
 	DataDir         string
 	MediaDir        string // images and attachments; empty: <data-dir>/media
 	Media           media.Config
@@ -55,13 +58,14 @@ type Main struct {
 	store  sb.Store
 	bus    sb.Bus
 	calls  *calls.Service
+	shared *redisstate.State // limits and session cache in Redis (--redis)
 	server *server.Server
 }
 
 // NewMain returns a Main with default settings.
 func NewMain() *Main {
 	return &Main{Stderr: os.Stderr, Config: Config{
-		DataDir: "data", Media: media.Config{MaxBytes: 20 << 20, MaxPixels: 50_000_000, Quality: 80}, GCPercent: 100, LogLevel: "info", LogFormat: "text", ShutdownTimeout: 10 * time.Second,
+		DataDir: "data", Media: media.Config{MaxBytes: 20 << 20, MaxPixels: 50_000_000, Quality: 80}, GCPercent: 100, ReplicaMaxLag: time.Second, LogLevel: "info", LogFormat: "text", ShutdownTimeout: 10 * time.Second,
 		Server: server.Config{Addr: "127.0.0.1:8080", AdminAddr: "127.0.0.1:9464", MaxBody: 1 << 20, MaxFrame: 64 << 10, MaxQueued: 1 << 20, PingInterval: 30 * time.Second,
 			TrustedProxies: loopback, LimitExempt: loopback, RequestTimeout: 30 * time.Second},
 		Retention: chat.RetentionConfig{Period: 30 * 24 * time.Hour, Interval: time.Minute, Batch: 500},
@@ -84,6 +88,16 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.Server.Addr, "addr", c.Server.Addr, "listen address (HTTP API and WebSocket)")
 	fs.StringVar(&c.Server.AdminAddr, "admin-addr", c.Server.AdminAddr, "listen address of /metrics (and /debug/pprof with --pprof); keep it private; empty = none")
 	fs.StringVar(&c.DB, "db", c.DB, "store: a postgres:// URL or PostgreSQL keyword string (host=... dbname=...), or a SQLite file path (default <data-dir>/switchboard.db); anything else is refused")
+	fs.Func("db-replica", "a PostgreSQL streaming replica of --db (URL or keyword string; repeat the flag, or comma-separate in the variable, for several): history pages, conversation lists and device directories read from healthy replicas, round robin", func(v string) error {
+		for _, u := range splitList(v) {
+			if kind, err := storeKind(u); err != nil || kind != "postgres" {
+				return fmt.Errorf("want a PostgreSQL URL or keyword string")
+			}
+			c.DBReplicas = append(c.DBReplicas, u)
+		}
+		return nil
+	})
+	fs.DurationVar(&c.ReplicaMaxLag, "replica-max-lag", c.ReplicaMaxLag, "a replica further behind the primary than this (WAL positions) serves no reads until it catches up")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "folder for the embedded store")
 	fs.StringVar(&c.Redis, "redis", c.Redis, "bus: redis://host:port/db URL that nodes sharing one PostgreSQL publish on (default: in-process, one node)")
 	fs.StringVar(&c.MediaDir, "media-dir", c.MediaDir, "folder for uploaded images and encrypted attachments (default <data-dir>/media); nodes behind one NGINX need it shared")
@@ -210,8 +224,11 @@ func (m *Main) openStore(ctx context.Context) (sb.Store, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	if len(m.Config.DBReplicas) > 0 && kind != "postgres" {
+		return nil, "", fmt.Errorf("--db-replica needs --db to be PostgreSQL")
+	}
 	if kind == "postgres" {
-		s, err := postgres.Open(ctx, db)
+		s, err := postgres.OpenConfig(ctx, db, postgres.Config{Replicas: m.Config.DBReplicas, MaxLag: m.Config.ReplicaMaxLag, Logger: m.log})
 		if err != nil {
 			return nil, "", fmt.Errorf("open postgres: %w", err)
 		}
@@ -293,6 +310,12 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	sc := m.Config.Server
 	cc.Logger, sc.Logger, sc.Metrics = log, log, metrics
+	if m.Config.Redis != "" {
+		if m.shared, err = openShared(ctx, m.Config.Redis, &cc, metrics, log); err != nil {
+			m.Close()
+			return err
+		}
+	}
 	if cc.MaxCiphertext == 0 {
 		cc.MaxCiphertext = sc.MaxFrame
 	}
@@ -313,6 +336,12 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.calls = calls.New(svc, callState, m.bus, kc)
 	sc.Calls = m.calls
+	if cc.Sessions != nil {
+		if err := registerSessionCache(metrics, svc); err != nil {
+			m.Close()
+			return fmt.Errorf("session cache metrics: %w", err)
+		}
+	}
 	m.server = server.New(svc, sc)
 	if err := m.server.Start(); err != nil {
 		m.Close()
@@ -321,7 +350,8 @@ func (m *Main) Run(ctx context.Context) error {
 	jobCtx, stop := context.WithCancel(context.Background())
 	m.stop = stop
 	m.jobs.Go(func() { svc.RunRetention(jobCtx, m.Config.Retention) })
-	log.Info("switchboard listening", "url", "http://"+m.server.Addr().String(), "admin", m.AdminURL(), "store", name, "bus", busName)
+	log.Info("switchboard listening", "url", "http://"+m.server.Addr().String(), "admin", m.AdminURL(), "store", name,
+		"replicas", len(m.Config.DBReplicas), "bus", busName)
 	return nil
 }
 
@@ -354,6 +384,9 @@ func (m *Main) Close() error {
 	}
 	if m.bus != nil {
 		m.bus.Close()
+	}
+	if m.shared != nil {
+		m.shared.Close()
 	}
 	if m.store != nil {
 		m.store.Close()

@@ -65,6 +65,9 @@ func (s *Service) RevokeDevice(ctx context.Context, id Identity, deviceID string
 	if err != nil {
 		return fmt.Errorf("revoke device: %w", err)
 	}
+	// The cached tokens go before anyone hears of the revocation: once it
+	// returns, the token fails on every node.
+	s.forgetSessions(ctx, deviceID)
 	s.cache.forgetDevices(id.UserID)
 	s.publishControl(ctx, topicRevoked, Control{Revoked: deviceID})
 	s.devicesChanged(ctx, id.UserID)

@@ -84,9 +84,13 @@ func (s *Service) History(ctx context.Context, id Identity, convID string, after
 		maxBytes = math.MaxInt
 	}
 	sent, bytes := 0, 0
+	// A history page is shown, not acted on: a replica may serve it (the
+	// store checks a short page against the primary's head, so what the
+	// device just sent is there).
+	lagging := sb.MayLag(ctx)
 	for sent < limit {
 		n := min(historyChunk, limit-sent)
-		page, err := s.store.Messages(ctx, id.DeviceID, convID, after, n)
+		page, err := s.store.Messages(lagging, id.DeviceID, convID, after, n)
 		if err != nil {
 			return 0, err
 		}

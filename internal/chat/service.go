@@ -24,6 +24,7 @@ type Config struct {
 	E2EOnly       bool          // refuse server-assisted (plaintext) sends with plaintext_refused
 	Limits        Limits        // abuse limits [DefaultLimits]
 	Limiter       Limiter       // where the limits count [an in-process MemoryLimiter]
+	Sessions      SessionCache  // token lookups cached for the cluster (sessions.go) [none: the store every time]
 	Logger        *slog.Logger
 	Now           func() time.Time
 
@@ -111,6 +112,7 @@ type Service struct {
 	typing    typingState      // typing notices being relayed (typing.go)
 	receipts  receiptQueue     // receipts waiting for their second (receipts.go)
 	metrics   *metrics         // metrics.go
+	sessions  sessionCache     // cached token lookups (sessions.go)
 }
 
 // New returns a Service over store and bus.
@@ -126,6 +128,7 @@ func New(store sb.Store, bus sb.Bus, cfg Config) *Service {
 		hashSlots: newSlots(cfg.HashSlots),
 		sealSlots: newSlots(0),
 		metrics:   newMetrics(),
+		sessions:  sessionCache{c: cfg.Sessions},
 	}
 	s.acks = acker{store: store, log: cfg.Logger, metrics: s.metrics}
 	s.pres = newPresenceTracker(s, cfg.Presence, cfg.PresenceHeartbeat)
@@ -244,27 +247,35 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Identity, err
 	if token == "" || len(token) > 128 {
 		return Identity{}, errUnauthorized
 	}
-	sess, dev, err := s.store.SessionByTokenHash(ctx, HashToken(token))
-	if errors.Is(err, sb.ErrNotFound) {
-		return Identity{}, errUnauthorized
-	}
-	if err != nil {
-		return Identity{}, fmt.Errorf("authenticate: %w", err)
-	}
-	if dev.RevokedAt != nil || !s.cfg.Now().Before(sess.ExpiresAt) {
-		return Identity{}, errUnauthorized
-	}
-	return Identity{UserID: sess.UserID, DeviceID: sess.DeviceID, ExpiresAt: sess.ExpiresAt}, nil
+	return s.lookupSession(ctx, HashToken(token))
 }
 
-// Devices lists a user's active devices.
+// DeviceDirectory lists a user's active devices for a client to show or
+// to encrypt to: a replica may answer (sb.MayLag), at most the store's lag
+// bound behind, except for this node's own device changes of that user. A
+// client that encrypted to a stale list learns the difference from the
+// send's devices_mismatch.
+func (s *Service) DeviceDirectory(ctx context.Context, userID string) ([]sb.Device, error) {
+	return s.devices(ctx, userID, true)
+}
+
+// Devices lists a user's active devices as the primary has them.
 func (s *Service) Devices(ctx context.Context, userID string) ([]sb.Device, error) {
+	return s.devices(ctx, userID, false)
+}
+
+func (s *Service) devices(ctx context.Context, userID string, mayLag bool) ([]sb.Device, error) {
+	// Whether the user exists is read from the primary: one who just
+	// signed up on another node is found.
 	ok, err := s.store.UserExists(ctx, userID)
 	if err != nil {
 		return nil, fmt.Errorf("devices: %w", err)
 	}
 	if !ok {
 		return nil, sb.Errorf(sb.ENOTFOUND, wire.CodeNotFound, "no such user")
+	}
+	if mayLag {
+		ctx = sb.MayLag(ctx)
 	}
 	return s.store.ActiveDevices(ctx, userID)
 }
@@ -310,9 +321,11 @@ func (s *Service) CreateConversation(ctx context.Context, id Identity, kind stri
 }
 
 // Conversations lists a page of the caller's conversations: at most limit,
-// with ids above after ("" for the first page), by id.
+// with ids above after ("" for the first page), by id. A replica may answer
+// (sb.MayLag): heads may be up to the store's lag bound behind, and the
+// conversations this node created for the user are always there.
 func (s *Service) Conversations(ctx context.Context, id Identity, after string, limit int) ([]sb.Conversation, error) {
-	return s.store.Conversations(ctx, id.UserID, after, limit)
+	return s.store.Conversations(sb.MayLag(ctx), id.UserID, after, limit)
 }
 
 // member returns a conversation's members after checking the caller is one.

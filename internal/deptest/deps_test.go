@@ -20,6 +20,7 @@ var adapters = []string{
 	module + "/internal/sqlite",
 	module + "/internal/postgres",
 	module + "/internal/redisbus",
+	module + "/internal/redisstate",
 	module + "/internal/inmem",
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/switchboard-chat/switchboard"
 )
 
@@ -70,6 +71,7 @@ func (s *Store) CreateDevice(ctx context.Context, d *switchboard.Device, sess *s
 			return tx.SendBatch(ctx, b).Close()
 		})
 	}
+	s.replicas.wrote(userKey(d.UserID))
 	if err != nil {
 		return fmt.Errorf("postgres: create device %s: %w", d.ID, err)
 	}
@@ -104,23 +106,35 @@ func (s *Store) Device(ctx context.Context, deviceID string) (*switchboard.Devic
 }
 
 // ActiveDevices returns the non-revoked devices of the given users, ordered
-// by user id, then created_at, then device id.
+// by user id, then created_at, then device id. Under switchboard.MayLag it
+// may read a replica that has this node's last device change of the users.
 func (s *Store) ActiveDevices(ctx context.Context, userIDs ...string) ([]switchboard.Device, error) {
 	if len(userIDs) == 0 {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+deviceColumns+` FROM devices d
-		WHERE d.user_id = ANY ($1) AND d.revoked_at IS NULL
-		ORDER BY d.user_id, d.created_at, d.id`, userIDs)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: active devices: %w", err)
-	}
-	ds, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (switchboard.Device, error) {
-		d, err := scanDevice(row)
-		if err != nil {
-			return switchboard.Device{}, err
+	var keys []string
+	if s.replicas != nil && switchboard.LagAllowed(ctx) {
+		keys = make([]string, len(userIDs))
+		for i, u := range userIDs {
+			keys[i] = userKey(u)
 		}
-		return *d, nil
+	}
+	var ds []switchboard.Device
+	err := s.read(ctx, keys, func(q *pgxpool.Pool, _ bool) error {
+		rows, err := q.Query(ctx, `SELECT `+deviceColumns+` FROM devices d
+			WHERE d.user_id = ANY ($1) AND d.revoked_at IS NULL
+			ORDER BY d.user_id, d.created_at, d.id`, userIDs)
+		if err != nil {
+			return err
+		}
+		ds, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (switchboard.Device, error) {
+			d, err := scanDevice(row)
+			if err != nil {
+				return switchboard.Device{}, err
+			}
+			return *d, nil
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: active devices: %w", err)
@@ -143,6 +157,7 @@ func (s *Store) RevokeDevice(ctx context.Context, userID, deviceID string, at ti
 		_, err = tx.Exec(ctx, `DELETE FROM sessions WHERE device_id = $1`, deviceID)
 		return err
 	})
+	s.replicas.wrote(userKey(userID))
 	if err != nil {
 		return fmt.Errorf("postgres: revoke device %s of %s: %w", deviceID, userID, err)
 	}

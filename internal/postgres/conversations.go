@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/switchboard-chat/switchboard"
 )
 
@@ -28,6 +29,12 @@ func (s *Store) CreateConversation(ctx context.Context, c *switchboard.Conversat
 			ON CONFLICT DO NOTHING`, c.ID, c.CreatedAt, c.Members, admins)
 		return err
 	})
+	// Even after an error: a commit whose answer was lost may have happened.
+	keys := make([]string, len(c.Members))
+	for i, m := range c.Members {
+		keys[i] = userKey(m)
+	}
+	s.replicas.wrote(keys...)
 	if err != nil {
 		return fmt.Errorf("postgres: create conversation %s: %w", c.ID, err)
 	}
@@ -58,20 +65,29 @@ func (s *Store) Conversation(ctx context.Context, id string) (*switchboard.Conve
 }
 
 // Conversations lists up to limit of userID's conversations with an id
-// above after, by id.
+// above after, by id. Under switchboard.MayLag it may read a replica that
+// has this node's last write of userID's conversations.
 func (s *Store) Conversations(ctx context.Context, userID, after string, limit int) ([]switchboard.Conversation, error) {
-	rows, err := s.pool.Query(ctx, conversationsQuery, userID, after, limit)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: conversations of %s: %w", userID, err)
-	}
-	cs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (switchboard.Conversation, error) {
-		return scanConversation(row)
+	var cs []switchboard.Conversation
+	err := s.read(ctx, []string{userKey(userID)}, func(q *pgxpool.Pool, _ bool) error {
+		rows, err := q.Query(ctx, conversationsQuery, userID, after, limit)
+		if err != nil {
+			return err
+		}
+		cs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (switchboard.Conversation, error) {
+			return scanConversation(row)
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: conversations of %s: %w", userID, err)
 	}
 	return cs, nil
 }
+
+// userKey names what a user's lagging reads (conversation list, device
+// directory) depend on, for the replicas' read-your-writes (replicaSet.wrote).
+func userKey(userID string) string { return "u:" + userID }
 
 // contactsQuery reads the members of user $1's conversations, one index
 // probe per conversation (OFFSET 0 keeps the lateral query a nested loop,

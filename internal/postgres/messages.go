@@ -2,9 +2,11 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/switchboard-chat/switchboard"
 	"github.com/switchboard-chat/switchboard/internal/sqlcore"
 )
@@ -120,24 +122,70 @@ const messagesQuery = `WITH e AS (
 
 // Messages returns what deviceID receives in the conversation after
 // afterSeq, ascending, at most limit (none when limit <= 0).
+//
+// Under switchboard.MayLag it may read a replica. A full page from a replica
+// is complete for its seqs (a conversation's messages commit in seq order),
+// but a short one says "nothing more", which a replica behind the primary
+// may say wrongly: the replica's head of the conversation (read first, in
+// the same round trip) must then be at the primary's, else the page is read
+// from the primary. So a device reads back what it just sent, on any node.
 func (s *Store) Messages(ctx context.Context, deviceID, conversationID string, afterSeq int64, limit int) ([]switchboard.Delivery, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, messagesQuery, deviceID, conversationID, afterSeq, limit)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: messages of %s for %s: %w", conversationID, deviceID, err)
-	}
-	ds, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (switchboard.Delivery, error) {
-		d := switchboard.Delivery{ConversationID: conversationID}
-		err := row.Scan(&d.Seq, &d.SenderUserID, &d.SenderDeviceID, &d.SentAt, &d.Ciphertext, &d.Event)
-		d.SentAt = d.SentAt.UTC()
-		return d, err
+	var ds []switchboard.Delivery
+	err := s.read(ctx, nil, func(q *pgxpool.Pool, replica bool) error {
+		ds = nil
+		if !replica {
+			rows, err := q.Query(ctx, messagesQuery, deviceID, conversationID, afterSeq, limit)
+			if err != nil {
+				return err
+			}
+			ds, err = collectDeliveries(rows, conversationID)
+			return err
+		}
+		var head int64
+		b := &pgx.Batch{}
+		b.Queue(headQuery, conversationID).QueryRow(func(row pgx.Row) error {
+			if err := row.Scan(&head); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+			return nil
+		})
+		b.Queue(messagesQuery, deviceID, conversationID, afterSeq, limit).Query(func(rows pgx.Rows) (err error) {
+			ds, err = collectDeliveries(rows, conversationID)
+			return err
+		})
+		if err := q.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		if len(ds) == limit {
+			return nil
+		}
+		var primaryHead int64
+		if err := s.pool.QueryRow(ctx, headQuery, conversationID).Scan(&primaryHead); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: primary head: %w", errBehind, err) // not the replica's fault
+		}
+		if head < primaryHead {
+			return errBehind
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: messages of %s for %s: %w", conversationID, deviceID, err)
 	}
 	return ds, nil
+}
+
+const headQuery = `SELECT head_seq FROM conversations WHERE id = $1`
+
+func collectDeliveries(rows pgx.Rows, conversationID string) ([]switchboard.Delivery, error) {
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (switchboard.Delivery, error) {
+		d := switchboard.Delivery{ConversationID: conversationID}
+		err := row.Scan(&d.Seq, &d.SenderUserID, &d.SenderDeviceID, &d.SentAt, &d.Ciphertext, &d.Event)
+		d.SentAt = d.SentAt.UTC()
+		return d, err
+	})
 }
 
 // Cursors returns the acked seq per conversation of the device.

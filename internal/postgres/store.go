@@ -17,8 +17,11 @@ import (
 	"fmt"
 	"github.com/prometheus/client_golang/prometheus"
 	"hash/maphash"
+	"log/slog"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/multitracer"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/switchboard-chat/switchboard"
 	"github.com/switchboard-chat/switchboard/internal/sqlcore"
@@ -33,9 +36,38 @@ type Store struct {
 	appends []*sqlcore.AppendQueue // AppendMessage's lanes (append.go)
 	seed    maphash.Seed           // picks a conversation's lane
 	acks    *sqlcore.AckQueue      // Ack's batches (acks.go)
-	queries *queryTimer            // times every statement (querymetrics.go)
+	timer   *queryTimer            // times every statement (querymetrics.go)
 
 	observer sqlcore.Observer // called by each lane's committer
+
+	queries  queryCounter // statements run on the primary's pool
+	replicas *replicaSet  // nil without replicas (replicas.go)
+}
+
+// Config is what Open takes besides the primary's URL; zero values get the
+// defaults in brackets.
+type Config struct {
+	// Replicas are URLs of streaming replicas of the primary: reads marked
+	// switchboard.MayLag go to them (replicas.go) [none].
+	Replicas []string
+	// MaxLag is how far behind the primary a replica may be and still
+	// serve reads [1 s].
+	MaxLag time.Duration
+	// CheckEvery is the pause between health checks [MaxLag / 4].
+	CheckEvery time.Duration
+	Logger     *slog.Logger // [slog.Default()]
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxLag <= 0 {
+		c.MaxLag = time.Second
+	}
+	if c.CheckEvery <= 0 {
+		c.CheckEvery = max(c.MaxLag/4, 10*time.Millisecond)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
 }
 
 // OnAppended sets the commit observer (switchboard.Store).
@@ -45,27 +77,40 @@ func (s *Store) OnAppended(fn func(m *switchboard.Message)) { s.observer.OnAppen
 // pool settings such as pool_max_conns go in the URL) and checks that it
 // answers. Call Migrate before use.
 func Open(ctx context.Context, url string) (*Store, error) {
-	return open(ctx, url, lanes)
+	return open(ctx, url, lanes, Config{})
 }
 
-// open is Open with another number of lanes (benchmarks compare).
-func open(ctx context.Context, url string, lanes int) (*Store, error) {
+// OpenConfig is Open with read replicas and their settings.
+func OpenConfig(ctx context.Context, url string, c Config) (*Store, error) {
+	return open(ctx, url, lanes, c)
+}
+
+// open is OpenConfig with another number of lanes (benchmarks compare).
+func open(ctx context.Context, url string, lanes int, c Config) (*Store, error) {
+	c.setDefaults()
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// pgx leaves the password out of its errors; so do we, by not quoting url.
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
 	timer := newQueryTimer("primary")
-	cfg.ConnConfig.Tracer = timer
+	s := &Store{seed: maphash.MakeSeed(), timer: timer}
+	cfg.ConnConfig.Tracer = multitracer.New(timer, &s.queries)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
+	s.pool = pool
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open %s:%d/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, err)
 	}
-	s := &Store{pool: pool, seed: maphash.MakeSeed(), queries: timer}
+	if len(c.Replicas) > 0 {
+		if s.replicas, err = openReplicas(ctx, url, c); err != nil {
+			pool.Close()
+			return nil, err
+		}
+	}
 	for range lanes {
 		s.appends = append(s.appends, sqlcore.NewAppendQueue(s.commitAppends))
 	}
@@ -81,6 +126,7 @@ func (s *Store) Close() error {
 		q.Close()
 	}
 	s.acks.Close()
+	s.replicas.close()
 	s.pool.Close()
 	return nil
 }
@@ -120,8 +166,11 @@ func (s *Store) Register(reg prometheus.Registerer) error {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help,
 			ConstLabels: prometheus.Labels{"pool": "primary"}}, func() float64 { return v(s.pool.Stat()) })
 	}
+	if err := s.registerPools(reg); err != nil {
+		return err
+	}
 	for _, c := range []prometheus.Collector{
-		s.queries.vec,
+		s.timer.vec,
 		pool("switchboard_store_pool_connections", "Connections the node holds to PostgreSQL.",
 			func(st *pgxpool.Stat) float64 { return float64(st.TotalConns()) }),
 		pool("switchboard_store_pool_acquired", "Connections in use by a query or transaction.",

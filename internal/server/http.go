@@ -192,7 +192,7 @@ func (s *Server) authed(h authedHandler) http.HandlerFunc {
 }
 
 func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, _ chat.Identity) {
-	devs, err := s.svc.Devices(r.Context(), r.PathValue("user"))
+	devs, err := s.svc.DeviceDirectory(r.Context(), r.PathValue("user"))
 	if err != nil {
 		writeProblem(w, s.log, err)
 		return

@@ -65,6 +65,9 @@ type Node struct {
 // URL is the node's base URL.
 func (n *Node) URL() string { return "http://" + n.Addr }
 
+// LogPath is the file the node's stderr (its log) goes to.
+func (n *Node) LogPath() string { return n.log }
+
 // AdminURL is the base URL of the node's admin listener (/metrics).
 func (n *Node) AdminURL() string { return "http://" + n.AdminAddr }
 

@@ -71,7 +71,10 @@ func FreePort() int {
 // without stopping it (Pdeathsig), and returns a channel closed when it has
 // exited (and been waited for).
 func startChild(cmd *exec.Cmd, sig syscall.Signal) (<-chan struct{}, error) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: sig}
+	// Setpgid: a Ctrl-C in the terminal reaches only this process
+	// (cmd/sbcluster), which then stops its children in order, instead of
+	// every child at once.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: sig, Setpgid: true}
 	started, exited := make(chan error, 1), make(chan struct{})
 	go func() {
 		// Pdeathsig fires when the thread that started the child ends, not

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/client"
+)
+
+// TestRun starts the command's cluster, chats through its URL (NGINX), sees
+// a history page read from the replica, and stops it.
+func TestRun(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, w := io.Pipe()
+	stop, exited := make(chan struct{}), make(chan int, 1)
+	var stderr bytes.Buffer
+	go func() {
+		exited <- run([]string{"--nodes", "2", "--", "--argon2-time", "1", "--argon2-memory", "64"}, w, &stderr, stop)
+		w.Close()
+	}()
+	lines := bufio.NewScanner(out)
+	var url string
+	var admins []string
+	for lines.Scan() {
+		line := lines.Text()
+		if u, ok := strings.CutPrefix(line, "switchboard cluster: "); ok {
+			url = u
+		}
+		if m := regexp.MustCompile(`metrics (\S+)/metrics`).FindStringSubmatch(line); m != nil {
+			admins = append(admins, m[1])
+		}
+		if strings.HasPrefix(line, "Ctrl-C") {
+			break
+		}
+	}
+	go io.Copy(io.Discard, out)
+	if url == "" || len(admins) != 2 {
+		close(stop)
+		t.Fatalf("no URL or not 2 nodes printed (exit %d):\n%s", <-exited, stderr.String())
+	}
+
+	c, err := client.New(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := func(name string) *client.Session {
+		if _, err := c.CreateAccount(ctx, name, "password-"+name); err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.Login(ctx, name, "password-"+name, client.DeviceInfo{Name: "phone", KEM: "x25519",
+			PublicKey: bytes.Repeat([]byte{9}, 32), SigningKey: make([]byte, 32)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	alice, bob := login("alice"), login("bob")
+	conv, err := alice.CreateConversation(ctx, "direct", []string{bob.UserID}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := client.Connect(ctx, bob, client.ConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	<-ws.Synced()
+	sent, err := alice.SendHTTP(ctx, client.SendRequest{ID: "m-1", Conversation: conv, Ciphertexts: map[string][]byte{bob.DeviceID: []byte("hi")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-ws.Messages():
+		if m.Seq != sent.Seq {
+			t.Fatalf("received seq %d, want %d", m.Seq, sent.Seq)
+		}
+	case <-ctx.Done():
+		t.Fatal("the message never arrived")
+	}
+	// History pages go to the replica once it has the message.
+	deadline := time.Now().Add(time.Minute)
+	for replicaQueries(t, admins) == 0 {
+		if _, err := bob.Messages(ctx, conv, 0, 10); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no node read history from the replica")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	close(stop)
+	if code := <-exited; code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	}
+	if _, err := http.Get(url + "/healthz"); err == nil {
+		t.Fatal("NGINX still answers after the command returned")
+	}
+}
+
+func replicaQueries(t *testing.T, admins []string) float64 {
+	var sum float64
+	for _, a := range admins {
+		sum += metric(t, a, `switchboard_db_queries_total{pool="replica-0"}`)
+	}
+	return sum
+}
+
+// metric reads one sample from a node's /metrics (0 when absent).
+func metric(t *testing.T, adminURL, series string) float64 {
+	t.Helper()
+	resp, err := http.Get(adminURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindSubmatch(body)
+	if m == nil {
+		return 0
+	}
+	v, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/internal/testenv"
+)
+
+// startNodes runs n nodes on one database and one Redis, with extra flags.
+func startNodes(t *testing.T, ctx context.Context, n int, db, redis string, extra ...string) []*Main {
+	t.Helper()
+	var nodes []*Main
+	for range n {
+		m := NewMain()
+		m.Stderr = &bytes.Buffer{}
+		args := append([]string{"--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--db", db, "--redis", redis,
+			"--argon2-memory", "64", "--argon2-time", "1"}, extra...)
+		if err := m.ParseFlags(args, func(string) string { return "" }); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Run(ctx); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		t.Cleanup(func() { m.Close() })
+		nodes = append(nodes, m)
+	}
+	return nodes
+}
+
+// TestLimitsCountAcrossNodes: login attempts to one account spread over two
+// nodes sharing Redis are refused (429) at the same count as on one node.
+func TestLimitsCountAcrossNodes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	redis := testenv.Redis(t)
+	// refusedAt makes wrong-password logins to one account, node after node
+	// round robin, and returns the number of the first refused with 429.
+	refusedAt := func(t *testing.T, nodes []*Main, user string) int {
+		t.Helper()
+		c, err := client.New(nodes[0].URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.CreateAccount(ctx, user, "password-"+user); err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i <= 20; i++ {
+			c, _ := client.New(nodes[i%len(nodes)].URL())
+			_, err := c.Login(ctx, user, "wrong password", client.DeviceInfo{Name: "x", KEM: "x25519",
+				PublicKey: bytes.Repeat([]byte{9}, 32), SigningKey: make([]byte, 32)})
+			var e *client.Error
+			if !errors.As(err, &e) {
+				t.Fatalf("login %d: %v", i, err)
+			}
+			if e.Status == http.StatusTooManyRequests {
+				return i
+			}
+		}
+		return 0
+	}
+	flags := []string{"--login-rate-account", "5/1h"}
+	one := refusedAt(t, startNodes(t, ctx, 1, testenv.Postgres(t), redis.URL(), flags...), "alice")
+	two := refusedAt(t, startNodes(t, ctx, 2, testenv.Postgres(t), redis.URL(), flags...), "bob")
+	if one != 6 || two != one {
+		t.Fatalf("the first 429 came at attempt %d on one node and %d over two; want 6 on both", one, two)
+	}
+}
+
+// TestRevocationAcrossNodes: a device revoked through node 1 has its socket
+// on node 2 closed with 4001, and its token, cached in Redis by both nodes,
+// then fails on both.
+func TestRevocationAcrossNodes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	nodes := startNodes(t, ctx, 2, testenv.Postgres(t), testenv.Redis(t).URL())
+	c1, _ := client.New(nodes[0].URL())
+	c2, _ := client.New(nodes[1].URL())
+	if _, err := c1.CreateAccount(ctx, "alice", "password-alice"); err != nil {
+		t.Fatal(err)
+	}
+	login := func(c *client.Client, name string) *client.Session {
+		s, err := c.Login(ctx, "alice", "password-alice", client.DeviceInfo{Name: name, KEM: "x25519",
+			PublicKey: bytes.Repeat([]byte{9}, 32), SigningKey: make([]byte, 32)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	laptop, phone := login(c1, "laptop"), login(c2, "phone")
+	phoneOn := []*client.Session{c1.Resume(*phone), c2.Resume(*phone)}
+	// Both nodes look the phone's token up (and cache it) before the revocation.
+	for i, s := range phoneOn {
+		for range 2 {
+			if _, err := s.Devices(ctx, phone.UserID); err != nil {
+				t.Fatalf("node %d before the revocation: %v", i+1, err)
+			}
+		}
+	}
+	if hits := metric(t, nodes[1].AdminURL(), "switchboard_session_cache_hits_total"); hits == 0 {
+		t.Fatal("node 2 answered no token lookup from the session cache")
+	}
+	ws, err := client.Connect(ctx, phoneOn[1], client.ConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	select {
+	case <-ws.Synced():
+	case <-ctx.Done():
+		t.Fatal("no synced")
+	}
+
+	if err := laptop.RevokeDevice(ctx, phone.DeviceID); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range phoneOn {
+		_, err := s.Devices(ctx, phone.UserID)
+		var e *client.Error
+		if !errors.As(err, &e) || e.Status != http.StatusUnauthorized {
+			t.Errorf("node %d right after the revocation: %v, want 401", i+1, err)
+		}
+	}
+	select {
+	case <-ws.Done():
+		var ce *client.CloseError
+		if !errors.As(ws.Err(), &ce) || ce.Code != 4001 {
+			t.Fatalf("the phone's socket on node 2 ended with %v, want close 4001", ws.Err())
+		}
+	case <-ctx.Done():
+		t.Fatal("the phone's socket on node 2 was not closed")
+	}
+}
