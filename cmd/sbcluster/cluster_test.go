@@ -76,7 +76,7 @@ func TestClusterThroughNGINX(t *testing.T) {
 		<-ws.Synced()
 		holder := -1
 		for i, n := range c.Nodes {
-			if metric(t, n.AdminURL(), "switchboard_sockets_open") == 1 {
+			if metric(t, n.AdminURL(), "switchboard_ws_connections") == 1 {
 				holder = i
 			}
 		}
