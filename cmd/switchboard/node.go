@@ -335,6 +335,10 @@ func (m *Main) Run(ctx context.Context) error {
 		kc.Missed = missedEvents{svc}
 	}
 	m.calls = calls.New(svc, callState, m.bus, kc)
+	if err := m.calls.Register(metrics); err != nil {
+		m.Close()
+		return fmt.Errorf("calls metrics: %w", err)
+	}
 	sc.Calls = m.calls
 	if cc.Sessions != nil {
 		if err := registerSessionCache(metrics, svc); err != nil {

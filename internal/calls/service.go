@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"sync"
 	"time"
@@ -84,6 +85,8 @@ type Service struct {
 	// calls it takes part in: what a socket's close looks at.
 	local map[string]map[string]struct{}
 	stops map[*timer]struct{}
+
+	events prometheus.Counter // call events published (Register)
 }
 
 type timer struct{ stop func() bool }
@@ -92,7 +95,9 @@ type timer struct{ stop func() bool }
 func New(dir Directory, kv KV, bus sb.Bus, cfg Config) *Service {
 	cfg.setDefaults()
 	s := &Service{cfg: cfg, dir: dir, kv: kv, bus: bus, local: make(map[string]map[string]struct{}),
-		stops: make(map[*timer]struct{})}
+		stops: make(map[*timer]struct{}),
+		events: prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_call_events_total",
+			Help: "Call events (an invite, accept, signal, end, missed...) this node published to the parties' devices."})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
 }
@@ -173,8 +178,13 @@ func (s *Service) publish(ctx context.Context, r *record, action string, from Pa
 	if err != nil {
 		// The parties see nothing of this event; the timeouts still end the call.
 		s.cfg.Logger.Warn("call event not published", "call", r.ID, "action", action, "err", err)
+		return
 	}
+	s.events.Inc()
 }
+
+// Register adds the signalling's metrics to reg (the node's registry).
+func (s *Service) Register(reg prometheus.Registerer) error { return reg.Register(s.events) }
 
 // remember notes that a local device takes part in the call at key.
 func (s *Service) remember(device, key string) {

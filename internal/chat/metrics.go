@@ -21,6 +21,11 @@ type metrics struct {
 	ackFailures prometheus.Counter
 	received    prometheus.Counter
 	busLatency  prometheus.Histogram
+	// presence, typing and receipts this node published (issue 19): what
+	// to shed first when a node is overloaded (docs/runbook.md).
+	presence prometheus.Counter
+	typing   prometheus.Counter
+	receipts prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -36,6 +41,12 @@ func newMetrics() *metrics {
 		busLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "switchboard_bus_receive_latency_ms",
 			Help:    "From the commit on the originating node to this node decoding the message off the bus, in milliseconds.",
 			Buckets: LatencyBuckets}),
+		presence: prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_presence_published_total",
+			Help: "Presence changes (online, offline) this node published."}),
+		typing: prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_typing_published_total",
+			Help: "Typing notices (start, stop) this node published."}),
+		receipts: prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_receipts_published_total",
+			Help: "Receipt frames (a user's delivered and read marks in a conversation, coalesced per second) this node published."}),
 	}
 }
 
@@ -55,6 +66,7 @@ func (s *Service) Register(reg prometheus.Registerer) error {
 	}
 	for _, c := range []prometheus.Collector{
 		s.metrics.sent, s.metrics.acks, s.metrics.ackFailures, s.metrics.received, s.metrics.busLatency,
+		s.metrics.presence, s.metrics.typing, s.metrics.receipts,
 		up("switchboard_store_up", "1 when the store (PostgreSQL or SQLite) answered a ping at this scrape, else 0.", s.store.Ping),
 		up("switchboard_bus_up", "1 when the bus (Redis, or the in-process bus) answered a ping at this scrape, else 0.", s.bus.Ping),
 	} {

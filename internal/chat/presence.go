@@ -202,7 +202,9 @@ func (t *presenceTracker) publish(ctx context.Context, st sb.PresenceState) {
 	b, _ := json.Marshal(ev)
 	if err := t.bus.Publish(ctx, PresencePrefix+st.UserID, b); err != nil {
 		t.s.cfg.Logger.Warn("presence publish failed", "user", st.UserID, "err", err)
+		return
 	}
+	t.s.metrics.presence.Inc()
 }
 
 // RunPresence claims the node's users again every heartbeat until ctx ends:

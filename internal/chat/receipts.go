@@ -108,7 +108,9 @@ func (s *Service) publishReceipts() {
 			b, _ := json.Marshal(r)
 			if err := s.bus.Publish(context.Background(), ReceiptPrefix+r.Conversation, b); err != nil {
 				s.cfg.Logger.Warn("receipt publish failed", "err", err)
+				continue
 			}
+			s.metrics.receipts.Inc()
 		}
 	}
 }

@@ -109,7 +109,9 @@ func (s *Service) publishTyping(ctx context.Context, ev Typing) {
 	b, _ := json.Marshal(ev)
 	if err := s.bus.Publish(ctx, TypingPrefix+ev.Conversation, b); err != nil {
 		s.cfg.Logger.Warn("typing publish failed", "err", err)
+		return
 	}
+	s.metrics.typing.Inc()
 }
 
 // SubscribeTyping calls fn for each typing notice relayed by any node, with
