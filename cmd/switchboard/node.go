@@ -144,6 +144,8 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 		return nil
 	})
 	fs.IntVar(&c.Server.MaxConns, "max-conns", c.Server.MaxConns, "open sockets on this node; past it an upgrade gets 503 with Retry-After and /readyz fails, so a balancer sends new sockets elsewhere (0 = unlimited)")
+	fs.BoolVar(&c.Server.NoPresence, "no-presence", c.Server.NoPresence, "shed presence: presence_subscribe gets an error frame unavailable, GET /v1/users/{id}/presence 503 (the first thing to turn off on an overloaded node)")
+	fs.BoolVar(&c.Server.NoTyping, "no-typing", c.Server.NoTyping, "shed typing: typing frames are dropped and no typing notice is written to this node's sockets")
 	fs.DurationVar(&c.Server.FlushDelay, "flush-delay", c.Server.FlushDelay, "how long the socket writer waits once a frame is pending, so that more frames share one write syscall (0 = write at once; frames still coalesce while the writer is busy)")
 	fs.DurationVar(&c.Server.RequestTimeout, "request-timeout", c.Server.RequestTimeout, "time to receive a whole HTTP request (headers and body), and to keep an idle HTTP connection")
 	fs.BoolVar(&c.Chat.E2EOnly, "e2e-only", c.Chat.E2EOnly, "refuse server-assisted sends (plaintext) with plaintext_refused: clients must encrypt")

@@ -155,9 +155,16 @@ func writePresence(st sb.PresenceState, peers ...*peer) {
 	}
 }
 
+// errPresenceShed answers presence requests on a node run with NoPresence.
+var errPresenceShed = sb.Errorf(sb.EUNAVAILABLE, wire.CodeUnavailable, "presence is turned off on this node (shed under load)")
+
 // presenceSubscribe handles presence_subscribe: the socket's watched users
 // become those of the frame that it may watch.
 func (s *Server) presenceSubscribe(ctx context.Context, c *gateway.Conn, p *peer, data []byte) {
+	if s.cfg.NoPresence {
+		s.writeError(c, "", errPresenceShed)
+		return
+	}
 	var f wire.PresenceSubscribe
 	if err := json.Unmarshal(data, &f); err != nil {
 		s.writeError(c, "", sb.Errorf(sb.EINVALID, wire.CodeBadFrame, "presence_subscribe needs users, an array of user ids"))
@@ -210,6 +217,10 @@ func (s *Server) pollPresence() {
 
 // userPresence is GET /v1/users/{user}/presence.
 func (s *Server) userPresence(w http.ResponseWriter, r *http.Request, id chat.Identity) {
+	if s.cfg.NoPresence {
+		writeProblem(w, s.log, errPresenceShed)
+		return
+	}
 	st, err := s.svc.UserPresence(r.Context(), id, r.PathValue("user"))
 	if err != nil {
 		writeProblem(w, s.log, err)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/internal/chat"
+	"github.com/switchboard-chat/switchboard/internal/server"
 )
 
 // next returns the next frame of one of the given types, skipping the
@@ -274,5 +275,33 @@ func TestReceiptsInALargeGroup(t *testing.T) {
 	a.send(t, map[string]any{"type": "ping"})
 	if f := a.next(t, "receipt", "pong"); f["type"] != "pong" {
 		t.Fatalf("alice got %v in a group of %d", f, len(members)+1)
+	}
+}
+
+// TestSheddingPresenceAndTyping: a node run with NoPresence and NoTyping
+// (--no-presence, --no-typing: the backup plan's first step) answers
+// presence requests unavailable and relays no typing, while messages
+// still flow.
+func TestSheddingPresenceAndTyping(t *testing.T) {
+	n := startNode(t, backends[0].open(t), func(_ *chat.Config, sc *server.Config) { sc.NoPresence, sc.NoTyping = true, true })
+	alice := n.signup(t, "alice", "phone")[0]
+	bob := n.signup(t, "bob", "phone")[0]
+	conv := n.conversation(t, alice, "direct", bob.user)
+	a, b := n.dial(t, alice.token), n.dial(t, bob.token)
+	a.expect(t, "synced")
+	b.expect(t, "synced")
+
+	a.send(t, map[string]any{"type": "presence_subscribe", "users": []string{bob.user}})
+	if f := a.next(t, "presence", "error"); f["type"] != "error" || f["code"] != "unavailable" {
+		t.Fatalf("presence_subscribe on a node shedding presence: %v, want error unavailable", f)
+	}
+	if st, body := n.call(t, "GET", "/v1/users/"+bob.user+"/presence", alice.token, nil); st != 503 || body["code"] != "unavailable" {
+		t.Fatalf("GET presence: %d %v, want 503 unavailable", st, body)
+	}
+	a.send(t, map[string]any{"type": "typing", "conversation": conv, "state": "start"})
+	a.send(t, map[string]any{"type": "send", "id": "m1", "conversation": conv, "ciphertext": []byte("x")})
+	// The message comes; no typing frame before it (it was sent first).
+	if f := b.next(t, "typing", "message"); f["type"] != "message" {
+		t.Fatalf("bob got %v before the message, want no typing notice", f)
 	}
 }

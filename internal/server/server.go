@@ -38,6 +38,12 @@ type Config struct {
 	// with Retry-After and /readyz fails, so a balancer sends new sockets
 	// elsewhere while the open ones keep working (load shedding) [0: none].
 	MaxConns int
+	// NoPresence and NoTyping shed presence and typing, the first things
+	// to turn off on an overloaded node (docs/runbook.md, the backup
+	// plan): presence_subscribe gets an error frame unavailable and GET
+	// .../presence 503; typing frames are dropped, and no typing notice is
+	// written to this node's sockets [false: both on].
+	NoPresence, NoTyping bool
 
 	// Calls is the node's call signalling (internal/calls); nil answers
 	// call frames with not_supported.

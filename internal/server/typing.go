@@ -18,6 +18,9 @@ import (
 
 // typing handles a typing frame.
 func (s *Server) typing(ctx context.Context, c *gateway.Conn, p *peer, data []byte) {
+	if s.cfg.NoTyping {
+		return // shed: typing is best effort, a client needs no answer
+	}
 	var f wire.Typing
 	if err := json.Unmarshal(data, &f); err != nil || f.Conversation == "" {
 		s.writeError(c, "", sb.Errorf(sb.EINVALID, wire.CodeBadFrame, "typing needs conversation and state"))
@@ -46,6 +49,9 @@ func (s *Server) read(ctx context.Context, c *gateway.Conn, p *peer, data []byte
 // relayTyping writes a typing notice to the local devices of the
 // conversation's other members.
 func (s *Server) relayTyping(ev *chat.Typing, members []string) {
+	if s.cfg.NoTyping {
+		return
+	}
 	b, _ := json.Marshal(wire.Typing{Type: wire.TypeTyping, Conversation: ev.Conversation, UserID: ev.UserID, State: ev.State})
 	for _, p := range s.hub.ofUsers(members) {
 		if p.id.UserID != ev.UserID {
