@@ -289,6 +289,11 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		blobs := &media.Dir{Path: filepath.Join(dir, "blobs")}
 		sc.Media = media.New(blobs, m.Config.Media)
+		if native, detail := media.Encoder(); native {
+			log.Info("media: WebP encoder", "encoder", detail)
+		} else {
+			log.Warn("media: WebP encoder in WebAssembly: image uploads stall the garbage collector and so every socket; install libwebp-dev (docs/runbook.md)", "encoder", detail)
+		}
 		sc.Attachments = &media.Attachments{Blobs: blobs, Path: filepath.Join(dir, "attachments")}
 	}
 	svc := chat.New(store, m.bus, cc)

@@ -150,6 +150,10 @@ func (u *uploader) one(photo []byte, token string) {
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/octet-stream")
+	// The same photo gives the same media id: the upload is idempotent, and
+	// the header lets net/http send it again when the node closed a
+	// kept-alive connection just as it was reused.
+	req.Header.Set("Idempotency-Key", fmt.Sprintf("%p-%d", photo, time.Now().UnixNano()))
 	t0 := time.Now()
 	resp, err := u.hc.Do(req)
 	if err != nil {

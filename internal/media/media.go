@@ -249,3 +249,19 @@ func (p *Pipeline) encode(m image.Image, tryLossless bool) ([]byte, bool, error)
 	}
 	return lossy.Bytes(), false, nil
 }
+
+// Encoder says which WebP encoder this process uses. gen2brain/webp loads
+// the system's libwebp through purego when it finds libwebp.so (Debian:
+// libwebp-dev) in a dynamically linked binary, and otherwise runs libwebp
+// compiled to WebAssembly (wazero). The difference is not only speed: the
+// Go runtime cannot preempt a goroutine while it runs wazero's compiled
+// code, so every garbage collection that starts during an encode waits for
+// it with the world stopped, and every socket of the node waits too (tens
+// to hundreds of ms under upload load, docs/benchmarks.md). A call into
+// native libwebp is a foreign call the collector does not wait for.
+func Encoder() (native bool, detail string) {
+	if err := webp.Dynamic(); err != nil {
+		return false, "libwebp in WebAssembly (wazero): " + err.Error()
+	}
+	return true, "native libwebp (purego)"
+}
