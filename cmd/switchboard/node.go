@@ -91,7 +91,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.MediaDir, "media-dir", c.MediaDir, "folder for uploaded images and encrypted attachments (default <data-dir>/media); nodes behind one NGINX need it shared")
 	fs.Int64Var(&c.Media.MaxBytes, "media-max-bytes", c.Media.MaxBytes, "largest image or attachment upload in bytes; every HTTP request may be buffered up to this size")
 	fs.Int64Var(&c.Media.MaxPixels, "media-max-pixels", c.Media.MaxPixels, "largest image (width x height) the node decodes; larger ones get too_many_pixels before decoding")
-	fs.IntVar(&c.Media.Workers, "media-workers", c.Media.Workers, "images processed at once (0 = one per core)")
+	fs.IntVar(&c.Media.Workers, "media-workers", c.Media.Workers, "images processed at once (0 = one per core but one, at least 1: a core stays with the sockets)")
 	fs.IntVar(&c.Media.Quality, "media-quality", c.Media.Quality, "lossy WebP quality of processed images (1-100)")
 	fs.StringVar(&c.Server.MediaURL, "media-url", c.Server.MediaURL, "base URL put before /media/... in upload answers (a CDN's address); empty = paths on the node")
 	fs.DurationVar(&c.MediaSweep, "media-sweep-interval", c.MediaSweep, "how often to delete attachments last sent (or uploaded) more than --retention plus an hour ago; 0 keeps them forever")
