@@ -330,6 +330,20 @@ func TestAttachmentsOnTheSocket(t *testing.T) {
 			t.Fatalf("bob: %d %q", resp.StatusCode, b)
 		}
 	})
+	t.Run("a node without media refuses a send naming attachments for good", func(t *testing.T) {
+		off := startNode(t, backends[0].open(t))
+		al := off.signup(t, "alice", "phone")[0]
+		bo := off.signup(t, "bob", "phone")[0]
+		c := off.conversation(t, al, "direct", bo.user)
+		s := off.dial(t, al.token)
+		s.expect(t, "synced")
+		send(s, "o1", c, []string{id})
+		s.expect(t, "error", "invalid_message")
+		if st, body := off.call(t, "POST", "/v1/conversations/"+c+"/messages", al.token,
+			map[string]any{"id": "o2", "ciphertext": []byte("x"), "attachments": []string{id}}); st != 400 || body["code"] != "invalid_message" {
+			t.Fatalf("HTTP: %d %v", st, body)
+		}
+	})
 	t.Run("a member forwards what it received", func(t *testing.T) {
 		b := n.dial(t, bob.token)
 		for f := b.read(t); f["type"] != "synced"; f = b.read(t) { // alice's message comes first
