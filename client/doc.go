@@ -95,6 +95,16 @@
 // [Conn.DevicesChanged] frames drop the cached device lists of the user
 // concerned. [Secure.Open] opens history from [Session.Messages].
 //
+// # Attachments
+//
+// [Session.UploadAttachment] shrinks a JPEG or PNG to fit 2048 px on this
+// device (upright, metadata gone, pure Go), encrypts it with a fresh
+// AES-256-GCM key and uploads the ciphertext; [Secure.SendContent] sends a
+// [Content] whose [Attachment] values (id, key, digest) are sealed with the
+// text, and names the ids in the send so the members may download them.
+// A recipient reads them with [ParseContent] and [Session.DownloadAttachment].
+// docs/crypto.md says what the server sees.
+//
 // Everything here is safe for concurrent use. A Conn runs one reader
 // goroutine, plus one small keepalive goroutine per socket; both are gone
 // when Close returns.

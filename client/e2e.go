@@ -164,6 +164,11 @@ func (x *Secure) Send(ctx context.Context, conversation string, plaintext []byte
 // members and the device lists concerned) and tries once more, with the
 // same id; a second mismatch is returned as the *Error.
 func (x *Secure) SendID(ctx context.Context, conversation, id string, plaintext []byte) (Sent, error) {
+	return x.send(ctx, conversation, id, plaintext, nil)
+}
+
+// send is SendID naming attachments in the send frame.
+func (x *Secure) send(ctx context.Context, conversation, id string, plaintext []byte, attachments []string) (Sent, error) {
 	if id == "" {
 		id = newID()
 	}
@@ -173,6 +178,7 @@ func (x *Secure) SendID(ctx context.Context, conversation, id string, plaintext 
 		if err != nil {
 			return Sent{}, err
 		}
+		req.Attachments = attachments
 		var sent Sent
 		if x.conn != nil {
 			sent, err = x.conn.Send(ctx, req)

@@ -11,7 +11,8 @@ import (
 // newSendFrame is the send frame for r; without typ it is also the body of
 // POST /v1/conversations/{id}/messages.
 func newSendFrame(typ string, r SendRequest) wire.ClientFrame {
-	return wire.ClientFrame{Type: typ, ID: r.ID, Conversation: r.Conversation, Ciphertexts: r.Ciphertexts, Ciphertext: r.Ciphertext, Plaintext: r.Plaintext}
+	return wire.ClientFrame{Type: typ, ID: r.ID, Conversation: r.Conversation, Ciphertexts: r.Ciphertexts, Ciphertext: r.Ciphertext, Plaintext: r.Plaintext,
+		Attachments: r.Attachments}
 }
 
 // serverFrame is any server frame (wire.ServerFrame), with the SDK's views of it.

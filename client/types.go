@@ -80,6 +80,10 @@ type SendRequest struct {
 	// device (server-assisted mode, for clients that cannot encrypt): the
 	// server sees it. Use Secure for end-to-end encryption instead.
 	Plaintext []byte
+	// Attachments are the ids of attachments the message carries (at most
+	// 32; see Session.UploadAttachment): the send lets the conversation's
+	// members download them. Their keys belong inside the ciphertext.
+	Attachments []string
 }
 
 // Sent is the server's receipt: the message is committed with this seq.
@@ -92,6 +96,9 @@ type Sent struct {
 
 // maxIDLen is the protocol's limit on a send id, in bytes.
 const maxIDLen = 64
+
+// maxAttachments is the most attachments one message may name (docs/protocol.md).
+const maxAttachments = 32
 
 // prepare checks what can be checked locally and fills in a missing ID.
 func btoi(b bool) int {
@@ -112,6 +119,8 @@ func (r *SendRequest) prepare() error {
 		return bad("exactly one of Ciphertexts, Ciphertext and Plaintext must be set")
 	case len(r.ID) > maxIDLen:
 		return bad("id over 64 bytes")
+	case len(r.Attachments) > maxAttachments:
+		return bad("more than 32 attachments")
 	}
 	if r.ID == "" {
 		r.ID = newID()

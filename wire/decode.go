@@ -55,6 +55,7 @@ var (
 	uint8Type    = reflect.TypeFor[uint8]()
 	bytesType    = reflect.TypeFor[[]byte]()
 	bytesMapType = reflect.TypeFor[map[string][]byte]()
+	stringsType  = reflect.TypeFor[[]string]()
 	headType     = reflect.TypeFor[Head]()
 	frameType    = reflect.TypeFor[ClientFrame]()
 )
@@ -81,10 +82,11 @@ const (
 	fieldCiphertext
 	fieldPlaintext
 	fieldSeq
+	fieldAttachments
 )
 
 // fieldNames are the JSON names of ClientFrame's fields, by field.
-var fieldNames = [...]string{"", "type", "id", "conversation", "ciphertexts", "ciphertext", "plaintext", "seq"}
+var fieldNames = [...]string{"", "type", "id", "conversation", "ciphertexts", "ciphertext", "plaintext", "seq", "attachments"}
 
 func (d *frameDecoder) top(head *Head, f *ClientFrame) bool {
 	d.space()
@@ -148,6 +150,8 @@ func (d *frameDecoder) object(head *Head, f *ClientFrame) bool {
 			ok = d.bytes(fl, &f.Plaintext, 1)
 		case fieldSeq:
 			ok = d.seq(&f.Seq)
+		case fieldAttachments:
+			ok = d.strings(fl, &f.Attachments)
 		default:
 			_, ok = d.skip(1)
 		}

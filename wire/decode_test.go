@@ -45,8 +45,8 @@ func dumpFrame(f ClientFrame) string {
 	if f.Seq != nil {
 		seq = fmt.Sprint(*f.Seq)
 	}
-	return fmt.Sprintf("{Type:%q ID:%q Conversation:%q Ciphertexts:%#v Ciphertext:%#v Plaintext:%#v Seq:%s}",
-		f.Type, f.ID, f.Conversation, f.Ciphertexts, f.Ciphertext, f.Plaintext, seq)
+	return fmt.Sprintf("{Type:%q ID:%q Conversation:%q Ciphertexts:%#v Ciphertext:%#v Plaintext:%#v Seq:%s Attachments:%#v}",
+		f.Type, f.ID, f.Conversation, f.Ciphertexts, f.Ciphertext, f.Plaintext, seq, f.Attachments)
 }
 
 var (
@@ -69,6 +69,10 @@ var (
 		`{"type":"send","x":{"a":[1,{"b":null,"c":[true,false,-0.5e+3]}],"d":"\u00e9"}}`,
 		"{\"type\":\"send\",\"id\":\"\xff\xfe\",\"ciphertexts\":{\"\xc3\":\"AQID\"}}",
 		`{"type":"send","ciphertext":"AQ\u003d\u003d"}`, `{"type":"send","ciphertext":"AQ\nID"}`,
+		`{"type":"send","id":"m-4","conversation":"cnv_a","ciphertext":"AQID","attachments":["0123456789abcdef0123456789abcdef","fedcba9876543210fedcba9876543210"]}`,
+		`{"type":"send","attachments":[]}`, `{"type":"send","attachments":null}`, `{"type":"send","attachments":"a"}`,
+		`{"type":"send","attachments":["a",1,true,null,{},[]]}`, `{"type":"send","attachments":["a","b"],"attachments":[null]}`,
+		`{"type":"send","Attachments":["\u0061",null],"attachments":[null,null,"c"]}`, `{"type":"send","attachments":[[[]]]}`,
 	}
 )
 
@@ -191,6 +195,16 @@ func TestDecodeClientFrameEdges(t *testing.T) {
 		{name: "a frame that is not an object is an error", in: `"send"`, headErr: true, err: "into Go value of type wire.ClientFrame"},
 		{name: "a null frame is empty", in: ` null `, want: ClientFrame{}},
 		{name: "trailing data is an error", in: `{} {}`, headErr: true, err: "after top-level value"},
+		{name: "attachments are a list of ids", in: `{"type":"send","attachments":["a","b\u0063"]}`,
+			want: ClientFrame{Type: "send", Attachments: []string{"a", "bc"}}},
+		{name: "empty attachments are empty, not nil", in: `{"attachments":[]}`, want: ClientFrame{Attachments: []string{}}},
+		{name: "null attachments are nil", in: `{"attachments":["a"],"attachments":null}`, want: ClientFrame{}},
+		{name: "an array over attachments keeps an id where null", in: `{"attachments":["a","b"],"attachments":[null,"c",null]}`,
+			want: ClientFrame{Attachments: []string{"a", "c", ""}}},
+		{name: "a number for an attachment is an error", in: `{"attachments":["a",7]}`,
+			err: "cannot unmarshal number into Go struct field ClientFrame.attachments of type string"},
+		{name: "attachments as a string is an error", in: `{"attachments":"a"}`,
+			err: "cannot unmarshal string into Go struct field ClientFrame.attachments of type []string"},
 		{name: "a huge ciphertext map decodes", in: manyJSON.String(), want: ClientFrame{Type: "send", ID: "m", Conversation: "c", Ciphertexts: many}},
 		{name: "a huge ciphertext decodes", in: `{"ciphertext":"` + base64.StdEncoding.EncodeToString(big) + `"}`, want: ClientFrame{Ciphertext: big}},
 	} {
@@ -251,7 +265,8 @@ func TestSpecial8FindsEveryByteAStringMustLookAt(t *testing.T) {
 // gains, loses or retypes a field that DecodeClientFrame does not handle.
 func TestDecodeClientFrameKnowsEveryField(t *testing.T) {
 	want := map[string]reflect.Type{"type": stringType, "id": stringType, "conversation": stringType,
-		"ciphertexts": bytesMapType, "ciphertext": bytesType, "plaintext": bytesType, "seq": reflect.TypeFor[*int64]()}
+		"ciphertexts": bytesMapType, "ciphertext": bytesType, "plaintext": bytesType, "seq": reflect.TypeFor[*int64](),
+		"attachments": stringsType}
 	for _, st := range []reflect.Type{frameType, headType} {
 		for i := range st.NumField() {
 			sf := st.Field(i)
@@ -263,5 +278,34 @@ func TestDecodeClientFrameKnowsEveryField(t *testing.T) {
 	}
 	if frameType.NumField() != len(want) || len(fieldNames)-1 != len(want) {
 		t.Errorf("ClientFrame has %d fields, DecodeClientFrame knows %d", frameType.NumField(), len(fieldNames)-1)
+	}
+}
+
+// TestDecodeClientFrameAllocatesOnlyWhatTheFrameHolds keeps the hot path
+// lean: a frame allocates its strings and byte slices and nothing else, so
+// a field it does not carry (attachments, say) costs it nothing.
+func TestDecodeClientFrameAllocatesOnlyWhatTheFrameHolds(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		allocs   float64
+	}{
+		{"a ping allocates nothing", `{"type":"ping"}`, 0},
+		{"an ack allocates its conversation and seq", `{"type":"ack","conversation":"cnv_a","seq":42}`, 2},
+		{"a send allocates its id, conversation and ciphertext", `{"type":"send","id":"m-1","conversation":"cnv_a","ciphertext":"AQID"}`, 3},
+		{"a send with attachments adds the slice and each id", `{"type":"send","id":"m-1","conversation":"cnv_a","ciphertext":"AQID","attachments":["a1","a2"]}`, 3 + 2 + 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := []byte(tc.in)
+			got := testing.AllocsPerRun(100, func() {
+				var head Head
+				var f ClientFrame
+				if headErr, err := DecodeClientFrame(data, &head, &f); headErr != nil || err != nil {
+					t.Fatal(headErr, err)
+				}
+			})
+			if got != tc.allocs {
+				t.Fatalf("%v allocations, want %v", got, tc.allocs)
+			}
+		})
 	}
 }

@@ -43,6 +43,10 @@ type ClientFrame struct {
 	Ciphertext   []byte            `json:"ciphertext,omitzero"`
 	Plaintext    []byte            `json:"plaintext,omitzero"`
 	Seq          *int64            `json:"seq,omitempty"`
+	// Attachments are the ids of end-to-end-encrypted attachments the
+	// message carries (POST /v1/attachments); the send grants their
+	// readers the conversation's members.
+	Attachments []string `json:"attachments,omitempty"`
 }
 
 // Head is a client frame's type and id, decoded first so that an error can

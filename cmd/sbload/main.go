@@ -120,6 +120,10 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 				fmt.Fprintf(m.Stderr, "chat: %.0f sends/s, %.0f deliveries/s, latency p50 %.1fms p95 %.1fms p99 %.1fms, delivered %d/%d, dups %d, reconnects %d, zero loss %v\n",
 					f.SendsPerSecond, f.DeliveriesPerSec, f.DeliveryLatency.P50, f.DeliveryLatency.P95, f.DeliveryLatency.P99, f.Delivered, f.Expected, f.Duplicates, f.Reconnects, f.ZeroLoss)
 			}
+			if u := sum.Uploads; u != nil {
+				fmt.Fprintf(m.Stderr, "uploads: %.2f/s ok (%d of %d, %d busy 503, %d errors, %d skipped), latency p50 %.0fms p95 %.0fms, %d -> %d bytes\n",
+					u.PerSecond, u.OK, u.Attempted, u.Busy, u.Errors, u.SkippedFull, u.Latency.P50, u.Latency.P95, u.AvgFileBytes, u.AvgOutBytes)
+			}
 			if b := sum.Broadcast; b != nil {
 				fmt.Fprintf(m.Stderr, "broadcast: %.0f deliveries/s (median of %d/%d rounds, %.1fms each), latency p50 %.1fms p95 %.1fms p99 %.1fms, delivered %d/%d, dups %d, zero loss %v\n",
 					b.DeliveriesPerSecond, b.Complete, b.Rounds, b.RoundMillis, b.DeliveryLatency.P50, b.DeliveryLatency.P95, b.DeliveryLatency.P99, b.Delivered, b.Expected, b.Duplicates, b.ZeroLoss)
@@ -187,6 +191,9 @@ func (m *Main) flagSet() *flag.FlagSet {
 	fs.IntVar(&c.Watch, "watch", 0, "chat: users each socket watches for presence once synced (presence_subscribe, at most 256; 0 = none)")
 	fs.Float64Var(&c.TypingRate, "typing-rate", 0, "chat: typing starts per second, the whole run, each from a random connected device (0 = none)")
 	fs.IntVar(&c.PayloadMin, "payload-min", 0, "chat: the smallest ciphertext (default min(100, --payload)); sizes are uniform in between")
+	fs.StringVar(&c.MediaDir, "media-dir", "", "any scenario: during the steady phase, POST the .jpg/.png/.webp photos of this folder to /v1/media (scripts/bench-media.sh fetches a corpus)")
+	fs.Float64Var(&c.UploadRate, "upload-rate", 1, "with --media-dir: image uploads per second, the whole run (open loop)")
+	fs.IntVar(&c.UploadConcurrency, "upload-concurrency", 4, "with --media-dir: uploads waiting for their answer at most (past it an upload is skipped and counted)")
 	fs.IntVar(&c.Rounds, "rounds", 10, "broadcast: messages to every socket, one at a time (the steady phase ends after the last; --hold bounds it)")
 	fs.DurationVar(&c.RoundTimeout, "round-timeout", 30*time.Second, "broadcast: longest wait for one round's last delivery")
 	return fs

@@ -34,7 +34,8 @@ type Config struct {
 	ReplicaMaxLag   time.Duration // how far behind a replica may be and still serve them
 	Redis           string        // "redis://..." for the bus nodes share; empty: the in-process bus
 	DataDir         string
-	MediaDir        string // images and attachments; empty: <data-dir>/media
+	MediaDir        string        // images and attachments; empty: <data-dir>/media
+	MediaSweep      time.Duration // how often attachments past retention are deleted; 0: never
 	Media           media.Config
 	MediaOff        bool // no media routes (503)
 	Server          server.Config
@@ -68,7 +69,8 @@ func NewMain() *Main {
 		DataDir: "data", Media: media.Config{MaxBytes: 20 << 20, MaxPixels: 50_000_000, Quality: 80}, GCPercent: 100, ReplicaMaxLag: time.Second, LogLevel: "info", LogFormat: "text", ShutdownTimeout: 10 * time.Second,
 		Server: server.Config{Addr: "127.0.0.1:8080", AdminAddr: "127.0.0.1:9464", MaxBody: 1 << 20, MaxFrame: 64 << 10, MaxQueued: 1 << 20, PingInterval: 30 * time.Second,
 			TrustedProxies: loopback, LimitExempt: loopback, RequestTimeout: 30 * time.Second},
-		Retention: chat.RetentionConfig{Period: 30 * 24 * time.Hour, Interval: time.Minute, Batch: 500},
+		Retention:  chat.RetentionConfig{Period: 30 * 24 * time.Hour, Interval: time.Minute, Batch: 500},
+		MediaSweep: time.Hour,
 		Chat: chat.Config{Argon2: chat.DefaultArgon2, SessionTTL: 30 * 24 * time.Hour, MaxMembers: 1000,
 			SendRate: 50, SendBurst: 100, Limits: chat.DefaultLimits,
 			MaxAssistedBytes: 64 << 10, MaxAssistedRecipients: 256, HashWait: 2 * time.Second},
@@ -103,9 +105,10 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.MediaDir, "media-dir", c.MediaDir, "folder for uploaded images and encrypted attachments (default <data-dir>/media); nodes behind one NGINX need it shared")
 	fs.Int64Var(&c.Media.MaxBytes, "media-max-bytes", c.Media.MaxBytes, "largest image or attachment upload in bytes; every HTTP request may be buffered up to this size")
 	fs.Int64Var(&c.Media.MaxPixels, "media-max-pixels", c.Media.MaxPixels, "largest image (width x height) the node decodes; larger ones get too_many_pixels before decoding")
-	fs.IntVar(&c.Media.Workers, "media-workers", c.Media.Workers, "images processed at once (0 = one per core)")
+	fs.IntVar(&c.Media.Workers, "media-workers", c.Media.Workers, "images processed at once (0 = one per core but one, at least 1: a core stays with the sockets)")
 	fs.IntVar(&c.Media.Quality, "media-quality", c.Media.Quality, "lossy WebP quality of processed images (1-100)")
 	fs.StringVar(&c.Server.MediaURL, "media-url", c.Server.MediaURL, "base URL put before /media/... in upload answers (a CDN's address); empty = paths on the node")
+	fs.DurationVar(&c.MediaSweep, "media-sweep-interval", c.MediaSweep, "how often to delete attachments last sent (or uploaded) more than --retention plus an hour ago; 0 keeps them forever")
 	fs.BoolVar(&c.MediaOff, "media-off", c.MediaOff, "disable image and attachment uploads (503 unavailable)")
 	fs.Int64Var(&c.Server.MaxBody, "max-body", c.Server.MaxBody, "HTTP request body limit in bytes")
 	fs.IntVar(&c.Server.MaxFrame, "max-frame", c.Server.MaxFrame, "WebSocket message limit in bytes (also the largest ciphertext)")
@@ -328,6 +331,11 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		blobs := &media.Dir{Path: filepath.Join(dir, "blobs")}
 		sc.Media = media.New(blobs, m.Config.Media)
+		if native, detail := media.Encoder(); native {
+			log.Info("media: WebP encoder", "encoder", detail)
+		} else {
+			log.Warn("media: WebP encoder in WebAssembly: image uploads stall the garbage collector and so every socket; install libwebp-dev (docs/runbook.md)", "encoder", detail)
+		}
 		sc.Attachments = &media.Attachments{Blobs: blobs, Path: filepath.Join(dir, "attachments")}
 	}
 	svc := chat.New(store, m.bus, cc)
@@ -356,6 +364,9 @@ func (m *Main) Run(ctx context.Context) error {
 	jobCtx, stop := context.WithCancel(context.Background())
 	m.stop = stop
 	m.jobs.Go(func() { svc.RunRetention(jobCtx, m.Config.Retention) })
+	if att := sc.Attachments; att != nil && m.Config.MediaSweep > 0 {
+		m.jobs.Go(func() { att.RunSweep(jobCtx, m.Config.Retention.Period, m.Config.MediaSweep, log) })
+	}
 	log.Info("switchboard listening", "url", "http://"+m.server.Addr().String(), "admin", m.AdminURL(), "store", name,
 		"replicas", len(m.Config.DBReplicas), "bus", busName)
 	return nil

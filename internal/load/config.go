@@ -58,6 +58,11 @@ type Config struct {
 	Rounds       int           // broadcasts, one at a time
 	RoundTimeout time.Duration // longest wait for one round's last delivery
 
+	// uploads mixed into any scenario's steady phase (uploads.go)
+	MediaDir          string  // folder of photos to POST /v1/media ("" = no uploads)
+	UploadRate        float64 // uploads per second, the whole run
+	UploadConcurrency int     // uploads waiting for their answer at most
+
 	Command    string // the command line, for the summary
 	Executable string // the binary to run as `<Executable> worker`; default this one
 }
@@ -98,6 +103,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SendRate <= 0 {
 		c.SendRate = 1
+	}
+	if c.MediaDir != "" && c.UploadRate <= 0 {
+		c.UploadRate = 1
+	}
+	if c.UploadConcurrency <= 0 {
+		c.UploadConcurrency = 4
 	}
 	c.Target = strings.TrimSuffix(c.Target, "/")
 	if len(c.Metrics) == 0 {

@@ -48,6 +48,11 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Summary, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	if cfg.MediaDir != "" {
+		if _, err := loadPhotos(cfg.MediaDir); err != nil { // fail before the long provisioning
+			return nil, err
+		}
+	}
 	exe, err := executable(cfg)
 	if err != nil {
 		return nil, err
@@ -119,6 +124,12 @@ func (c *coordinator) run(ctx context.Context, exe string) error {
 		return fmt.Errorf("%s: plan: %w", cfg.Scenario, err)
 	}
 	c.plan = plan
+	var up *uploader
+	if cfg.MediaDir != "" {
+		if up, err = newUploader(cfg, devs); err != nil {
+			return err
+		}
+	}
 	hc.CloseIdleConnections() // the node should hold no socket of ours at 0
 	c.sum.Phases.ProvisionSeconds = secs(time.Since(c.t0))
 
@@ -161,14 +172,27 @@ func (c *coordinator) run(ctx context.Context, exe string) error {
 	c.phase = "steady"
 	steadyStart := time.Now()
 	c.broadcast(cmdSteady)
+	stopUploads := func() {}
+	if up != nil {
+		uctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { up.run(uctx); close(done) }()
+		stopUploads = func() { cancel(); <-done }
+	}
 	var steadyDone func(connStats) bool
 	if f, ok := c.sc.(finisher); ok {
 		steadyDone = func(s connStats) bool { return s.Scenario != nil && f.Finished(s.Scenario) }
 	}
-	if err := c.until(ctx, cfg.Hold, steadyDone); err != nil {
+	err = c.until(ctx, cfg.Hold, steadyDone)
+	steady := time.Since(steadyStart)
+	stopUploads() // the uploads in flight are answered first
+	if err != nil {
 		return err
 	}
-	c.sum.Phases.SteadySeconds = secs(time.Since(steadyStart))
+	c.sum.Phases.SteadySeconds = secs(steady)
+	if up != nil {
+		c.sum.Uploads = up.summary(steady)
+	}
 	end := c.total()
 	c.sum.Conns.AtEnd = end.Connected
 	c.sum.Server.AtEnd = c.scr.sample(ctx)

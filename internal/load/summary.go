@@ -35,6 +35,7 @@ type Summary struct {
 	Fanout    *FanoutSummary    `json:"fanout,omitempty"`
 	Chat      *ChatSummary      `json:"chat,omitempty"`
 	Broadcast *BroadcastSummary `json:"broadcast,omitempty"`
+	Uploads   *UploadSummary    `json:"uploads,omitempty"`
 	Notes     []string          `json:"notes,omitempty"`
 }
 

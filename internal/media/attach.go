@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Attachment is what the node knows of an end-to-end-encrypted attachment:
@@ -22,6 +23,25 @@ type Attachment struct {
 	Owner         string   `json:"owner"` // the uploader's user id
 	Bytes         int64    `json:"bytes"`
 	Conversations []string `json:"conversations,omitempty"`
+	// Created is when it was uploaded; LastSent when a send last named it
+	// (Grant). Sweep deletes it once the later of the two is older than the
+	// retention period: by then retention has purged every message that
+	// named it. Facts written before these fields existed have neither, and
+	// their file's time stands in (it is rewritten by every Grant).
+	Created  time.Time `json:"created,omitzero"`
+	LastSent time.Time `json:"last_sent,omitzero"`
+}
+
+// lastUsed is the later of Created and LastSent, or else mod.
+func (a *Attachment) lastUsed(mod time.Time) time.Time {
+	t := a.Created
+	if a.LastSent.After(t) {
+		t = a.LastSent
+	}
+	if t.IsZero() {
+		return mod
+	}
+	return t
 }
 
 // BlobName is the name of the attachment's bytes in Blobs.
@@ -33,8 +53,16 @@ func (a *Attachment) BlobName() string { return a.ID + ".bin" }
 // of a conversation the attachment was sent in.
 type Attachments struct {
 	Blobs Blobs
-	Path  string // folder of the facts files
+	Path  string           // folder of the facts files
+	Now   func() time.Time // nil: time.Now
 	mu    sync.Mutex
+}
+
+func (s *Attachments) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
 }
 
 // NewID returns a random attachment id (128 bits, hex): unguessable, and
@@ -50,7 +78,7 @@ var ErrNoAttachment = errors.New("media: no such attachment")
 
 // Create stores data as a new attachment of owner.
 func (s *Attachments) Create(ctx context.Context, owner string, data []byte) (*Attachment, error) {
-	a := &Attachment{ID: NewID(), Owner: owner, Bytes: int64(len(data))}
+	a := &Attachment{ID: NewID(), Owner: owner, Bytes: int64(len(data)), Created: s.now().UTC()}
 	if err := s.Blobs.Put(ctx, a.BlobName(), data); err != nil {
 		return nil, err
 	}
@@ -69,7 +97,9 @@ func (s *Attachments) Get(id string) (*Attachment, error) {
 	return s.read(id)
 }
 
-// Grant records that id was sent in conversation conv (again: no change).
+// Grant records that id is being sent in conversation conv, now: the
+// conversation's members may read it, and Sweep keeps it for a retention
+// period from now.
 func (s *Attachments) Grant(id, conv string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -77,10 +107,10 @@ func (s *Attachments) Grant(id, conv string) error {
 	if err != nil {
 		return err
 	}
-	if slices.Contains(a.Conversations, conv) {
-		return nil
+	if !slices.Contains(a.Conversations, conv) {
+		a.Conversations = append(a.Conversations, conv)
 	}
-	a.Conversations = append(a.Conversations, conv)
+	a.LastSent = s.now().UTC()
 	return s.write(a)
 }
 

@@ -27,7 +27,11 @@ type Config struct {
 	// 80 keeps SSIM against the resized original above 0.95 at about a fifth
 	// of the JPEG's bytes; 90 costs ~50 % more bytes for ~0.01 SSIM.
 	Quality int
-	Workers int // images processed at once [GOMAXPROCS]
+	// Workers is how many images are processed at once [GOMAXPROCS-1, at
+	// least 1]: one core is left to the sockets, which on 2 cores cut chat
+	// p95 under uploads several-fold for ~15 % fewer uploads/s
+	// (docs/benchmarks.md, "Mixed uploads and chat").
+	Workers int
 	Waiting int // uploads that may wait for a worker; one more gets ErrBusy [2 x Workers]
 	// RetryAfter is what a refused upload is told to wait [2s].
 	RetryAfter time.Duration
@@ -50,7 +54,7 @@ func (c *Config) defaults() {
 		c.Quality = 80
 	}
 	if c.Workers <= 0 {
-		c.Workers = runtime.GOMAXPROCS(0)
+		c.Workers = max(1, runtime.GOMAXPROCS(0)-1)
 	}
 	if c.Waiting <= 0 {
 		c.Waiting = 2 * c.Workers
@@ -248,4 +252,20 @@ func (p *Pipeline) encode(m image.Image, tryLossless bool) ([]byte, bool, error)
 		return ll.Bytes(), true, nil
 	}
 	return lossy.Bytes(), false, nil
+}
+
+// Encoder says which WebP encoder this process uses. gen2brain/webp loads
+// the system's libwebp through purego when it finds libwebp.so (Debian:
+// libwebp-dev) in a dynamically linked binary, and otherwise runs libwebp
+// compiled to WebAssembly (wazero). The difference is not only speed: the
+// Go runtime cannot preempt a goroutine while it runs wazero's compiled
+// code, so every garbage collection that starts during an encode waits for
+// it with the world stopped, and every socket of the node waits too (tens
+// to hundreds of ms under upload load, docs/benchmarks.md). A call into
+// native libwebp is a foreign call the collector does not wait for.
+func Encoder() (native bool, detail string) {
+	if err := webp.Dynamic(); err != nil {
+		return false, "libwebp in WebAssembly (wazero): " + err.Error()
+	}
+	return true, "native libwebp (purego)"
 }

@@ -22,6 +22,8 @@ type Blobs interface {
 	Put(ctx context.Context, name string, data []byte) error
 	// Open returns the blob for reading, or an error wrapping fs.ErrNotExist.
 	Open(ctx context.Context, name string) (Blob, error)
+	// Delete removes a blob; one that does not exist is no error.
+	Delete(ctx context.Context, name string) error
 }
 
 // Blob is an open stored blob.
@@ -108,6 +110,18 @@ func (d *Dir) Open(ctx context.Context, name string) (Blob, error) {
 		return nil, fmt.Errorf("media: %w", err)
 	}
 	return &fileBlob{File: f, size: st.Size(), mod: st.ModTime()}, nil
+}
+
+// Delete removes a stored blob.
+func (d *Dir) Delete(ctx context.Context, name string) error {
+	p, err := d.path(name)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("media: %w", err)
+	}
+	return nil
 }
 
 type fileBlob struct {

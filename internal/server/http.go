@@ -359,21 +359,17 @@ func intParam(v string, def int64) (int64, error) {
 }
 
 func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request, id chat.Identity) {
-	var body struct {
-		wire.ClientFrame
-		Attachments []string `json:"attachments,omitempty"` // media.go: the HTTP send's optional field
-	}
-	if err := decode(w, r, s.cfg.MaxBody, &body); err != nil {
+	var f wire.ClientFrame
+	if err := decode(w, r, s.cfg.MaxBody, &f); err != nil {
 		writeProblem(w, s.log, err)
 		return
 	}
-	f := body.ClientFrame
 	conv := r.PathValue("conv")
 	if f.Type != "" || f.Seq != nil || (f.Conversation != "" && f.Conversation != conv) {
 		writeProblem(w, s.log, sb.Errorf(sb.EINVALID, wire.CodeBadRequest, "body must be a send frame without type for this conversation"))
 		return
 	}
-	if err := s.grantAttachments(r.Context(), id, conv, body.Attachments); err != nil {
+	if err := s.grantAttachments(r.Context(), id, conv, f.Attachments); err != nil {
 		writeProblem(w, s.log, err)
 		return
 	}

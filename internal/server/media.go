@@ -223,7 +223,9 @@ func (s *Server) grantAttachments(ctx context.Context, id chat.Identity, conv st
 	}
 	att := s.cfg.Attachments
 	if att == nil {
-		return errMediaOff()
+		// Permanent, unlike a 503: no attachment can exist on this node,
+		// and a client that retries "unavailable" would retry forever.
+		return sb.Errorf(sb.EINVALID, wire.CodeInvalidMessage, "this node keeps no attachments (media is off)")
 	}
 	if len(ids) > 32 {
 		return sb.Errorf(sb.EINVALID, wire.CodeInvalidMessage, "at most 32 attachments per message, not %d", len(ids))

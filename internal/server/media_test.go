@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -273,6 +274,85 @@ func TestAttachmentAccess(t *testing.T) {
 			if resp, _ := get(t, n, p, alice.token, nil); resp.StatusCode != 404 {
 				t.Errorf("%s: %d", p, resp.StatusCode)
 			}
+		}
+	})
+}
+
+// TestAttachmentsOnTheSocket is the same rule for the socket's send frame:
+// its attachments field grants the conversation's members, and a sender
+// may name only attachments it can read.
+func TestAttachmentsOnTheSocket(t *testing.T) {
+	n := startNode(t, backends[0].open(t), withMedia(t.TempDir(), media.Config{}))
+	alice := n.signup(t, "alice", "phone")[0]
+	bob := n.signup(t, "bob", "phone")[0]
+	eve := n.signup(t, "eve", "phone")[0]
+	conv := n.conversation(t, alice, "direct", bob.user)
+	evesConv := n.conversation(t, eve, "direct", alice.user)
+	st, _, body := upload(t, n, "/v1/attachments", alice.token, "", []byte("sealed on the device"))
+	if st != 201 {
+		t.Fatalf("upload: %d %v", st, body)
+	}
+	id := body["attachment_id"].(string)
+	a := n.dial(t, alice.token)
+	a.expect(t, "synced")
+	e := n.dial(t, eve.token)
+	e.expect(t, "synced")
+	send := func(s *socket, msgID, conv string, ids []string) {
+		s.send(t, map[string]any{"type": "send", "id": msgID, "conversation": conv, "ciphertext": []byte("x"), "attachments": ids})
+	}
+
+	t.Run("someone else cannot send it into their conversation", func(t *testing.T) {
+		send(e, "e1", evesConv, []string{id})
+		if f := e.expect(t, "error", "invalid_message"); f["id"] != "e1" {
+			t.Fatalf("%v", f)
+		}
+		if resp, _ := get(t, n, "/v1/attachments/"+id, eve.token, nil); resp.StatusCode != 404 {
+			t.Fatalf("eve reads it: %d", resp.StatusCode)
+		}
+	})
+	t.Run("an unknown id and too many ids are refused", func(t *testing.T) {
+		send(a, "u1", conv, []string{strings.Repeat("0", 32)})
+		a.expect(t, "error", "invalid_message")
+		send(a, "u2", conv, slices.Repeat([]string{id}, 33))
+		a.expect(t, "error", "invalid_message")
+	})
+	t.Run("bob gets 404 before it is sent", func(t *testing.T) {
+		if resp, _ := get(t, n, "/v1/attachments/"+id, bob.token, nil); resp.StatusCode != 404 {
+			t.Fatalf("%d", resp.StatusCode)
+		}
+	})
+	t.Run("once sent over the socket, the members read it", func(t *testing.T) {
+		send(a, "m1", conv, []string{id})
+		if f := a.expect(t, "sent"); f["id"] != "m1" {
+			t.Fatalf("%v", f)
+		}
+		if resp, b := get(t, n, "/v1/attachments/"+id, bob.token, nil); resp.StatusCode != 200 || string(b) != "sealed on the device" {
+			t.Fatalf("bob: %d %q", resp.StatusCode, b)
+		}
+	})
+	t.Run("a node without media refuses a send naming attachments for good", func(t *testing.T) {
+		off := startNode(t, backends[0].open(t))
+		al := off.signup(t, "alice", "phone")[0]
+		bo := off.signup(t, "bob", "phone")[0]
+		c := off.conversation(t, al, "direct", bo.user)
+		s := off.dial(t, al.token)
+		s.expect(t, "synced")
+		send(s, "o1", c, []string{id})
+		s.expect(t, "error", "invalid_message")
+		if st, body := off.call(t, "POST", "/v1/conversations/"+c+"/messages", al.token,
+			map[string]any{"id": "o2", "ciphertext": []byte("x"), "attachments": []string{id}}); st != 400 || body["code"] != "invalid_message" {
+			t.Fatalf("HTTP: %d %v", st, body)
+		}
+	})
+	t.Run("a member forwards what it received", func(t *testing.T) {
+		b := n.dial(t, bob.token)
+		for f := b.read(t); f["type"] != "synced"; f = b.read(t) { // alice's message comes first
+		}
+		bobsGroup := n.conversation(t, bob, "group", eve.user)
+		send(b, "f1", bobsGroup, []string{id})
+		b.expect(t, "sent")
+		if resp, _ := get(t, n, "/v1/attachments/"+id, eve.token, nil); resp.StatusCode != 200 {
+			t.Fatalf("eve after the forward: %d", resp.StatusCode)
 		}
 	})
 }

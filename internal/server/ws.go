@@ -209,6 +209,13 @@ func (s *Server) OnMessage(c *gateway.Conn, data []byte) {
 			s.writeError(c, f.ID, sb.Errorf(sb.EINVALID, wire.CodeBadFrame, "send needs a conversation"))
 			return
 		}
+		// Rare, and done here on the socket's serial reader (a store read
+		// and a small file write per id) so that the grant precedes the
+		// send and this socket's sends keep their order.
+		if err := s.grantAttachments(ctx, p.id, f.Conversation, f.Attachments); err != nil {
+			s.writeError(c, f.ID, err)
+			return
+		}
 		s.send(ctx, c, p, &f)
 	case wire.TypePresenceSubscribe: // presence.go
 		s.presenceSubscribe(ctx, c, p, data)

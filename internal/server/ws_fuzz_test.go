@@ -20,6 +20,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/internal/chat"
 	"github.com/switchboard-chat/switchboard/internal/inmem"
+	"github.com/switchboard-chat/switchboard/internal/media"
 	"github.com/switchboard-chat/switchboard/internal/server"
 	"github.com/switchboard-chat/switchboard/internal/sqlite"
 )
@@ -42,7 +43,9 @@ func newFuzzNode(f *testing.F) *fuzzNode {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc := chat.New(store, bus, chat.Config{Argon2: chat.Argon2Params{Time: 1, MemoryKiB: 8, Threads: 1},
 		SendRate: -1, SendBurst: -1, Limits: noLimits, Logger: log})
-	srv := server.New(svc, server.Config{Addr: "127.0.0.1:0", MaxFrame: 64 << 10, Logger: log})
+	blobs := &media.Dir{Path: filepath.Join(f.TempDir(), "blobs")}
+	srv := server.New(svc, server.Config{Addr: "127.0.0.1:0", MaxFrame: 64 << 10, Logger: log,
+		Media: media.New(blobs, media.Config{}), Attachments: &media.Attachments{Blobs: blobs, Path: filepath.Join(f.TempDir(), "attachments")}})
 	if err := srv.Start(); err != nil {
 		f.Fatal(err)
 	}
@@ -146,6 +149,9 @@ func FuzzClientFrame(f *testing.F) {
 		`{"type":"send","id":"m1","conversation":"` + n.conv + `","ciphertext":"AQID"}`,
 		`{"type":"send","id":"m2","conversation":"` + n.conv + `","plaintext":"aGk="}`,
 		`{"type":"send","id":"m3","conversation":"` + n.conv + `","ciphertexts":{"dev_x":"AQID"}}`,
+		`{"type":"send","id":"m4","conversation":"` + n.conv + `","ciphertext":"AQID","attachments":["` + strings.Repeat("0", 32) + `"]}`,
+		`{"type":"send","id":"m5","conversation":"` + n.conv + `","ciphertext":"AQID","attachments":["../../x",null,7]}`,
+		`{"type":"send","id":"m6","conversation":"nope","ciphertext":"AQID","attachments":[]}`,
 		`{"type":"ack","conversation":"` + n.conv + `","seq":1}`,
 		`{"type":"ack","conversation":"` + n.conv + `","seq":-1}`,
 		`{"type":"ack","conversation":"` + n.conv + `","seq":9223372036854775807}`,
