@@ -148,8 +148,33 @@ func (p *PostgresPair) CreateDatabase(name string) (primaryURL, replicaURL strin
 
 // PauseReplay pauses the replica's replay (pg_wal_replay_pause): it still
 // answers, with data that falls behind as the primary commits.
+//
+// It returns once replay has paused, not when the pause is requested: a
+// replica waiting for WAL pauses only at the next record, and one that
+// applies a record meanwhile (the write a test makes right after) would
+// not be paused for it. So it writes a record on the primary (a
+// checkpoint) until the replica says it is paused, for 30 s at most.
 func (p *PostgresPair) PauseReplay() error {
-	return adminExec(p.replica.url, "SELECT pg_wal_replay_pause()")
+	if err := adminExec(p.replica.url, "SELECT pg_wal_replay_pause()"); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var state string
+		if err := queryOne(context.Background(), p.replica.url, "SELECT pg_get_wal_replay_pause_state()", &state); err != nil {
+			return err
+		}
+		if state == "paused" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("replica replay still %q 30 s after the pause", state)
+		}
+		if err := adminExec(p.primary.url, "CHECKPOINT"); err != nil {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // ResumeReplay resumes the replica's replay.
