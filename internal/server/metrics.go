@@ -16,6 +16,7 @@ func (s *Server) metricsHandler() http.Handler {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
+	reg.MustRegister(s.fanoutCollectors()...)
 	reg.MustRegister(
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewGoCollector(),

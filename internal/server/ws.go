@@ -72,15 +72,21 @@ func (s *Server) OnOpen(c *gateway.Conn) {
 // messages wait in p.pending until the replay is done.
 func (s *Server) sync(p *peer) {
 	buf := make([]byte, 0, 512)
-	last, err := s.svc.Backlog(s.ctx, p.id, func(_ string, page []sb.Delivery) error {
-		for i := range page {
-			buf = appendMessage(buf[:0], &page[i])
-			if err := s.writePaced(p.conn, buf); err != nil {
-				return err
+	// Subscribe first, then read: the heads are read once the socket's
+	// conversations are live on the bus (interest.go).
+	heads, err := s.hub.liveHeads(s.ctx, p.id, []*peer{p})
+	var last map[string]int64
+	if err == nil {
+		last, err = s.svc.BacklogTo(s.ctx, p.id, heads, func(_ string, page []sb.Delivery) error {
+			for i := range page {
+				buf = appendMessage(buf[:0], &page[i])
+				if err := s.writePaced(p.conn, buf); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
-	})
+			return nil
+		})
+	}
 	if err != nil {
 		if !errors.Is(err, context.Canceled) && !errors.Is(err, gateway.ErrClosed) {
 			s.log.Warn("sync failed", "device", p.id.DeviceID, "err", err)
@@ -146,6 +152,7 @@ func (s *Server) OnClose(c *gateway.Conn) {
 	p.closed, p.pending = true, nil
 	p.mu.Unlock()
 	s.hub.remove(p)
+	s.hub.release(p)
 	s.releaseConn(p)
 }
 
