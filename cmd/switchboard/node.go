@@ -26,7 +26,8 @@ import (
 // Config is every setting of a node.
 type Config struct {
 	DB              string // "postgres://..." or a SQLite file path; empty: <data-dir>/switchboard.db
-	Redis           string // "redis://..." for the bus nodes share; empty: the in-process bus
+	Redis           string   // "redis://..." for the bus nodes share; empty: the in-process bus
+	RedisCluster    []string // seed addresses (host:port) of a Redis Cluster for the bus, instead of Redis
 	DataDir         string
 	Server          server.Config
 	Chat            chat.Config
@@ -78,6 +79,11 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.DB, "db", c.DB, "store: a postgres:// URL or PostgreSQL keyword string (host=... dbname=...), or a SQLite file path (default <data-dir>/switchboard.db); anything else is refused")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "folder for the embedded store")
 	fs.StringVar(&c.Redis, "redis", c.Redis, "bus: redis://host:port/db URL that nodes sharing one PostgreSQL publish on (default: in-process, one node)")
+	fs.Func("redis-cluster", "bus: seed addresses HOST:PORT[,HOST:PORT...] of a Redis Cluster (7 or later) instead of --redis; conversations go by sharded pub/sub", func(s string) error {
+		c.RedisCluster = splitList(s)
+		return nil
+	})
+	fs.DurationVar(&c.Server.InterestLinger, "interest-linger", chat.Linger, "how long a conversation no socket on this node is in stays subscribed on the bus (a reconnect within it costs no bus work)")
 	fs.Int64Var(&c.Server.MaxBody, "max-body", c.Server.MaxBody, "HTTP request body limit in bytes")
 	fs.IntVar(&c.Server.MaxFrame, "max-frame", c.Server.MaxFrame, "WebSocket message limit in bytes (also the largest ciphertext)")
 	fs.IntVar(&c.Server.MaxQueued, "max-queued", c.Server.MaxQueued, "bytes queued for one socket before it is dropped as a slow consumer")
@@ -246,15 +252,26 @@ func (m *Main) Run(ctx context.Context) error {
 	// adapter registers its own collectors, the server adds its own.
 	metrics := prometheus.NewRegistry()
 	busName := "in-process"
-	if m.Config.Redis == "" {
+	switch {
+	case m.Config.Redis != "" && len(m.Config.RedisCluster) > 0:
+		m.Close()
+		return fmt.Errorf("--redis and --redis-cluster: set one")
+	case m.Config.Redis == "" && len(m.Config.RedisCluster) == 0:
 		m.bus = &inmem.Bus{}
-	} else {
-		bus, err := redisbus.Open(ctx, m.Config.Redis)
+	default:
+		// Conversation topics are sharded on a cluster: each goes to its
+		// slot's shard only, and a node subscribes to those it has sockets
+		// in. Control events go everywhere.
+		bus, err := redisbus.OpenConfig(ctx, redisbus.Config{URL: m.Config.Redis, Cluster: m.Config.RedisCluster,
+			Sharded: []string{chat.TopicPrefix}})
 		if err != nil {
 			m.Close()
 			return err
 		}
 		m.bus, busName = bus, "redis"
+		if len(m.Config.RedisCluster) > 0 {
+			busName = "redis-cluster"
+		}
 		if err := bus.Register(metrics); err != nil {
 			m.Close()
 			return fmt.Errorf("bus metrics: %w", err)

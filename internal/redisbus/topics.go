@@ -494,3 +494,12 @@ func (t *topicSub) size() int {
 	}
 	return n
 }
+
+// ClusterSlot is the hash slot of a sharded topic's channel on a Redis
+// Cluster: tests use it to find the shard a conversation is on.
+func ClusterSlot(topic string) int {
+	n := newNaming(true, []string{""})
+	_, ch := n.channel(topic)
+	tag := ch[1:strings.IndexByte(ch, '}')]
+	return int(crc16(tag) % 16384)
+}

@@ -76,14 +76,19 @@ func NewRedisCluster(t testing.TB) *RedisCluster {
 		t.Fatalf("testenv: redis-cli --cluster create: %v\n%s", err, out)
 	}
 	// Ready when every node sees the cluster ok and three primaries have a
-	// replica each (replicas attach a moment after create returns).
-	c.waitFor(t, "the cluster to be ok with a replica per primary", func() bool {
+	// replica each that finished its first sync (replicas attach a moment
+	// after create returns).
+	c.waitFor(t, "the cluster to be ok with a synced replica per primary", func() bool {
+		synced := 0
 		for _, n := range c.nodes {
 			if !strings.Contains(c.query(n.Addr, "cluster", "info"), "cluster_state:ok") {
 				return false
 			}
+			if strings.Contains(c.query(n.Addr, "info", "replication"), "master_link_status:up") {
+				synced++
+			}
 		}
-		return len(c.primaries(true)) == 3
+		return synced == 3 && len(c.primaries(true)) == 3
 	})
 	return c
 }
@@ -92,6 +97,10 @@ func (n *clusterNode) start(bin string) error {
 	n.cmd = exec.Command(bin, "--port", fmt.Sprint(n.port), "--bind", "127.0.0.1",
 		"--cluster-enabled", "yes", "--cluster-port", fmt.Sprint(FreePort()),
 		"--cluster-config-file", filepath.Join(n.dir, "nodes.conf"), "--cluster-node-timeout", "2000",
+		// A replica that never finished its first sync cannot take over:
+		// send it at once rather than after the default 5 s wait for more
+		// replicas.
+		"--repl-diskless-sync-delay", "0",
 		"--save", "", "--appendonly", "no", "--dir", n.dir, "--logfile", filepath.Join(n.dir, "redis.log"))
 	exited, err := startChild(n.cmd, syscall.SIGKILL)
 	if err != nil {
@@ -227,22 +236,27 @@ func (c *RedisCluster) Primaries() []string {
 	return out
 }
 
-// KillPrimaryOf kills (kill -9) the primary that holds slot and waits until
-// its replica took the slot over: the shard's failover. It returns the
-// killed primary's address.
-func (c *RedisCluster) KillPrimaryOf(t testing.TB, slot int) string {
-	t.Helper()
+// KillPrimaryOf kills (kill -9) the primary that holds slot and returns
+// its address; its replica takes the slot over after the node timeout
+// (WaitFailover).
+func (c *RedisCluster) KillPrimaryOf(slot int) string {
 	addr := c.PrimaryOf(slot)
 	for _, n := range c.nodes {
 		if n.Addr == addr {
 			n.kill()
 		}
 	}
+	return addr
+}
+
+// WaitFailover waits until a primary other than old holds slot and the
+// cluster is ok there: the shard's failover is done.
+func (c *RedisCluster) WaitFailover(t testing.TB, slot int, old string) {
+	t.Helper()
 	c.waitFor(t, "a replica to take over slot "+fmt.Sprint(slot), func() bool {
 		p := c.PrimaryOf(slot)
-		return p != "" && p != addr && strings.Contains(c.query(p, "cluster", "info"), "cluster_state:ok")
+		return p != "" && p != old && strings.Contains(c.query(p, "cluster", "info"), "cluster_state:ok")
 	})
-	return addr
 }
 
 func (c *RedisCluster) waitFor(t testing.TB, what string, ok func() bool) {
