@@ -25,7 +25,7 @@ import (
 
 // Config is every setting of a node.
 type Config struct {
-	DB              string // "postgres://..." or a SQLite file path; empty: <data-dir>/switchboard.db
+	DB              string   // "postgres://..." or a SQLite file path; empty: <data-dir>/switchboard.db
 	Redis           string   // "redis://..." for the bus nodes share; empty: the in-process bus
 	RedisCluster    []string // seed addresses (host:port) of a Redis Cluster for the bus, instead of Redis
 	DataDir         string
