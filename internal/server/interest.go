@@ -90,15 +90,19 @@ func (h *hub) liveHeads(ctx context.Context, id chat.Identity, peers []*peer) (m
 			return heads, nil // all live before the read
 		}
 		wctx, cancel := context.WithTimeout(ctx, liveWait)
+		var failed error
 		for _, wait := range waits {
-			if err := wait(wctx); err != nil {
-				// The bus subscribes later and calls resume, which reads
-				// what this read misses.
-				h.log.Warn("subscribing a socket's conversations", "user", id.UserID, "err", err)
-				break
+			// Each is called, even past an error: a wait hands its
+			// conversations to the bus, which subscribes them later and
+			// calls resume, which reads what this read misses.
+			if err := wait(wctx); err != nil && failed == nil {
+				failed = err
 			}
 		}
 		cancel()
+		if failed != nil {
+			h.log.Warn("subscribing a socket's conversations", "user", id.UserID, "err", failed)
+		}
 		// Read again: a message committed before the subscriptions were
 		// live is in this read. A conversation created meanwhile is held
 		// by the next round.
@@ -125,11 +129,15 @@ func (h *hub) joined(convID string, users []string) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), resumeWait)
 		defer cancel()
-		for _, wait := range waits {
-			if err := wait(ctx); err != nil {
-				h.log.Warn("subscribing a new conversation", "conversation", convID, "err", err)
-				return // the bus calls resume once it is live
+		var failed error
+		for _, wait := range waits { // each, as in liveHeads
+			if err := wait(ctx); err != nil && failed == nil {
+				failed = err
 			}
+		}
+		if failed != nil {
+			h.log.Warn("subscribing a new conversation", "conversation", convID, "err", failed)
+			return // the bus calls resume once it is live
 		}
 		var buf []byte
 		for _, p := range peers {
