@@ -14,7 +14,12 @@
 # socket ends: client, NGINX front, NGINX back, node), and node RSS.
 #
 #   scripts/bench-cluster.sh [--nodes K] [--workers W] [--name NAME] [--results DIR]
-#                            [--node-flags "..."] [--pool N] -- SBLOAD_FLAGS...
+#                            [--node-flags "..."] [--pool N] [--node-bin PATH] -- SBLOAD_FLAGS...
+#
+# --node-bin runs a switchboard binary built elsewhere (an older commit, for
+# a before/after on the same run shape). At the end each node's bus work
+# (messages received from the bus, publishes, CPU seconds) is written to
+# NAME.bus.txt.
 #
 #   scripts/bench-cluster.sh --nodes 3 --name hold-30k -- --scenario hold --conns 30000 --procs 2 --ramp 30s --hold 30s
 #   scripts/bench-cluster.sh --nodes 3 --name fanout -- --scenario fanout --groups 10 --group-size 50 \
@@ -34,6 +39,7 @@ workers=0
 name=cluster
 node_flags=""
 pool=16
+node_bin=""
 results="${TMPDIR:-/tmp}/switchboard-bench/cluster-$(date -u +%Y%m%dT%H%M%SZ)"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -43,6 +49,7 @@ while [ $# -gt 0 ]; do
     --results) results="$2"; shift 2 ;;
     --node-flags) node_flags="$2"; shift 2 ;;
     --pool) pool="$2"; shift 2 ;;
+    --node-bin) node_bin="$2"; shift 2 ;;
     --) shift; break ;;
     -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "bench-cluster: unknown argument $1 (sbload's flags go after --)" >&2; exit 2 ;;
@@ -87,7 +94,7 @@ trap 'exit 130' INT TERM
 
 mkdir -p "$results"
 echo "bench-cluster: building switchboard and sbload"
-go build -o "$work/switchboard" ./cmd/switchboard
+if [ -n "$node_bin" ]; then cp "$node_bin" "$work/switchboard"; else go build -o "$work/switchboard" ./cmd/switchboard; fi
 go build -o "$work/sbload" ./cmd/sbload
 echo "bench-cluster: machine $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), open files $(ulimit -Hn); results in $results"
 
@@ -135,6 +142,17 @@ set +e
 rc=${PIPESTATUS[0]}
 set -e
 kill "$sampler_pid" 2>/dev/null || true; wait "$sampler_pid" 2>/dev/null || true; sampler_pid=""
+
+# Each node's bus work: what it received from the bus (decoded conversation
+# messages; a node before interest-based fan-out has no such counter and
+# received every publish of the cluster), what it published, its CPU.
+for ((k = 0; k < nodes; k++)); do
+  u=${cluster_admins[$k]}
+  printf 'node %d\tfanout_received %s\tbus_received %s\tpublished %s\tconversations %s\tsubscribe_cmds %s\tcpu_seconds %s\n' "$k" \
+    "$(node_metric "$u" switchboard_fanout_received_total)" "$(node_metric "$u" switchboard_bus_received_total)" \
+    "$(node_metric "$u" switchboard_bus_published_total)" "$(node_metric "$u" switchboard_fanout_conversations)" \
+    "$(node_metric "$u" switchboard_bus_subscribe_commands_total)" "$(node_metric "$u" process_cpu_seconds_total)"
+done | tee "$results/$name.bus.txt"
 
 # The figures: at 0 (first sample) and at N (the last sample with the most
 # sockets), per proxied connection.

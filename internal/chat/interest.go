@@ -40,12 +40,17 @@ type Interest struct {
 	received atomic.Int64 // conversation messages received from the bus
 }
 
-// interest is one conversation's subscription.
+// interest is one conversation's subscription: kept small, a node holds
+// one per conversation of its sockets.
 type interest struct {
-	refs  int
-	ready chan struct{} // closed once the subscription is live (or its Add gave up: then the bus calls resumed when it is)
-	idle  time.Time     // when refs fell to 0
+	refs  int32
+	idle  int64         // when refs fell to 0, unix nanoseconds
+	ready chan struct{} // closed once the subscription is live (or its Add gave up: then the bus calls resumed when it is); then live, shared
 }
+
+// live is the ready channel of every live subscription: one closed
+// channel, not one per conversation.
+var live = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // Linger is how long a conversation no socket of the node is in stays
 // subscribed: a socket that reconnects within it costs no bus work.
@@ -91,12 +96,9 @@ func (i *Interest) Hold(convs []string) (fresh bool, wait func(ctx context.Conte
 			err = i.topics.Add(ctx, adds...)
 			i.mu.Lock()
 			for _, topic := range adds {
-				if in := i.convs[topic[len(TopicPrefix):]]; in != nil {
-					select {
-					case <-in.ready:
-					default:
-						close(in.ready)
-					}
+				if in := i.convs[topic[len(TopicPrefix):]]; in != nil && in.ready != live {
+					close(in.ready)
+					in.ready = live
 				}
 			}
 			i.mu.Unlock()
@@ -114,7 +116,7 @@ func (i *Interest) Hold(convs []string) (fresh bool, wait func(ctx context.Conte
 
 // Release drops a reference to each of convs.
 func (i *Interest) Release(convs []string) {
-	now := time.Now()
+	now := time.Now().UnixNano()
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	for _, c := range convs {
@@ -153,7 +155,7 @@ func (i *Interest) sweep(now time.Time) {
 	var gone []string
 	i.mu.Lock()
 	for c, in := range i.convs {
-		if in.refs == 0 && now.Sub(in.idle) >= i.linger {
+		if in.refs == 0 && now.UnixNano()-in.idle >= int64(i.linger) {
 			delete(i.convs, c)
 			gone = append(gone, c)
 		}
