@@ -123,9 +123,9 @@ func (h *hub) joined(convID string, users []string) {
 			waits = append(waits, wait)
 		}
 	}
-	if len(waits) == 0 {
-		return // live already: its messages come live
-	}
+	// Every member socket is read into, even when the conversation was live
+	// already: another socket's sync may have subscribed it after messages
+	// that no socket here received live.
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), resumeWait)
 		defer cancel()

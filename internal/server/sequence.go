@@ -278,6 +278,12 @@ const catchUpPage = 500
 // meanwhile (live, or from another catch-up) has nothing read; one that
 // is syncing or closed gets nothing (its sync reads the store itself).
 func (h *hub) readInto(ctx context.Context, p *peer, convID string, to int64, buf *[]byte) error {
+	return h.readIntoPeer(ctx, p, convID, to, buf, false)
+}
+
+// readIntoPeer is readInto; fromSync says the socket's own sync calls it,
+// which writes while the socket is still syncing.
+func (h *hub) readIntoPeer(ctx context.Context, p *peer, convID string, to int64, buf *[]byte, fromSync bool) error {
 	p.mu.Lock()
 	after := p.last[convID]
 	p.mu.Unlock()
@@ -288,7 +294,7 @@ func (h *hub) readInto(ctx context.Context, p *peer, convID string, to int64, bu
 			return err
 		}
 		p.mu.Lock()
-		if p.syncing || p.closed {
+		if (p.syncing && !fromSync) || p.closed {
 			p.mu.Unlock()
 			return nil
 		}

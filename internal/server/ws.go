@@ -115,6 +115,18 @@ func (s *Server) sync(p *peer) {
 		}
 		p.mu.Unlock()
 		for _, m := range batch {
+			// A conversation the sync did not know (created after it read
+			// the heads): what came before m may never have reached this
+			// node live (it subscribed to the conversation only since), so
+			// it is read from the store first (interest.go).
+			p.mu.Lock()
+			_, known := p.last[m.ConversationID]
+			p.mu.Unlock()
+			if !known && m.Seq > 1 {
+				if err := s.hub.readIntoPeer(s.ctx, p, m.ConversationID, m.Seq-1, &buf, true); err != nil {
+					s.log.Warn("reading a new conversation during a sync", "conversation", m.ConversationID, "device", p.id.DeviceID, "err", err)
+				}
+			}
 			ct := m.Shared
 			if ct == nil {
 				ct = m.Ciphertexts[p.id.DeviceID]
