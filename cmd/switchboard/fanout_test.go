@@ -280,6 +280,9 @@ func TestShardFailover(t *testing.T) {
 		shards[cluster.PrimaryOf(redisbus.ClusterSlot(chat.TopicPrefix+c))]++
 	}
 	t.Logf("conversations per shard: %v", shards)
+	if len(shards) < 2 {
+		t.Fatalf("12 conversations on %d shard(s), want them spread over the cluster's shards: %v", len(shards), shards)
+	}
 
 	sent := make(map[string][]int64)
 	send := func(rounds int) {

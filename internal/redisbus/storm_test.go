@@ -118,3 +118,60 @@ func commandStats(b *testing.B, addrs []string, cmd string) (calls, usec int64) 
 	}
 	return calls, usec
 }
+
+// BenchmarkPublishTopics measures messages/s through the bus on exact
+// topics, as nodes with interest-based fan-out use it: one publishing bus,
+// 64 conversation topics round robin, a subscriber bus (another node) that
+// holds them all, on one Redis and on a 3-primary Redis Cluster (sharded
+// pub/sub spreads the topics over the shards):
+//
+//	go test -run '^$' -bench PublishTopics -benchtime 200000x -count 3 ./internal/redisbus
+func BenchmarkPublishTopics(b *testing.B) {
+	payload := make([]byte, 300)
+	const topics = 64
+	run := func(b *testing.B, open func(b *testing.B) *redisbus.Bus) {
+		pub, sub := open(b), open(b)
+		var got sync.WaitGroup
+		got.Add(b.N)
+		set, err := sub.SubscribeTopics(func(string, []byte) { got.Done() }, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(set.Close)
+		names := make([]string, topics)
+		for i := range names {
+			names[i] = fmt.Sprint("conv.bench", i)
+		}
+		if err := set.Add(ctx, names...); err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		start := time.Now()
+		for i := range b.N {
+			pub.Publish(ctx, names[i%topics], payload)
+		}
+		done := make(chan struct{})
+		go func() { got.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			b.Fatalf("not every publish arrived in a minute: %+v", pub.Stats())
+		}
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+	}
+	b.Run("redis", func(b *testing.B) {
+		srv := testenv.Redis(b)
+		run(b, func(b *testing.B) *redisbus.Bus { return open(b, srv.URL()) })
+	})
+	b.Run("cluster", func(b *testing.B) {
+		c := testenv.NewRedisCluster(b)
+		run(b, func(b *testing.B) *redisbus.Bus {
+			bus, err := redisbus.OpenConfig(ctx, redisbus.Config{Cluster: c.Addrs(), Sharded: []string{"conv."}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { bus.Close() })
+			return bus
+		})
+	})
+}
