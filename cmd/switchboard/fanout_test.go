@@ -105,45 +105,69 @@ func interestFanOut(t *testing.T, busArgs []string) {
 			u.conn.Close()
 		}
 	}
+	// Created while the sockets are open: the Joined event subscribes
+	// nodes 0 and 1, and alice's first sends race it.
+	conv, err := alice.s.CreateConversation(ctx, "group", []string{bob.s.UserID}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := make(map[*user][]int64)
+	var mu sync.Mutex
+	send := func(from, to *user, i int) error {
+		r, err := from.conn.Send(ctx, client.SendRequest{ID: fmt.Sprint(from.s.UserID, i), Conversation: conv,
+			Ciphertexts: map[string][]byte{to.s.DeviceID: []byte(fmt.Sprint(from.s.UserID, " ", i))}})
+		if err == nil {
+			mu.Lock()
+			sent[from] = append(sent[from], r.Seq)
+			mu.Unlock()
+		}
+		return err
+	}
+	const first = 5
+	for i := range first {
+		if err := send(alice, bob, 1000+i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// carol's conversation is with a user with no socket: only node 2
+	// holds it.
+	dave := signupLogin(ctx, t, ng.URL(), "dave")
+	other, err := carol.s.CreateConversation(ctx, "direct", []string{dave.UserID}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every node holds its conversation before the counted phase.
+	deadline := time.Now().Add(20 * time.Second)
+	for i, a := range admins {
+		for metric(t, a, "switchboard_fanout_conversations") < 1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d subscribed to no conversation", i)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	base := make([]float64, 3)
 	for i, a := range admins {
 		base[i] = metric(t, a, "switchboard_fanout_received_total")
 	}
 
-	// Created while the sockets are open: the Joined event subscribes
-	// nodes 0 and 1; the first sends race it.
-	conv, err := alice.s.CreateConversation(ctx, "group", []string{bob.s.UserID}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := carol.s.CreateConversation(ctx, "direct", []string{byNode[0][len(byNode[0])-1].s.UserID}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	const each = 40
-	sent := make(map[*user][]int64)
-	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, pair := range [][2]*user{{alice, bob}, {bob, alice}} {
 		from, to := pair[0], pair[1]
 		wg.Go(func() {
 			for i := range each {
-				r, err := from.conn.Send(ctx, client.SendRequest{ID: fmt.Sprint(from.s.UserID, i), Conversation: conv,
-					Ciphertexts: map[string][]byte{to.s.DeviceID: []byte(fmt.Sprint(from.s.UserID, " ", i))}})
-				if err != nil {
+				if err := send(from, to, i); err != nil {
 					t.Errorf("send: %v", err)
 					return
 				}
-				mu.Lock()
-				sent[from] = append(sent[from], r.Seq)
-				mu.Unlock()
 			}
 		})
 	}
 	const carols = 3
 	for i := range carols {
 		if _, err := carol.conn.Send(ctx, client.SendRequest{ID: fmt.Sprint("c", i), Conversation: other,
-			Ciphertexts: map[string][]byte{byNode[0][len(byNode[0])-1].s.DeviceID: []byte("x")}}); err != nil {
+			Ciphertexts: map[string][]byte{dave.DeviceID: []byte("x")}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -153,20 +177,18 @@ func interestFanOut(t *testing.T, busArgs []string) {
 	}
 	for _, pair := range [][2]*user{{alice, bob}, {bob, alice}} {
 		to, from := pair[0], pair[1]
+		want := sent[from]
 		var got []int64
-		for len(got) < each {
+		for len(got) < len(want) {
 			select {
 			case m := <-to.conn.Messages():
-				if m.Conversation != conv {
-					continue
-				}
 				got = append(got, m.Seq)
 			case <-ctx.Done():
-				t.Fatalf("node %d's socket received seqs %v, want %v", to.node, got, sent[from])
+				t.Fatalf("node %d's socket received seqs %v, want %v", to.node, got, want)
 			}
 		}
-		if !slices.IsSorted(got) || !slices.Equal(got, sent[from]) {
-			t.Errorf("node %d's socket received seqs %v, want %v exactly once, in order", to.node, got, sent[from])
+		if !slices.IsSorted(got) || !slices.Equal(got, want) {
+			t.Errorf("node %d's socket received seqs %v, want %v exactly once, in order", to.node, got, want)
 		}
 		select {
 		case m := <-to.conn.Messages():
@@ -176,13 +198,14 @@ func interestFanOut(t *testing.T, busArgs []string) {
 	}
 	// Node 2 received carol's conversation only; nodes 0 and 1 received
 	// every message of theirs (each node gets its own publishes back).
-	deadline := time.Now().Add(20 * time.Second)
+	deadline = time.Now().Add(20 * time.Second)
 	for {
 		var got []float64
 		for i, a := range admins {
 			got = append(got, metric(t, a, "switchboard_fanout_received_total")-base[i])
 		}
 		if got[0] >= 2*each && got[1] >= 2*each && got[2] == carols {
+			t.Logf("messages received per node in the counted phase: %v", got)
 			break
 		}
 		if time.Now().After(deadline) {
