@@ -172,6 +172,7 @@ func (m *Main) flagSet() *flag.FlagSet {
 	})
 	fs.Float64Var(&c.ChatRate, "chat-rate", 0, "chat: messages per second, the whole run")
 	fs.Float64Var(&c.Churn, "churn", 0, "chat: reconnects per second, the whole run (a random device drops its socket and reconnects)")
+	fs.DurationVar(&c.Storm, "storm", 0, "chat: a reconnect storm this far into the steady phase: every connected device drops its socket and reconnects at once (0 = none)")
 	fs.IntVar(&c.PayloadMin, "payload-min", 0, "chat: the smallest ciphertext (default min(100, --payload)); sizes are uniform in between")
 	fs.IntVar(&c.Rounds, "rounds", 10, "broadcast: messages to every socket, one at a time (the steady phase ends after the last; --hold bounds it)")
 	fs.DurationVar(&c.RoundTimeout, "round-timeout", 30*time.Second, "broadcast: longest wait for one round's last delivery")
