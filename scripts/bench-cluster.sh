@@ -118,19 +118,20 @@ metrics=$(printf '%s/metrics,' "${cluster_admins[@]}"); metrics=${metrics%,}
 # sample prints one tab-separated line: unix time, total sockets, summed node
 # RSS (bytes), NGINX workers' RSS (KiB), TCP inuse, TCP mem (pages), Slab
 # (KiB), MemAvailable (KiB), each node's sockets, NGINX workers' private
-# memory (KiB).
+# memory (KiB), the nodes' SUBSCRIBE commands so far.
 sample() {
-  local total=0 rss=0 per=() u s r
+  local total=0 rss=0 subs=0 per=() u s r c
   for u in "${cluster_admins[@]}"; do
     s=$(node_metric "$u" switchboard_sockets_open); r=$(node_metric "$u" process_resident_memory_bytes)
-    total=$((total + ${s:-0})); rss=$((rss + ${r:-0})); per+=("${s:-?}")
+    c=$(node_metric "$u" switchboard_bus_subscribe_commands_total)
+    total=$((total + ${s:-0})); rss=$((rss + ${r:-0})); subs=$((subs + ${c:-0})); per+=("${s:-?}")
   done
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date +%s)" "$total" "$rss" "$(nginx_workers_rss_kb)" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date +%s)" "$total" "$rss" "$(nginx_workers_rss_kb)" \
     "$(sockstat_tcp inuse)" "$(sockstat_tcp mem)" "$(meminfo_kb Slab)" "$(meminfo_kb MemAvailable)" "${per[*]}" \
-    "$(nginx_workers_private_kb)"
+    "$(nginx_workers_private_kb)" "$subs"
 }
 samples="$results/$name.samples.tsv"
-printf 'time\tsockets\tnode_rss\tnginx_rss_kb\ttcp_inuse\ttcp_mem_pages\tslab_kb\tmem_available_kb\tper_node\tnginx_private_kb\n' >"$samples"
+printf 'time\tsockets\tnode_rss\tnginx_rss_kb\ttcp_inuse\ttcp_mem_pages\tslab_kb\tmem_available_kb\tper_node\tnginx_private_kb\tsubscribe_cmds\n' >"$samples"
 at0=$(sample)
 echo "$at0" >>"$samples"
 ( while sleep 2; do sample >>"$samples"; done ) &
