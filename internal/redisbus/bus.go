@@ -32,6 +32,19 @@
 // the Redis connection. A node's own publishes come back to it this way: one
 // path for local and remote recipients.
 //
+// SubscribeTopics subscribes to exact topics instead (topics.go): a node
+// subscribes to the conversations its sockets are in, so it receives only
+// their messages. What was added since the last round trip goes as one
+// SUBSCRIBE per 1,000 channels on a dedicated connection, which is made
+// again, with every channel of the set, when it breaks.
+//
+// On a Redis Cluster (Config.Cluster, Redis 7), topics under the
+// Config.Sharded prefixes go by sharded pub/sub (SPUBLISH/SSUBSCRIBE): each
+// message is carried by its slot's shard only. Their channels carry one of
+// 32 hash tags whose slots spread over the cluster, so one SSUBSCRIBE holds
+// many of them; the other topics go by PUBLISH, which the cluster relays
+// to every node, and reach prefix subscribers as on one Redis.
+//
 // Each Bus registers its own metrics (Register), so that the node's HTTP
 // edge needs to know nothing of Redis.
 package redisbus
