@@ -261,6 +261,31 @@ type Bus interface {
 	// subscription is live again (what is published from then on reaches
 	// fn) and must not block. A bus that cannot be interrupted never calls it.
 	Subscribe(prefix string, fn func(topic string, data []byte), resumed func()) (cancel func(), err error)
+	// SubscribeTopics calls fn for every message on the exact topics added
+	// to the returned set, in publish order per topic: a node subscribes to
+	// the conversations its sockets are in, not to every conversation. The
+	// set starts empty; resumed is as for Subscribe. A bus may shard some
+	// topics (Redis Cluster: SPUBLISH), which then reach topic subscribers
+	// only, never a prefix subscriber.
+	SubscribeTopics(fn func(topic string, data []byte), resumed func()) (Topics, error)
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// Topics is a changing set of exact topics one subscriber receives
+// (Bus.SubscribeTopics).
+type Topics interface {
+	// Add subscribes to topics and returns once they are live: what is
+	// published on them from then on reaches the subscriber. Adding a topic
+	// already in the set is harmless. Concurrent Adds may be sent to the
+	// bus as one command. If ctx ends first (the bus is unreachable), the
+	// topics stay in the set and become live when the bus answers again,
+	// which calls resumed: what was published meanwhile is for the
+	// subscriber to read from the store.
+	Add(ctx context.Context, topics ...string) error
+	// Remove unsubscribes from topics; messages already on their way may
+	// still arrive.
+	Remove(topics ...string)
+	// Close removes every topic and ends the subscription.
+	Close()
 }

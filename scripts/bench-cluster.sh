@@ -14,12 +14,16 @@
 # socket ends: client, NGINX front, NGINX back, node), and node RSS.
 #
 #   scripts/bench-cluster.sh [--nodes K] [--workers W] [--name NAME] [--results DIR]
-#                            [--node-flags "..."] [--pool N] [--prometheus] -- SBLOAD_FLAGS...
+#                            [--node-flags "..."] [--pool N] [--prometheus] [--node-bin PATH] -- SBLOAD_FLAGS...
 #
 # --prometheus also runs a private Prometheus (deploy/prometheus's config and
 # rules, 1 s scrapes of every node) and, after the run, `sbload report`: the
 # performance report NAME.html and NAME.md, from NAME.json, NAME.series.jsonl
 # and what Prometheus recorded (saved as NAME.prometheus.json).
+# --node-bin runs a switchboard binary built elsewhere (an older commit, for
+# a before/after on the same run shape). At the end each node's bus work
+# (messages received from the bus, publishes, CPU seconds) is written to
+# NAME.bus.txt.
 #
 #   scripts/bench-cluster.sh --nodes 3 --name hold-30k -- --scenario hold --conns 30000 --procs 2 --ramp 30s --hold 30s
 #   scripts/bench-cluster.sh --nodes 3 --name fanout -- --scenario fanout --groups 10 --group-size 50 \
@@ -40,6 +44,7 @@ name=cluster
 node_flags=""
 pool=16
 prom=0
+node_bin=""
 results="${TMPDIR:-/tmp}/switchboard-bench/cluster-$(date -u +%Y%m%dT%H%M%SZ)"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -50,6 +55,7 @@ while [ $# -gt 0 ]; do
     --node-flags) node_flags="$2"; shift 2 ;;
     --pool) pool="$2"; shift 2 ;;
     --prometheus) prom=1; shift ;;
+    --node-bin) node_bin="$2"; shift 2 ;;
     --) shift; break ;;
     -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "bench-cluster: unknown argument $1 (sbload's flags go after --)" >&2; exit 2 ;;
@@ -94,7 +100,7 @@ trap 'exit 130' INT TERM
 
 mkdir -p "$results"
 echo "bench-cluster: building switchboard and sbload"
-go build -o "$work/switchboard" ./cmd/switchboard
+if [ -n "$node_bin" ]; then cp "$node_bin" "$work/switchboard"; else go build -o "$work/switchboard" ./cmd/switchboard; fi
 go build -o "$work/sbload" ./cmd/sbload
 echo "bench-cluster: machine $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), open files $(ulimit -Hn); results in $results"
 
@@ -122,19 +128,20 @@ fi
 # sample prints one tab-separated line: unix time, total sockets, summed node
 # RSS (bytes), NGINX workers' RSS (KiB), TCP inuse, TCP mem (pages), Slab
 # (KiB), MemAvailable (KiB), each node's sockets, NGINX workers' private
-# memory (KiB).
+# memory (KiB), the nodes' SUBSCRIBE commands so far.
 sample() {
-  local total=0 rss=0 per=() u s r
+  local total=0 rss=0 subs=0 per=() u s r c
   for u in "${cluster_admins[@]}"; do
     s=$(node_metric "$u" switchboard_ws_connections); r=$(node_metric "$u" process_resident_memory_bytes)
-    total=$((total + ${s:-0})); rss=$((rss + ${r:-0})); per+=("${s:-?}")
+    c=$(node_metric "$u" switchboard_bus_subscribe_commands_total)
+    total=$((total + ${s:-0})); rss=$((rss + ${r:-0})); subs=$((subs + ${c:-0})); per+=("${s:-?}")
   done
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date +%s)" "$total" "$rss" "$(nginx_workers_rss_kb)" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date +%s)" "$total" "$rss" "$(nginx_workers_rss_kb)" \
     "$(sockstat_tcp inuse)" "$(sockstat_tcp mem)" "$(meminfo_kb Slab)" "$(meminfo_kb MemAvailable)" "${per[*]}" \
-    "$(nginx_workers_private_kb)"
+    "$(nginx_workers_private_kb)" "$subs"
 }
 samples="$results/$name.samples.tsv"
-printf 'time\tsockets\tnode_rss\tnginx_rss_kb\ttcp_inuse\ttcp_mem_pages\tslab_kb\tmem_available_kb\tper_node\tnginx_private_kb\n' >"$samples"
+printf 'time\tsockets\tnode_rss\tnginx_rss_kb\ttcp_inuse\ttcp_mem_pages\tslab_kb\tmem_available_kb\tper_node\tnginx_private_kb\tsubscribe_cmds\n' >"$samples"
 at0=$(sample)
 echo "$at0" >>"$samples"
 ( while sleep 2; do sample >>"$samples"; done ) &
@@ -146,6 +153,17 @@ set +e
 rc=${PIPESTATUS[0]}
 set -e
 kill "$sampler_pid" 2>/dev/null || true; wait "$sampler_pid" 2>/dev/null || true; sampler_pid=""
+
+# Each node's bus work: what it received from the bus (decoded conversation
+# messages; a node before interest-based fan-out has no such counter and
+# received every publish of the cluster), what it published, its CPU.
+for ((k = 0; k < nodes; k++)); do
+  u=${cluster_admins[$k]}
+  printf 'node %d\tfanout_received %s\tbus_received %s\tpublished %s\tconversations %s\tsubscribe_cmds %s\tcpu_seconds %s\n' "$k" \
+    "$(node_metric "$u" switchboard_fanout_received_total)" "$(node_metric "$u" switchboard_bus_received_total)" \
+    "$(node_metric "$u" switchboard_bus_published_total)" "$(node_metric "$u" switchboard_fanout_conversations)" \
+    "$(node_metric "$u" switchboard_bus_subscribe_commands_total)" "$(node_metric "$u" process_cpu_seconds_total)"
+done | tee "$results/$name.bus.txt"
 
 # The figures: at 0 (first sample) and at N (the last sample with the most
 # sockets), per proxied connection.

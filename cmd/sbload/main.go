@@ -190,6 +190,7 @@ func (m *Main) flagSet() *flag.FlagSet {
 	fs.Float64Var(&c.Churn, "churn", 0, "chat: reconnects per second, the whole run (a random device drops its socket and reconnects)")
 	fs.IntVar(&c.Watch, "watch", 0, "chat: users each socket watches for presence once synced (presence_subscribe, at most 256; 0 = none)")
 	fs.Float64Var(&c.TypingRate, "typing-rate", 0, "chat: typing starts per second, the whole run, each from a random connected device (0 = none)")
+	fs.DurationVar(&c.Storm, "storm", 0, "chat: a reconnect storm this far into the steady phase: every connected device drops its socket and reconnects at once (0 = none)")
 	fs.IntVar(&c.PayloadMin, "payload-min", 0, "chat: the smallest ciphertext (default min(100, --payload)); sizes are uniform in between")
 	fs.StringVar(&c.MediaDir, "media-dir", "", "any scenario: during the steady phase, POST the .jpg/.png/.webp photos of this folder to /v1/media (scripts/bench-media.sh fetches a corpus)")
 	fs.Float64Var(&c.UploadRate, "upload-rate", 1, "with --media-dir: image uploads per second, the whole run (open loop)")

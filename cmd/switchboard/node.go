@@ -33,6 +33,7 @@ type Config struct {
 	DBReplicas      []string      // PostgreSQL streaming replicas for reads that may lag
 	ReplicaMaxLag   time.Duration // how far behind a replica may be and still serve them
 	Redis           string        // "redis://..." for the bus nodes share; empty: the in-process bus
+	RedisCluster    []string      // seed addresses (host:port) of a Redis Cluster for the bus, instead of Redis
 	DataDir         string
 	MediaDir        string        // images and attachments; empty: <data-dir>/media
 	MediaSweep      time.Duration // how often attachments past retention are deleted; 0: never
@@ -110,6 +111,11 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.Server.MediaURL, "media-url", c.Server.MediaURL, "base URL put before /media/... in upload answers (a CDN's address); empty = paths on the node")
 	fs.DurationVar(&c.MediaSweep, "media-sweep-interval", c.MediaSweep, "how often to delete attachments last sent (or uploaded) more than --retention plus an hour ago; 0 keeps them forever")
 	fs.BoolVar(&c.MediaOff, "media-off", c.MediaOff, "disable image and attachment uploads (503 unavailable)")
+	fs.Func("redis-cluster", "bus: seed addresses HOST:PORT[,HOST:PORT...] of a Redis Cluster (7 or later) instead of --redis; conversations go by sharded pub/sub", func(s string) error {
+		c.RedisCluster = splitList(s)
+		return nil
+	})
+	fs.DurationVar(&c.Server.InterestLinger, "interest-linger", chat.Linger, "how long a conversation no socket on this node is in stays subscribed on the bus (a reconnect within it costs no bus work)")
 	fs.Int64Var(&c.Server.MaxBody, "max-body", c.Server.MaxBody, "HTTP request body limit in bytes")
 	fs.IntVar(&c.Server.MaxFrame, "max-frame", c.Server.MaxFrame, "WebSocket message limit in bytes (also the largest ciphertext)")
 	fs.IntVar(&c.Server.MaxQueued, "max-queued", c.Server.MaxQueued, "bytes queued for one socket before it is dropped as a slow consumer")
@@ -294,11 +300,19 @@ func (m *Main) Run(ctx context.Context) error {
 	busName := "in-process"
 	var callState calls.KV = &calls.MemoryKV{}
 	cc := m.Config.Chat
-	if m.Config.Redis == "" {
+	switch {
+	case m.Config.Redis != "" && len(m.Config.RedisCluster) > 0:
+		m.Close()
+		return fmt.Errorf("--redis and --redis-cluster: set one")
+	case m.Config.Redis == "" && len(m.Config.RedisCluster) == 0:
 		m.bus = &inmem.Bus{}
 		cc.Presence = inmem.NewPresence(chat.PresenceTTL, nil).Node("local")
-	} else {
-		bus, err := redisbus.Open(ctx, m.Config.Redis)
+	default:
+		// Conversation topics are sharded on a cluster: each goes to its
+		// slot's shard only, and a node subscribes to those it has sockets
+		// in. Control events go everywhere.
+		bus, err := redisbus.OpenConfig(ctx, redisbus.Config{URL: m.Config.Redis, Cluster: m.Config.RedisCluster,
+			Sharded: []string{chat.TopicPrefix}})
 		if err != nil {
 			m.Close()
 			return err
@@ -308,6 +322,9 @@ func (m *Main) Run(ctx context.Context) error {
 		// Each process claims its users under its own name: a restarted
 		// node is a new one, and the old one's claims lapse.
 		cc.Presence = bus.Presence(chat.NewID("node"), chat.PresenceTTL)
+		if len(m.Config.RedisCluster) > 0 {
+			busName = "redis-cluster"
+		}
 		if err := bus.Register(metrics); err != nil {
 			m.Close()
 			return fmt.Errorf("bus metrics: %w", err)

@@ -53,6 +53,10 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"after a restart the subscriptions are made again, resumed is called, and publishes arrive again", restart},
 		{"Close stops delivery, refuses what comes after it, and is idempotent", closing},
 		{"Ping succeeds on an open bus", ping},
+		{"a topic subscriber gets the topics of its set in publish order, only those, and nothing of a removed one", topicsOnly},
+		{"thousands of topics added at once by many callers are all live when their Adds return", manyTopics},
+		{"after a restart every topic of a set is subscribed again and resumed is called", topicsRestart},
+		{"a closed topic set gets nothing more, and a closed bus makes no new set", topicsClosed},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newBackend(t)) })
 	}

@@ -17,6 +17,7 @@ const (
 	topicRevoked  = "ctl.revoked"
 	topicDevices  = "ctl.devices"
 	topicBlocks   = "ctl.blocks"
+	topicJoined   = "ctl.joined"
 )
 
 // maxContactRows bounds what a login or a revocation reads to find whom to
@@ -34,6 +35,9 @@ type Control struct {
 	// (sharing a conversation with it, itself included) whose devices are told.
 	DevicesChanged string   `json:"devices_changed,omitempty"`
 	Notify         []string `json:"notify,omitempty"`
+	// Joined is a conversation just created, Notify its members: the nodes
+	// of their sockets subscribe to it.
+	Joined string `json:"joined,omitempty"`
 	// Block is {blocker, blocked}: a block made or lifted, which every node
 	// drops from its cache.
 	Block []string `json:"block,omitempty"`

@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"fmt"
+	"time"
 
 	sb "github.com/switchboard-chat/switchboard"
 	"github.com/switchboard-chat/switchboard/wire"
@@ -14,26 +15,36 @@ import (
 // reads them back: the node sees messages and events, never topics or the
 // bus's encoding.
 type Live struct {
-	// Message gets each stored message, from any node, in publish order
-	// per conversation (each node publishes its commits in seq order; two
-	// nodes' publishes can still cross). It must not block for long: it
-	// holds up the messages behind it.
+	// Message gets each stored message of a conversation the node holds
+	// (Interest), from any node, in publish order per conversation (each
+	// node publishes its commits in seq order; two nodes' publishes can
+	// still cross). It must not block for long: it holds up the messages
+	// behind it.
 	Message func(m *sb.Message)
 	// Control gets each control event, after the service dropped what it
 	// cached of a changed device list.
 	Control func(c *Control)
 	// Resumed, unless nil, is called (in its own goroutine) when the bus
-	// was interrupted and its subscription is live again: messages
-	// published meanwhile may be lost. The node reads what its sockets
-	// missed from the store (Heads, Messages): the store is the truth,
-	// the bus the fast path.
+	// was interrupted and its subscriptions are live again: messages and
+	// control events (a conversation created meanwhile) published
+	// meanwhile may be lost. The node reads what its sockets missed from
+	// the store (Heads, Messages), holding the conversations it finds
+	// there: the store is the truth, the bus the fast path.
 	Resumed func()
+	// Forget, unless nil, is told of each conversation the node stopped
+	// subscribing to (no socket held it for Linger): what the node kept of
+	// its seqs is stale from then on.
+	Forget func(convID string)
+	// Linger is how long a conversation no socket holds stays subscribed
+	// [Linger].
+	Linger time.Duration
 }
 
 // Subscribe feeds l from the bus until cancel is called. It returns once
-// the subscriptions are live: what is published after it returns reaches l.
+// the control events' subscription is live; conversations' messages come
+// once they are held (Interest).
 func (s *Service) Subscribe(l Live) (cancel func(), err error) {
-	unsub, err := s.bus.Subscribe(TopicPrefix, func(_ string, data []byte) {
+	topics, err := s.bus.SubscribeTopics(func(_ string, data []byte) {
 		m, err := DecodeMessage(data)
 		if err != nil {
 			s.cfg.Logger.Error("bad bus message", "err", err)
@@ -43,11 +54,20 @@ func (s *Service) Subscribe(l Live) (cancel func(), err error) {
 			s.cache.forgetConversation(m.ConversationID) // members.go
 		}
 		s.metrics.receivedMessage(m.Committed)
+		s.interest.received.Add(1)
 		l.Message(m)
 	}, s.resumed(l.Resumed))
 	if err != nil {
-		return nil, fmt.Errorf("subscribe %s: %w", TopicPrefix, err)
+		return nil, fmt.Errorf("subscribe %s topics: %w", TopicPrefix, err)
 	}
+	if l.Linger == 0 {
+		l.Linger = Linger
+	}
+	forget := l.Forget
+	if forget == nil {
+		forget = func(string) {}
+	}
+	s.interest = newInterest(topics, l.Linger, forget)
 	unsubCtl, err := s.bus.Subscribe(ControlPrefix, func(_ string, data []byte) {
 		c, err := DecodeControl(data)
 		if err != nil {
@@ -61,12 +81,34 @@ func (s *Service) Subscribe(l Live) (cancel func(), err error) {
 			s.cache.forgetBlock(c.Block[0], c.Block[1])
 		}
 		l.Control(c)
-	}, s.cache.forgetAllDevices) // device-list changes may have been lost meanwhile
+	}, func() {
+		// Device-list changes and conversations created meanwhile may
+		// have been lost (on a cluster, this subscription's node can fail
+		// alone).
+		s.cache.forgetAllDevices()
+		if l.Resumed != nil {
+			l.Resumed()
+		}
+	})
 	if err != nil {
-		unsub()
+		s.interest.close()
 		return nil, fmt.Errorf("subscribe %s: %w", ControlPrefix, err)
 	}
-	return func() { unsub(); unsubCtl() }, nil
+	return func() { unsubCtl(); s.interest.close() }, nil
+}
+
+// Interest is the node's set of conversations subscribed on the bus; nil
+// before Subscribe.
+func (s *Service) Interest() *Interest { return s.interest }
+
+// Received is how many conversation messages the node received from the
+// bus: with interest-based fan-out, only those of conversations with a
+// member socket here.
+func (s *Service) Received() int64 {
+	if s.interest == nil {
+		return 0
+	}
+	return s.interest.received.Load()
 }
 
 // Heads returns the head seq of each conversation of the caller's user:

@@ -113,6 +113,7 @@ type Service struct {
 	receipts  receiptQueue     // receipts waiting for their second (receipts.go)
 	metrics   *metrics         // metrics.go
 	sessions  sessionCache     // cached token lookups (sessions.go)
+	interest  *Interest        // conversations subscribed on the bus (interest.go), set by Subscribe
 }
 
 // New returns a Service over store and bus.
@@ -317,6 +318,9 @@ func (s *Service) CreateConversation(ctx context.Context, id Identity, kind stri
 	if err := s.store.CreateConversation(ctx, c); err != nil {
 		return "", fmt.Errorf("create conversation: %w", err)
 	}
+	// The nodes of the members' sockets subscribe to it (they subscribe
+	// only to conversations their sockets are in).
+	s.publishControl(ctx, topicJoined, Control{Joined: c.ID, Notify: set})
 	return c.ID, nil
 }
 
@@ -366,6 +370,12 @@ func (s *Service) Backlog(ctx context.Context, id Identity, fn func(convID strin
 	if err != nil {
 		return nil, err
 	}
+	return s.BacklogTo(ctx, id, heads, fn)
+}
+
+// BacklogTo is Backlog up to heads, the user's heads the caller read
+// (Heads) once its conversations were live (Interest.Hold).
+func (s *Service) BacklogTo(ctx context.Context, id Identity, heads map[string]int64, fn func(convID string, page []sb.Delivery) error) (map[string]int64, error) {
 	// Acks not committed yet first, the store's cursors second: an ack
 	// committed in between is seen by one of the two reads.
 	late := s.acks.of(id.DeviceID)

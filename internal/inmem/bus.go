@@ -33,6 +33,7 @@ type item struct {
 
 type subscription struct {
 	prefix string
+	topics map[string]struct{} // exact topics (SubscribeTopics), nil for a prefix; guarded by Bus.mu
 	fn     func(topic string, data []byte)
 
 	mu    sync.Mutex
@@ -50,7 +51,11 @@ func (b *Bus) Publish(_ context.Context, topic string, data []byte) error {
 		return ErrClosed
 	}
 	for s := range b.subs {
-		if strings.HasPrefix(topic, s.prefix) {
+		if s.topics != nil {
+			if _, ok := s.topics[topic]; ok {
+				s.push(item{topic, data})
+			}
+		} else if strings.HasPrefix(topic, s.prefix) {
 			s.push(item{topic, data})
 		}
 	}
@@ -61,11 +66,61 @@ func (b *Bus) Publish(_ context.Context, topic string, data []byte) error {
 // in-process bus is never interrupted: resumed is never called.
 func (b *Bus) Subscribe(prefix string, fn func(topic string, data []byte), resumed func()) (func(), error) {
 	s := &subscription{prefix: prefix, fn: fn}
+	if err := b.start(s); err != nil {
+		return nil, err
+	}
+	var once sync.Once
+	return func() { once.Do(func() { b.drop(s) }) }, nil
+}
+
+// SubscribeTopics calls fn for each message on a topic in the returned set.
+// Add returns at once: an in-process bus has nothing to wait for.
+func (b *Bus) SubscribeTopics(fn func(topic string, data []byte), resumed func()) (switchboard.Topics, error) {
+	s := &subscription{fn: fn, topics: make(map[string]struct{})}
+	if err := b.start(s); err != nil {
+		return nil, err
+	}
+	return &topicSet{b: b, s: s}, nil
+}
+
+// topicSet is the Topics of one SubscribeTopics.
+type topicSet struct {
+	b    *Bus
+	s    *subscription
+	once sync.Once
+}
+
+func (t *topicSet) Add(_ context.Context, topics ...string) error {
+	t.b.mu.Lock()
+	defer t.b.mu.Unlock()
+	if t.b.closed {
+		return ErrClosed
+	}
+	if t.s.topics != nil {
+		for _, topic := range topics {
+			t.s.topics[topic] = struct{}{}
+		}
+	}
+	return nil
+}
+
+func (t *topicSet) Remove(topics ...string) {
+	t.b.mu.Lock()
+	defer t.b.mu.Unlock()
+	for _, topic := range topics {
+		delete(t.s.topics, topic)
+	}
+}
+
+func (t *topicSet) Close() { t.once.Do(func() { t.b.drop(t.s) }) }
+
+// start registers s and starts its delivery.
+func (b *Bus) start(s *subscription) error {
 	s.cond = sync.NewCond(&s.mu)
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	if b.subs == nil {
 		b.subs = make(map[*subscription]struct{})
@@ -73,15 +128,15 @@ func (b *Bus) Subscribe(prefix string, fn func(topic string, data []byte), resum
 	b.subs[s] = struct{}{}
 	b.mu.Unlock()
 	go s.run()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			b.mu.Lock()
-			delete(b.subs, s)
-			b.mu.Unlock()
-			s.stop()
-		})
-	}, nil
+	return nil
+}
+
+// drop ends s.
+func (b *Bus) drop(s *subscription) {
+	b.mu.Lock()
+	delete(b.subs, s)
+	b.mu.Unlock()
+	s.stop()
 }
 
 // Ping reports whether the bus is open.

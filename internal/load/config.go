@@ -44,15 +44,16 @@ type Config struct {
 	Pairwise     bool          // one ciphertext per recipient device instead of one shared
 
 	// chat (PayloadBytes as the largest ciphertext, AckInterval too)
-	DMs        int        // direct conversations each user starts (so ~2× per user)
-	SmallGroup int        // users per small group (0 = none)
-	LargeGroup int        // users per large group (0 = none)
-	Mix        [3]float64 // weights of direct, small group, large group messages
-	ChatRate   float64    // messages per second, the whole run
-	Churn      float64    // reconnects per second, the whole run
-	PayloadMin int        // smallest ciphertext
-	Watch      int        // users each socket watches (presence_subscribe; 0 = none)
-	TypingRate float64    // typing starts per second, the whole run (0 = none)
+	DMs        int           // direct conversations each user starts (so ~2× per user)
+	SmallGroup int           // users per small group (0 = none)
+	LargeGroup int           // users per large group (0 = none)
+	Mix        [3]float64    // weights of direct, small group, large group messages
+	ChatRate   float64       // messages per second, the whole run
+	Churn      float64       // reconnects per second, the whole run
+	Storm      time.Duration // a reconnect storm: this far into the steady phase every device reconnects at once (0 = none)
+	PayloadMin int           // smallest ciphertext
+	Watch      int           // users each socket watches (presence_subscribe; 0 = none)
+	TypingRate float64       // typing starts per second, the whole run (0 = none)
 
 	// broadcast (PayloadBytes too)
 	Rounds       int           // broadcasts, one at a time

@@ -93,8 +93,9 @@ type chatPlan struct {
 	ConvDevices              []int    // logged-in devices per conversation
 	TotalDevices             int
 	Weights                  [numKinds]float64
-	Rate                     float64 // messages per second, the whole run
-	Churn                    float64 // reconnects per second, the whole run
+	Rate                     float64       // messages per second, the whole run
+	Churn                    float64       // reconnects per second, the whole run
+	Storm                    time.Duration // every device reconnects at once this far into the steady phase (0 = never)
 	PayloadMin, PayloadMax   int
 	AckInterval              time.Duration
 	Social                   socialPlan // presence and typing (chat_social.go)
@@ -142,7 +143,7 @@ func (chatScenario) Plan(ctx context.Context, env *PlanEnv) (json.RawMessage, er
 	l := newChatLayout(users, cfg.DMs, cfg.SmallGroup, cfg.LargeGroup)
 	p := chatPlan{Users: users, DMs: cfg.DMs, Small: cfg.SmallGroup, Large: cfg.LargeGroup,
 		Conversations: make([]string, len(l.kinds)), ConvDevices: make([]int, len(l.kinds)),
-		TotalDevices: len(env.Devices), Weights: cfg.Mix, Rate: cfg.ChatRate, Churn: cfg.Churn,
+		TotalDevices: len(env.Devices), Weights: cfg.Mix, Rate: cfg.ChatRate, Churn: cfg.Churn, Storm: cfg.Storm,
 		PayloadMin: cfg.PayloadMin, PayloadMax: cfg.PayloadBytes, AckInterval: cfg.AckInterval,
 		Social: newSocialPlan(cfg, env.Users)}
 	owner := make([]*Device, users) // a logged-in device of each user
@@ -222,6 +223,7 @@ type chatDriver struct {
 	sent, sentOK, sendErrs, skipped, foreign, ownEcho, replayed atomic.Int64
 	abandoned, reconnects, resynced, acks                       atomic.Int64
 	firstSend, lastRecv                                         atomic.Int64
+	stormDevices, stormStart, stormEnd                          atomic.Int64   // the reconnect storm: devices, unix nanos when it began and when all had resynced
 	outstanding                                                 []atomic.Int32 // per local device: sends without an answer yet
 	redialed                                                    []atomic.Bool  // per local device: Reconnect closed it, not synced since
 	social                                                      socialCounts   // chat_social.go
@@ -404,6 +406,12 @@ func (d *chatDriver) Steady(ctx context.Context, conns []*Conn) {
 				d.sent.Add(1)
 				d.perKind[d.layout.kinds[conv]].sent.Add(1)
 			}
+			if d.plan.Storm > 0 && d.stormStart.Load() == 0 && now.Sub(start) >= d.plan.Storm {
+				d.storm(conns, now)
+			}
+			if st := d.stormStart.Load(); st != 0 && d.stormEnd.Load() == 0 && d.resynced.Load() >= d.reconnects.Load() {
+				d.stormEnd.Store(now.UnixNano())
+			}
 			for due := int(el * churnPerSec); nextChurn < due; nextChurn++ {
 				i := rng.IntN(len(d.devs))
 				d.redialed[i].Store(true)
@@ -420,6 +428,26 @@ func (d *chatDriver) Steady(ctx context.Context, conns []*Conn) {
 			}
 		}
 	}
+}
+
+// storm reconnects every connected device of this worker at once: the
+// reconnect storm a node sees when its sockets all drop together.
+func (d *chatDriver) storm(conns []*Conn, now time.Time) {
+	d.stormStart.Store(now.UnixNano())
+	n := int64(0)
+	for i := range conns {
+		if !conns[i].Synced() {
+			continue
+		}
+		d.redialed[i].Store(true)
+		if conns[i].Reconnect() {
+			d.reconnects.Add(1)
+			n++
+		} else {
+			d.redialed[i].Store(false)
+		}
+	}
+	d.stormDevices.Store(n)
 }
 
 // pick draws a conversation of local device i's user: the kind by weight
@@ -501,6 +529,7 @@ type chatReport struct {
 	Sent, SentOK, SendErrors, Skipped, Foreign, OwnEcho, Replayed int64
 	Abandoned, Reconnects, Resynced, Acks                         int64
 	FirstSend, LastRecv                                           int64
+	StormDevices, StormStart, StormEnd                            int64
 	KindSent, KindReceived, KindDups                              [numKinds]int64
 	Delivery, Commit                                              [numKinds]HistogramData
 	ConvSentOK, ConvMaxSeq                                        []int64
@@ -511,7 +540,8 @@ func (d *chatDriver) Report() json.RawMessage {
 	r := chatReport{Sent: d.sent.Load(), SentOK: d.sentOK.Load(), SendErrors: d.sendErrs.Load(), Skipped: d.skipped.Load(),
 		Foreign: d.foreign.Load(), OwnEcho: d.ownEcho.Load(), Replayed: d.replayed.Load(),
 		Abandoned: d.abandoned.Load(), Reconnects: d.reconnects.Load(), Resynced: d.resynced.Load(), Acks: d.acks.Load(),
-		FirstSend: d.firstSend.Load(), LastRecv: d.lastRecv.Load(), Social: d.socialReport()}
+		FirstSend: d.firstSend.Load(), LastRecv: d.lastRecv.Load(), Social: d.socialReport(),
+		StormDevices: d.stormDevices.Load(), StormStart: d.stormStart.Load(), StormEnd: d.stormEnd.Load()}
 	for k := range numKinds {
 		r.KindSent[k], r.KindReceived[k], r.KindDups[k] = d.perKind[k].sent.Load(), d.perKind[k].received.Load(), d.perKind[k].dups.Load()
 		r.Delivery[k], r.Commit[k] = d.perKind[k].delivery.Data(), d.perKind[k].commit.Data()
@@ -536,6 +566,8 @@ type ChatSummary struct {
 	LargeGroupUsers  int               `json:"large_group_users"`
 	RateTarget       float64           `json:"rate_target_per_second"`
 	ChurnTarget      float64           `json:"churn_target_per_second"`
+	StormDevices     int64             `json:"storm_devices,omitempty"` // devices the reconnect storm (--storm) reconnected at once
+	StormSeconds     float64           `json:"storm_seconds,omitempty"` // from the storm until every one had resynced (its last worker)
 	PayloadMin       int               `json:"payload_min_bytes"`
 	PayloadMax       int               `json:"payload_max_bytes"`
 	Payload          string            `json:"payload"`
@@ -607,6 +639,10 @@ func (chatScenario) Merge(rawPlan json.RawMessage, reports []json.RawMessage, s 
 		f.Replayed += r.Replayed
 		f.Abandoned += r.Abandoned
 		f.Reconnects += r.Reconnects
+		f.StormDevices += r.StormDevices
+		if r.StormStart > 0 && r.StormEnd > 0 {
+			f.StormSeconds = max(f.StormSeconds, float64(r.StormEnd-r.StormStart)/1e9)
+		}
 		f.Resynced += r.Resynced
 		if plan.Social.Watch > 0 || plan.Social.TypingRate > 0 {
 			mergeSocial(plan.Social, &f.Social, r.Social)

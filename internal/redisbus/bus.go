@@ -32,6 +32,19 @@
 // the Redis connection. A node's own publishes come back to it this way: one
 // path for local and remote recipients.
 //
+// SubscribeTopics subscribes to exact topics instead (topics.go): a node
+// subscribes to the conversations its sockets are in, so it receives only
+// their messages. What was added since the last round trip goes as one
+// SUBSCRIBE per 1,000 channels on a dedicated connection, which is made
+// again, with every channel of the set, when it breaks.
+//
+// On a Redis Cluster (Config.Cluster, Redis 7), topics under the
+// Config.Sharded prefixes go by sharded pub/sub (SPUBLISH/SSUBSCRIBE): each
+// message is carried by its slot's shard only. Their channels carry one of
+// 32 hash tags whose slots spread over the cluster, so one SSUBSCRIBE holds
+// many of them; the other topics go by PUBLISH, which the cluster relays
+// to every node, and reach prefix subscribers as on one Redis.
+//
 // Each Bus registers its own metrics (Register), so that the node's HTTP
 // edge needs to know nothing of Redis.
 package redisbus
@@ -40,6 +53,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,12 +94,14 @@ type Bus struct {
 	client rueidis.Client
 	local  inmem.Bus
 
-	mu       sync.Mutex
-	room     sync.Cond // signalled when flush takes the queue, and on Close
-	queue    []pub
-	spare    []pub
-	closed   bool
-	patterns map[string]*pattern // prefixes subscribed in Redis
+	mu        sync.Mutex
+	room      sync.Cond // signalled when flush takes the queue, and on Close
+	queue     []pub
+	spare     []pub
+	closed    bool
+	patterns  map[string]*pattern // prefixes subscribed in Redis
+	topicSubs map[*topicSub]struct{}
+	names     naming // topics to channels: sharded on a cluster
 
 	// kept is the writer's: publishes Redis could not take, in publish
 	// order, and the bytes they hold. While it is not empty every new
@@ -102,6 +118,8 @@ type Bus struct {
 
 	published, dropped, pipelines, retried, resubscribed atomic.Int64
 	waiting                                              atomic.Int64 // len(kept), for Stats
+
+	received, subscribeCmds, unsubscribeCmds, subscribeErrors atomic.Int64 // topics.go
 }
 
 // pattern is one PSUBSCRIBE and the resumed callbacks of its subscribers.
@@ -122,22 +140,60 @@ type Stats struct {
 	Retried      int64 // publishes sent again after Redis could not take them
 	Waiting      int64 // publishes kept now, to be sent again when Redis answers
 	Resubscribed int64 // subscriptions made again after the connection was lost
+
+	Received        int64 // messages received on exact topics (SubscribeTopics)
+	SubscribeCmds   int64 // SUBSCRIBE/SSUBSCRIBE commands sent (each up to 1,000 channels)
+	UnsubscribeCmds int64 // UNSUBSCRIBE/SUNSUBSCRIBE commands sent
+	SubscribeErrors int64 // those commands that failed (the connection is made again)
+	Topics          int64 // exact topics subscribed now, over every subscriber
+}
+
+// Config says which Redis a Bus uses.
+type Config struct {
+	// URL is a single Redis: redis://[user:password@]host:port/db.
+	URL string
+	// Cluster, instead of URL, lists seed addresses (host:port) of a Redis
+	// Cluster (Redis 7 or later).
+	Cluster []string
+	// Sharded are the topic prefixes that a cluster carries by sharded
+	// pub/sub (SPUBLISH/SSUBSCRIBE: only the primary of the topic's slot and
+	// its replicas see a message), received by SubscribeTopics only. Other
+	// topics go by PUBLISH, which every node of a cluster relays, and reach
+	// prefix subscribers too. Ignored on a single Redis, where every topic
+	// goes by PUBLISH.
+	Sharded []string
 }
 
 // Open connects to the Redis at url (redis://[user:password@]host:port/db)
 // and checks it answers.
 func Open(ctx context.Context, url string) (*Bus, error) {
-	opt, err := rueidis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("redisbus: %w", err)
+	return OpenConfig(ctx, Config{URL: url})
+}
+
+// OpenConfig connects to the Redis or Redis Cluster of c and checks it
+// answers.
+func OpenConfig(ctx context.Context, c Config) (*Bus, error) {
+	var opt rueidis.ClientOption
+	if len(c.Cluster) > 0 {
+		opt = rueidis.ClientOption{InitAddress: c.Cluster, ShuffleInit: true}
+	} else {
+		var err error
+		if opt, err = rueidis.ParseURL(c.URL); err != nil {
+			return nil, fmt.Errorf("redisbus: %w", err)
+		}
 	}
 	opt.DisableCache = true // no client-side caching: the bus only publishes and subscribes
 	client, err := rueidis.NewClient(opt)
 	if err != nil {
 		return nil, fmt.Errorf("redisbus: connect %s: %w", opt.InitAddress, err)
 	}
-	b := &Bus{client: client, patterns: make(map[string]*pattern),
-		wake: make(chan struct{}, 1), done: make(chan struct{})}
+	cluster := len(c.Cluster) > 0
+	if cluster && client.Mode() != rueidis.ClientModeCluster {
+		client.Close()
+		return nil, fmt.Errorf("redisbus: %s is not a Redis Cluster", strings.Join(c.Cluster, ","))
+	}
+	b := &Bus{client: client, patterns: make(map[string]*pattern), topicSubs: make(map[*topicSub]struct{}),
+		names: newNaming(cluster, c.Sharded), wake: make(chan struct{}, 1), done: make(chan struct{})}
 	b.room.L = &b.mu
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	if err := b.Ping(ctx); err != nil {
@@ -266,14 +322,14 @@ func (b *Bus) flush(ctx context.Context) bool {
 		n := min(len(sending)-sent, maxPipeline)
 		cmds = cmds[:0]
 		for _, p := range sending[sent : sent+n] {
-			cmds = append(cmds, b.client.B().Publish().Channel(p.topic).Message(rueidis.BinaryString(p.data)).Build())
+			cmds = append(cmds, b.names.publish(b.client.B(), p.topic, p.data))
 		}
 		b.pipelines.Add(1)
 		if retrying {
 			b.retried.Add(int64(n))
 		}
 		var failed []pub
-		for i, r := range b.client.DoMulti(ctx, cmds...) {
+		for i, r := range b.doMulti(ctx, cmds) {
 			switch err := r.Error(); {
 			case err == nil:
 				b.published.Add(1)
@@ -302,6 +358,39 @@ func (b *Bus) flush(ctx context.Context) bool {
 		b.recycle(batch)
 	}
 	return ok
+}
+
+// doMulti sends cmds as one pipeline, or, on a cluster where sharded and
+// relayed publishes are mixed, as two (rueidis does not mix commands with
+// a slot and without one in a pipeline), the results in cmds's order.
+func (b *Bus) doMulti(ctx context.Context, cmds rueidis.Commands) []rueidis.RedisResult {
+	if !b.names.cluster {
+		return b.client.DoMulti(ctx, cmds...)
+	}
+	var slotted, other rueidis.Commands
+	var at []bool // per cmd, whether it is slotted
+	for _, c := range cmds {
+		keyed := c.Commands()[0] == "SPUBLISH"
+		at = append(at, keyed)
+		if keyed {
+			slotted = append(slotted, c)
+		} else {
+			other = append(other, c)
+		}
+	}
+	if len(slotted) == 0 || len(other) == 0 {
+		return b.client.DoMulti(ctx, cmds...)
+	}
+	rs, ro := b.client.DoMulti(ctx, slotted...), b.client.DoMulti(ctx, other...)
+	out := make([]rueidis.RedisResult, 0, len(cmds))
+	for _, keyed := range at {
+		if keyed {
+			out, rs = append(out, rs[0]), rs[1:]
+		} else {
+			out, ro = append(out, ro[0]), ro[1:]
+		}
+	}
+	return out
 }
 
 // isRefusal reports whether err is Redis's answer (sending the publish
@@ -431,8 +520,16 @@ func (b *Bus) Ping(ctx context.Context) error {
 
 // Stats returns the counters since Open.
 func (b *Bus) Stats() Stats {
+	b.mu.Lock()
+	var topics int
+	for t := range b.topicSubs {
+		topics += t.size()
+	}
+	b.mu.Unlock()
 	return Stats{Published: b.published.Load(), Dropped: b.dropped.Load(), Pipelines: b.pipelines.Load(),
-		Retried: b.retried.Load(), Waiting: b.waiting.Load(), Resubscribed: b.resubscribed.Load()}
+		Retried: b.retried.Load(), Waiting: b.waiting.Load(), Resubscribed: b.resubscribed.Load(),
+		Received: b.received.Load(), SubscribeCmds: b.subscribeCmds.Load(), UnsubscribeCmds: b.unsubscribeCmds.Load(),
+		SubscribeErrors: b.subscribeErrors.Load(), Topics: int64(topics)}
 }
 
 // Close sends what is queued and kept (waiting up to 5 s), then stops every
@@ -445,10 +542,17 @@ func (b *Bus) Close() error {
 	}
 	b.closed = true
 	b.room.Broadcast()
+	subs := make([]*topicSub, 0, len(b.topicSubs))
+	for t := range b.topicSubs {
+		subs = append(subs, t)
+	}
 	b.mu.Unlock()
 	close(b.done)
 	b.writer.Wait()
 	b.cancel()
+	for _, t := range subs {
+		t.Close()
+	}
 	b.client.Close()
 	b.receivers.Wait()
 	return b.local.Close()

@@ -30,6 +30,9 @@ type peer struct {
 	last    map[string]int64 // per conversation, the highest seq written to this socket
 	closed  bool
 	drained chan struct{} // closed when no send waits for its commit any more, for a ping
+
+	imu   sync.Mutex // guards holds; taken before mu (interest.go)
+	holds []string   // conversations this socket holds on the bus (interest.go)
 }
 
 // deliver writes frame (m encoded for this device) unless it was already
@@ -136,6 +139,9 @@ func (h *hub) onControl(c *chat.Control) {
 		if p := h.get(c.Revoked); p != nil {
 			p.conn.Close(CloseDeviceRevoked, "device revoked")
 		}
+	}
+	if c.Joined != "" {
+		h.joined(c.Joined, c.Notify)
 	}
 	if c.DevicesChanged != "" {
 		frame := wire.AppendDevicesChanged(nil, c.DevicesChanged)

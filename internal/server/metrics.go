@@ -116,6 +116,7 @@ func (s *Server) metricsHandler() http.Handler {
 		reg = prometheus.NewRegistry()
 	}
 	usage := s.metrics.usage
+	reg.MustRegister(s.fanoutCollectors()...)
 	reg.MustRegister(
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewGoCollector(),

@@ -51,6 +51,15 @@ func (b *outageBus) Subscribe(prefix string, fn func(string, []byte), resumed fu
 	return b.Bus.Subscribe(prefix, fn, nil)
 }
 
+func (b *outageBus) SubscribeTopics(fn func(string, []byte), resumed func()) (sb.Topics, error) {
+	if resumed != nil {
+		b.mu.Lock()
+		b.resumed = append(b.resumed, resumed)
+		b.mu.Unlock()
+	}
+	return b.Bus.SubscribeTopics(fn, nil)
+}
+
 func (b *outageBus) setDown(down bool) {
 	b.mu.Lock()
 	b.down = down

@@ -181,6 +181,19 @@ func (q *sequencer) advance(convID string, next int64) {
 	q.release(c)
 }
 
+// forget drops a conversation's state, unless messages are held in it:
+// the node stopped subscribing to it, so the next seq it knew is stale by
+// the time it subscribes again (its first message then starts it afresh,
+// from the local sockets' seqs, instead of waiting grace for a gap that
+// only means the node was not listening).
+func (q *sequencer) forget(convID string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if c := q.convs[convID]; c != nil && len(c.held) == 0 {
+		delete(q.convs, convID)
+	}
+}
+
 // sweep forgets conversations idle for q.idle with nothing held, at most
 // once a minute. q.mu is held.
 func (q *sequencer) sweep(now time.Time) {
@@ -265,6 +278,12 @@ const catchUpPage = 500
 // meanwhile (live, or from another catch-up) has nothing read; one that
 // is syncing or closed gets nothing (its sync reads the store itself).
 func (h *hub) readInto(ctx context.Context, p *peer, convID string, to int64, buf *[]byte) error {
+	return h.readIntoPeer(ctx, p, convID, to, buf, false)
+}
+
+// readIntoPeer is readInto; fromSync says the socket's own sync calls it,
+// which writes while the socket is still syncing.
+func (h *hub) readIntoPeer(ctx context.Context, p *peer, convID string, to int64, buf *[]byte, fromSync bool) error {
 	p.mu.Lock()
 	after := p.last[convID]
 	p.mu.Unlock()
@@ -275,7 +294,7 @@ func (h *hub) readInto(ctx context.Context, p *peer, convID string, to int64, bu
 			return err
 		}
 		p.mu.Lock()
-		if p.syncing || p.closed {
+		if (p.syncing && !fromSync) || p.closed {
 			p.mu.Unlock()
 			return nil
 		}
@@ -429,7 +448,10 @@ const resumeWorkers = 4
 // user's heads, the sockets still syncing (to look at again), and the
 // conversations a socket could not be caught up in.
 func (h *hub) resumeUser(ctx context.Context, user string, peers []*peer) (heads map[string]int64, syncing []*peer, behind []string, err error) {
-	heads, err = h.svc.Heads(ctx, peers[0].id)
+	// The conversations found are held and live before the heads are
+	// read: one created while the bus was down (its Joined event lost)
+	// is subscribed here.
+	heads, err = h.liveHeads(ctx, peers[0].id, peers)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -34,6 +34,7 @@ type Config struct {
 	LimitExempt    []netip.Prefix // client addresses no per-address limit applies to [loopback]; empty, not nil: none
 	RequestTimeout time.Duration  // to receive a whole HTTP request, and idle keep-alive [30s]
 	FlushDelay     time.Duration  // how long a socket's first pending frame waits for more to share its write [0]
+	InterestLinger time.Duration  // how long a conversation no socket here is in stays subscribed on the bus [chat.Linger, 30s]
 	// MaxConns caps the sockets of this node: past it an upgrade gets 503
 	// with Retry-After and /readyz fails, so a balancer sends new sockets
 	// elsewhere while the open ones keep working (load shedding) [0: none].
@@ -110,7 +111,7 @@ func New(svc *chat.Service, cfg Config) *Server {
 // Start subscribes to the bus and starts listening.
 func (s *Server) Start() error {
 	unsub, err := s.svc.Subscribe(chat.Live{Message: s.hub.onBus, Control: s.hub.onControl,
-		Resumed: func() { s.hub.resume(s.ctx) }})
+		Resumed: func() { s.hub.resume(s.ctx) }, Forget: s.hub.seq.forget, Linger: s.cfg.InterestLinger})
 	if err != nil {
 		return err
 	}

@@ -81,16 +81,22 @@ func (s *Server) sync(p *peer) {
 	buf := make([]byte, 0, 512)
 	replayed := 0
 	defer func() { s.metrics.replayed(replayed) }()
-	last, err := s.svc.Backlog(s.ctx, p.id, func(_ string, page []sb.Delivery) error {
-		replayed += len(page)
-		for i := range page {
-			buf = appendMessage(buf[:0], &page[i])
-			if err := s.writePaced(p.conn, buf); err != nil {
-				return err
+	// Subscribe first, then read: the heads are read once the socket's
+	// conversations are live on the bus (interest.go).
+	heads, err := s.hub.liveHeads(s.ctx, p.id, []*peer{p})
+	var last map[string]int64
+	if err == nil {
+		last, err = s.svc.BacklogTo(s.ctx, p.id, heads, func(_ string, page []sb.Delivery) error {
+			replayed += len(page)
+			for i := range page {
+				buf = appendMessage(buf[:0], &page[i])
+				if err := s.writePaced(p.conn, buf); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
-	})
+			return nil
+		})
+	}
 	if err != nil {
 		if !errors.Is(err, context.Canceled) && !errors.Is(err, gateway.ErrClosed) {
 			s.log.Warn("sync failed", "device", p.id.DeviceID, "err", err)
@@ -119,6 +125,18 @@ func (s *Server) sync(p *peer) {
 		}
 		p.mu.Unlock()
 		for _, m := range batch {
+			// A conversation the sync did not know (created after it read
+			// the heads): what came before m may never have reached this
+			// node live (it subscribed to the conversation only since), so
+			// it is read from the store first (interest.go).
+			p.mu.Lock()
+			_, known := p.last[m.ConversationID]
+			p.mu.Unlock()
+			if !known && m.Seq > 1 {
+				if err := s.hub.readIntoPeer(s.ctx, p, m.ConversationID, m.Seq-1, &buf, true); err != nil {
+					s.log.Warn("reading a new conversation during a sync", "conversation", m.ConversationID, "device", p.id.DeviceID, "err", err)
+				}
+			}
 			ct := m.Shared
 			if ct == nil {
 				ct = m.Ciphertexts[p.id.DeviceID]
@@ -159,6 +177,7 @@ func (s *Server) OnClose(c *gateway.Conn) {
 	s.callsClosed(p)
 	s.watch.drop(p)
 	s.svc.Disconnected(p.id)
+	s.hub.release(p)
 	s.releaseConn(p)
 }
 
