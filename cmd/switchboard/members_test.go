@@ -156,3 +156,78 @@ func TestMembershipAcrossNodes(t *testing.T) {
 		wantEvent(s, 6, client.EventMemberLeft, dave.UserID)
 	}
 }
+
+// TestMemberAddedOnANodeNotInTheConversation: with interest-based fan-out a
+// node subscribes only to the conversations its sockets are in, so a user
+// added to a group whose only socket is on a node that holds none of the
+// group must still get the member_added event and what follows: the add
+// tells the added users' nodes to hold the conversation (a Joined control
+// event), as a creation does.
+func TestMemberAddedOnANodeNotInTheConversation(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	db, redis := testenv.Postgres(t), testenv.Redis(t)
+	var urls []string
+	for range 2 { // one after the other: the first migrates
+		m := NewMain()
+		m.Stderr = &bytes.Buffer{}
+		err := m.ParseFlags([]string{"--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--db", db, "--redis", redis.URL(),
+			"--argon2-memory", "64", "--argon2-time", "1"}, func(string) string { return "" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Run(ctx); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		t.Cleanup(func() { m.Close() })
+		urls = append(urls, m.URL())
+	}
+	connect := func(url, name string) (*client.Session, *client.Conn) {
+		c, err := client.New(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.CreateAccount(ctx, name, "password-"+name); err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.Login(ctx, name, "password-"+name, client.DeviceInfo{Name: "phone", KEM: "x25519",
+			PublicKey: bytes.Repeat([]byte{9}, 32), SigningKey: make([]byte, 32)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := client.Connect(ctx, s, client.ConnOptions{AutoAck: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		select {
+		case <-conn.Synced():
+		case <-ctx.Done():
+			t.Fatal("no synced")
+		}
+		return s, conn
+	}
+	alice, aliceConn := connect(urls[0], "alice")
+	erin, erinConn := connect(urls[1], "erin") // node 1 holds no socket in the group
+	conv, err := alice.CreateConversation(ctx, client.KindGroup, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.AddMembers(ctx, conv, erin.UserID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := aliceConn.Send(ctx, client.SendRequest{ID: "m2", Conversation: conv,
+		Ciphertexts: map[string][]byte{erin.DeviceID: []byte("m2")}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []int64{1, 2} {
+		select {
+		case m := <-erinConn.Messages():
+			if m.Seq != want || (want == 1) != (m.Event != nil && m.Event.Kind == client.EventMemberAdded) {
+				t.Fatalf("erin got %+v (event %+v), want seq %d (1: her member_added, 2: m2)", m, m.Event, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("erin, on a node that held no socket in the group, got no seq %d", want)
+		}
+	}
+}

@@ -133,6 +133,11 @@ func (s *Service) AddMembers(ctx context.Context, id Identity, convID string, us
 		}
 		seq = m.Seq
 	}
+	// The added users' nodes may hold no socket in the conversation, so
+	// be subscribed to it nowhere: as for a new conversation, they hold it
+	// now and read what these users' devices have of it from the store
+	// (their member_added events), whatever came live before.
+	s.publishControl(ctx, topicJoined, Control{Joined: convID, Notify: add})
 	return seq, nil
 }
 

@@ -19,9 +19,9 @@ import (
 // its user's heads, holds their conversations, and, if one was not live,
 // waits for it and reads the heads again (liveHeads): what was committed
 // before the subscription is in the store read, what comes after is live.
-// A conversation created while a member's socket is open reaches it by a
-// control event (Joined): the node holds it, waits for it to be live, and
-// reads it from the store. A resume after a bus outage does the same for
+// A conversation created while a member's socket is open, or a member added
+// to one, reaches it by a control event (Joined): the node holds it, waits
+// for it to be live, and reads it from the store. A resume after a bus outage does the same for
 // every local user, so a lost Joined costs a delay, not the messages.
 
 // liveWait bounds a sync's wait for its subscriptions: past it (the bus is
