@@ -30,6 +30,14 @@ func TestAppendEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cancel()
+	// The node receives only the conversations it holds (interest.go).
+	if in := svc.Interest(); in != nil {
+		if fresh, wait := in.Hold([]string{conv}); fresh {
+			if err := wait(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 
 	seq, err := svc.AppendEvent(ctx, alice, conv, wire.Event{Kind: wire.EventCallMissed, UserID: bob.UserID, By: alice.UserID, CallID: "call_1"})
 	if err != nil || seq != 1 {
