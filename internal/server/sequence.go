@@ -35,7 +35,7 @@ type sequencer struct {
 	idle    time.Duration
 	deliver func(m *sb.Message)                 // the hub's delivery, in order
 	catchUp func(convID string, from, to int64) // reads seqs from..to from the store for local devices
-	start   func(m *sb.Message) int64           // the next seq of a conversation not tracked yet, m its first message
+	start   func(m *sb.Message) int64           // the next seq of a conversation not tracked yet, m its first message; -1: m has no local recipient to order it for
 
 	mu      sync.Mutex
 	convs   map[string]*convSeq
@@ -63,7 +63,21 @@ func (q *sequencer) add(m *sb.Message) {
 	q.sweep(now)
 	c := q.convs[m.ConversationID]
 	if c == nil {
-		c = &convSeq{next: q.start(m)}
+		next := q.start(m)
+		if next < 0 {
+			// No local socket to order it for (its recipients are
+			// elsewhere, or still syncing, which read the store): hand it
+			// on and do not start tracking the conversation here. Tracking
+			// from m.Seq would take the seqs before it as gone out, and an
+			// earlier message that comes later (a publish Redis took only
+			// after it was back) would go to a local recipient after later
+			// ones, which then drops it (issue 16: a device lost the first
+			// seqs of a direct conversation whose newest message, its own,
+			// came first after a Redis outage).
+			q.deliver(m)
+			return
+		}
+		c = &convSeq{next: next}
 		q.convs[m.ConversationID] = c
 	}
 	c.seen = now
@@ -216,7 +230,8 @@ func (q *sequencer) sweep(now time.Time) {
 // messages before m, whose publishes this node never saw (lost while the
 // bus was down, say), are read from the store like any gap, and the
 // recipient is noted as having had nothing, so the gap's read includes it.
-// Recipients still syncing read the store themselves; with no other, m.Seq.
+// Recipients still syncing read the store themselves; with no other local
+// recipient ready, -1: the sequencer does not track the conversation for m.
 func (h *hub) nextSeq(m *sb.Message) int64 {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
@@ -237,9 +252,6 @@ func (h *hub) nextSeq(m *sb.Message) int64 {
 			}
 		}
 		p.mu.Unlock()
-	}
-	if next < 0 {
-		return m.Seq
 	}
 	return next
 }

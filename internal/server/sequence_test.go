@@ -43,8 +43,14 @@ func TestSequencer(t *testing.T) {
 	newSeq := func(grace time.Duration) (*sequencer, *recorder) {
 		r := &recorder{gap: make(chan struct{}, 4)}
 		return newSequencer(grace, r.deliver, r.catchUp, func(m *sb.Message) int64 {
-			if m.ConversationID == "known" {
+			switch m.ConversationID {
+			case "known":
 				return 3 // its local recipients have had seqs up to 2
+			case "elsewhere":
+				if m.SenderDeviceID == "local" {
+					return -1 // its recipients are on other nodes
+				}
+				return 1 // the local recipient has had nothing of it
 			}
 			return m.Seq
 		}), r
@@ -107,6 +113,21 @@ func TestSequencer(t *testing.T) {
 		q.add(msg("a", 6))
 		if d, _ := r.got(); !slices.Equal(d, []string{"a:1", "a:4", "a:5", "a:2", "a:6"}) {
 			t.Errorf("delivered %v, want the late a:2 handed on and a:6 at once", d)
+		}
+	})
+
+	t.Run("a message with no local recipient goes on without tracking its conversation, so earlier seqs that come later still wait for their turn", func(t *testing.T) {
+		q, r := newSeq(time.Hour)
+		own := msg("elsewhere", 5) // the local device's own send: its recipients are elsewhere
+		own.SenderDeviceID = "local"
+		q.add(own)
+		q.add(msg("elsewhere", 3)) // publishes Redis took late, from the other member
+		q.add(msg("elsewhere", 1))
+		q.add(msg("elsewhere", 2))
+		q.add(msg("elsewhere", 4))
+		d, _ := r.got()
+		if !slices.Equal(d, []string{"elsewhere:5", "elsewhere:1", "elsewhere:2", "elsewhere:3", "elsewhere:4"}) {
+			t.Errorf("delivered %v, want the untracked 5, then 1 to 4 in order (3 waiting for 1 and 2)", d)
 		}
 	})
 
