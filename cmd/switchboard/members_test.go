@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"slices"
@@ -21,39 +20,13 @@ import (
 func TestMembershipAcrossNodes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	db, redis := testenv.Postgres(t), testenv.Redis(t)
 	var urls []string
-	for range 2 { // one after the other: the first migrates
-		m := NewMain()
-		m.Stderr = &bytes.Buffer{}
-		err := m.ParseFlags([]string{"--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--db", db, "--redis", redis.URL(),
-			"--argon2-memory", "64", "--argon2-time", "1"}, func(string) string { return "" })
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.Run(ctx); err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-		t.Cleanup(func() { m.Close() })
+	for _, m := range startNodes(t, ctx, 2, testenv.Postgres(t), testenv.Redis(t).URL()) {
 		urls = append(urls, m.URL())
 	}
 	proxy := testenv.NGINX(t, urls).URL()
 
-	login := func(url, name string) *client.Session {
-		c, err := client.New(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.CreateAccount(ctx, name, "password-"+name); err != nil {
-			t.Fatal(err)
-		}
-		s, err := c.Login(ctx, name, "password-"+name, client.DeviceInfo{Name: "phone", KEM: "x25519",
-			PublicKey: bytes.Repeat([]byte{9}, 32), SigningKey: make([]byte, 32)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	login := func(url, name string) *client.Session { return signupLogin(ctx, t, url, name) }
 	// alice (the admin) on node 0; bob and carol on node 1; dave behind NGINX.
 	alice, bob, carol, dave := login(urls[0], "alice"), login(urls[1], "bob"), login(urls[1], "carol"), login(proxy, "dave")
 	conns := map[*client.Session]*client.Conn{}
@@ -166,49 +139,13 @@ func TestMembershipAcrossNodes(t *testing.T) {
 func TestMemberAddedOnANodeNotInTheConversation(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	db, redis := testenv.Postgres(t), testenv.Redis(t)
-	var urls []string
-	for range 2 { // one after the other: the first migrates
-		m := NewMain()
-		m.Stderr = &bytes.Buffer{}
-		err := m.ParseFlags([]string{"--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--db", db, "--redis", redis.URL(),
-			"--argon2-memory", "64", "--argon2-time", "1"}, func(string) string { return "" })
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.Run(ctx); err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-		t.Cleanup(func() { m.Close() })
-		urls = append(urls, m.URL())
+	nodes := startNodes(t, ctx, 2, testenv.Postgres(t), testenv.Redis(t).URL())
+	connect := func(m *Main, name string) (*client.Session, *client.Conn) {
+		s := signupLogin(ctx, t, m.URL(), name)
+		return s, connectSynced(ctx, t, s)
 	}
-	connect := func(url, name string) (*client.Session, *client.Conn) {
-		c, err := client.New(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.CreateAccount(ctx, name, "password-"+name); err != nil {
-			t.Fatal(err)
-		}
-		s, err := c.Login(ctx, name, "password-"+name, client.DeviceInfo{Name: "phone", KEM: "x25519",
-			PublicKey: bytes.Repeat([]byte{9}, 32), SigningKey: make([]byte, 32)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := client.Connect(ctx, s, client.ConnOptions{AutoAck: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		select {
-		case <-conn.Synced():
-		case <-ctx.Done():
-			t.Fatal("no synced")
-		}
-		return s, conn
-	}
-	alice, aliceConn := connect(urls[0], "alice")
-	erin, erinConn := connect(urls[1], "erin") // node 1 holds no socket in the group
+	alice, aliceConn := connect(nodes[0], "alice")
+	erin, erinConn := connect(nodes[1], "erin") // node 1 holds no socket in the group
 	conv, err := alice.CreateConversation(ctx, client.KindGroup, nil, "")
 	if err != nil {
 		t.Fatal(err)
