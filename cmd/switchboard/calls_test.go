@@ -5,11 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"regexp"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -99,18 +95,7 @@ type phone struct {
 func (cc *callCluster) socketsOpen() []int {
 	var out []int
 	for _, m := range cc.nodes {
-		resp, err := http.Get(m.AdminURL() + "/metrics")
-		if err != nil {
-			cc.t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		v := regexp.MustCompile(`(?m)^switchboard_ws_connections (\d+)`).FindSubmatch(body)
-		if v == nil {
-			cc.t.Fatal("no switchboard_ws_connections")
-		}
-		n, _ := strconv.Atoi(string(v[1]))
-		out = append(out, n)
+		out = append(out, int(metric(cc.t, m.AdminURL(), "switchboard_ws_connections")))
 	}
 	return out
 }

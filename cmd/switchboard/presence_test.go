@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"net/http"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -216,20 +212,5 @@ func TestPresenceTypingReceiptsAcrossNodes(t *testing.T) {
 
 // socketsOpen reads switchboard_ws_connections from a node's /metrics.
 func socketsOpen(t *testing.T, n *testenv.Node) int {
-	t.Helper()
-	resp, err := http.Get(n.AdminURL() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "switchboard_ws_connections "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return int(f)
-		}
-	}
-	t.Fatal("no switchboard_ws_connections in /metrics")
-	return 0
+	return int(metric(t, n.AdminURL(), "switchboard_ws_connections"))
 }
