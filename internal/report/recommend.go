@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
+
+	"github.com/switchboard-chat/switchboard/wire"
 )
 
 // pressure is one resource's use at the seed's target load per node
@@ -101,13 +104,13 @@ func errorAdvice(kv []KV) string {
 	var out []string
 	for _, e := range kv {
 		switch {
-		case strings.Contains(e.Key, "4008"):
+		case strings.Contains(e.Key, strconv.Itoa(wire.CloseSlowConsumer)):
 			out = append(out, "4008 closes are slow consumers: raise --max-queued only if memory allows")
 		case strings.Contains(e.Key, "too many open files"), strings.Contains(e.Key, "EMFILE"):
 			out = append(out, "raise the open-file limits")
-		case strings.Contains(e.Key, "unavailable"):
+		case strings.Contains(e.Key, wire.CodeUnavailable):
 			out = append(out, "unavailable means the store or bus was unreachable or a node was full (--max-conns)")
-		case strings.Contains(e.Key, "rate_limited"):
+		case strings.Contains(e.Key, wire.CodeRateLimited):
 			out = append(out, "rate_limited: a load test must lift the abuse limits it trips (docs/security.md)")
 		}
 	}
