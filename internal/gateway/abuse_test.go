@@ -235,3 +235,51 @@ func TestMaskScanFollowsFramesCutAnywhere(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedSocketEndsOnThePeersCloseFrame: after Refuse the peer's bytes
+// are not parsed, only followed to its close frame, which still ends the
+// handshake at once. What the peer sent between (a frame over MaxFrame,
+// which the parser would refuse, and pings) gets no answer: the peer reads
+// the refusal's close frame and a clean end, not a pong, a 1009 or a reset,
+// long before the close timeout.
+func TestRefusedSocketEndsOnThePeersCloseFrame(t *testing.T) {
+	const maxFrame = 4 << 10
+	s, addr := startServer(t, Config{MaxFrame: maxFrame}, &fakeHandler{
+		message: func(c *Conn, data []byte) {
+			if string(data) == "refuse" {
+				c.Refuse(ClosePolicy, "rate limit ignored")
+			}
+		},
+	})
+	s.closeTimeout = time.Minute // far past the read below: the end must come from the close frame
+	r := dialRawSocket(t, addr)
+	if _, err := r.conn.Write(clientFrame(opText, []byte("refuse"), false)); err != nil {
+		t.Fatal(err)
+	}
+	// The refusal's close frame arrives before anything else is sent, so
+	// everything below reaches a refused socket.
+	_ = r.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	head := make([]byte, 4)
+	if _, err := io.ReadFull(r.br, head); err != nil || head[0]&0x0F != opClose {
+		t.Fatalf("first frame %x, %v: want the close frame", head, err)
+	}
+	if code := int(binary.BigEndian.Uint16(head[2:])); code != ClosePolicy {
+		t.Fatalf("closed with %d, want %d", code, ClosePolicy)
+	}
+	if _, err := r.br.Discard(int(head[1]&0x7F) - 2); err != nil {
+		t.Fatal(err)
+	}
+	var after []byte
+	after = append(after, clientFrame(opText, make([]byte, 2*maxFrame), false)...)
+	for range 100 {
+		after = append(after, clientFrame(opPing, []byte("ping"), false)...)
+	}
+	after = append(after, clientFrame(opClose, []byte{0x03, 0xE8}, false)...)
+	if _, err := r.conn.Write(after); err != nil {
+		t.Fatal(err)
+	}
+	if rest := r.readAll(t); len(rest) != 0 {
+		fs, _ := parseFrames(rest)
+		t.Fatalf("after its close frame the refused peer got %d more bytes (%d frames, first op %x)", len(rest), len(fs), fs[0].op)
+	}
+}

@@ -186,7 +186,8 @@ func (c *Conn) Close(code int, reason string) {
 }
 
 // Refuse is Close for a peer that broke a limit: the peer's frames that
-// follow are not handled (the node stops spending on them at once), but
+// follow are not handled, nor even parsed once the current read is done
+// (the node stops spending on them at once, onData), but
 // the connection is kept until the handshake ends as after Close, so that
 // the close frame reaches the peer: dropping a connection whose peer's
 // bytes are still unread sends a reset, which can overtake the close frame.
@@ -331,6 +332,16 @@ func (h *session) Parse(data []byte) error {
 	// partial frame (≤ MaxFrame) may remain, so the count can restart.
 	if c.nbc.ExecuteLen() == 0 {
 		c.backlog.Store(0)
+	}
+	if c.dropped.Load() {
+		// A refused socket's bytes are only followed, unparsed, to the
+		// peer's close frame, its answer, which ends the handshake: a
+		// flooding peer costs a read and a header scan per 64 KiB instead
+		// of nbio's parse of every frame until the close times out.
+		if !c.masks.scan(data) || c.masks.closed {
+			_ = c.nbc.Close()
+		}
+		return nil
 	}
 	c.backlog.Add(int64(len(data)))
 	if !c.masks.scan(data) {

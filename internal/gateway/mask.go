@@ -19,9 +19,10 @@ var errUnmasked = errors.New("gateway: unmasked client frame")
 // is 32 bits because no frame nbio takes comes near 4 GiB (a longer one is
 // refused here, and nbio would refuse it as too big).
 type maskScan struct {
-	skip uint32   // payload bytes of the current frame still to come
-	n    uint8    // bytes in head
-	head [10]byte // a frame header cut by the end of a read
+	skip   uint32   // payload bytes of the current frame still to come
+	n      uint8    // bytes in head
+	head   [10]byte // a frame header cut by the end of a read
+	closed bool     // a close frame's header went by
 }
 
 // scan reports whether every frame header that starts in data is masked.
@@ -67,6 +68,9 @@ func (m *maskScan) scan(data []byte) bool {
 			size = binary.BigEndian.Uint64(m.head[2:10])
 		}
 		m.n = 0
+		if m.head[0]&0x0F == opClose {
+			m.closed = true
+		}
 		if size > math.MaxUint32-4 {
 			return false // a length no frame here can have; nbio refuses it as too big anyway
 		}
