@@ -14,8 +14,10 @@ import (
 // PostgreSQL and one Redis behind the shipped NGINX config, with alice's
 // device on one node and bob's on the other (NGINX picks by device id; the
 // test logs bob in until one lands there), and checks through the SDK:
-// presence, no presence of a stranger, typing, receipts with the opt-out,
-// and that kill -9 of bob's node takes him offline for alice within 30 s.
+// presence, no presence of a stranger, typing (starts past one a second
+// dropped, an unrefreshed start stopped by the server), receipts (reads
+// coalesced to one frame a second) with the opt-out both ways, and that
+// kill -9 of bob's node takes him offline for alice within 30 s.
 func TestPresenceTypingReceiptsAcrossNodes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -136,6 +138,33 @@ func TestPresenceTypingReceiptsAcrossNodes(t *testing.T) {
 			return ok && ty.UserID == bob.UserID && ty.Typing && ty.Conversation == conv
 		})
 	})
+	t.Run("typing starts past one a second are dropped, and the server stops an unrefreshed start after 6 s", func(t *testing.T) {
+		time.Sleep(1100 * time.Millisecond) // out of the last start's second
+		for range 3 {
+			if err := bobConn.Typing(ctx, conv, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		started := time.Now()
+		starts := 0
+		next(aliceConn, "bob's typing stopped by the server", func(ev client.Notice) bool {
+			ty, ok := ev.(*client.TypingEvent)
+			if !ok || ty.UserID != bob.UserID {
+				return false
+			}
+			if ty.Typing {
+				starts++
+				return false
+			}
+			return true
+		})
+		if starts != 1 {
+			t.Fatalf("alice got %d starts for three in a moment", starts)
+		}
+		if took := time.Since(started); took < 5*time.Second {
+			t.Fatalf("stopped %v after the start: want the 6 s timeout (bob sent no stop)", took)
+		}
+	})
 	receipt := func(what string, ok func(r *client.ReceiptEvent) bool) {
 		t.Helper()
 		next(aliceConn, what, func(ev client.Notice) bool {
@@ -163,6 +192,26 @@ func TestPresenceTypingReceiptsAcrossNodes(t *testing.T) {
 		}
 		receipt("read", func(r *client.ReceiptEvent) bool { return r.Read == seq })
 	})
+	t.Run("reads across nodes are coalesced to at most one receipt a second", func(t *testing.T) {
+		var last int64
+		for _, id := range []string{"c1", "c2", "c3"} {
+			last = send(id)
+		}
+		receipt("delivered", func(r *client.ReceiptEvent) bool { return r.Delivered == last })
+		for seq := last - 2; seq <= last; seq++ {
+			if err := bobConn.MarkRead(ctx, conv, seq); err != nil {
+				t.Fatal(err)
+			}
+		}
+		frames := 0
+		receipt("read", func(r *client.ReceiptEvent) bool {
+			frames++
+			return r.Read == last
+		})
+		if frames > 2 { // three reads within a moment: one window, or two at a boundary
+			t.Fatalf("alice got %d receipts of bob for three reads in a moment", frames)
+		}
+	})
 	t.Run("with receipts off, bob's reads stay hidden across nodes", func(t *testing.T) {
 		if err := bob.SetReadReceipts(ctx, false); err != nil {
 			t.Fatal(err)
@@ -185,6 +234,31 @@ func TestPresenceTypingReceiptsAcrossNodes(t *testing.T) {
 			if r.UserID == bob.UserID && r.Read >= seq {
 				t.Fatalf("GET receipts shows bob's hidden read: %+v", r)
 			}
+		}
+		// As in Signal, bob, who hides his reads, sees nobody's: alice's read
+		// (made on her node, read by bob's) shows as 0 to him, not to her.
+		if err := aliceConn.MarkRead(ctx, conv, seq); err != nil {
+			t.Fatal(err)
+		}
+		readOf := func(s *client.Session, user string) int64 {
+			rs, err := s.Receipts(ctx, conv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rs {
+				if r.UserID == user {
+					return r.Read
+				}
+			}
+			return -1
+		}
+		for deadline := time.Now().Add(30 * time.Second); readOf(alice, alice.UserID) != seq; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("alice's read never reached the store")
+			}
+		}
+		if got := readOf(bob, alice.UserID); got != 0 {
+			t.Fatalf("bob, with receipts off, sees alice's read %d", got)
 		}
 	})
 	t.Run("bob's last socket closing takes him offline for alice", func(t *testing.T) {
