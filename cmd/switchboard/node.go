@@ -144,7 +144,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.IntVar(&c.Chat.Limits.DevicesPerUser, "max-devices", c.Chat.Limits.DevicesPerUser, "active devices per user; a login past it gets too_many_devices (0 = unlimited)")
 	fs.IntVar(&c.Chat.MaxAssistedBytes, "max-assisted-bytes", c.Chat.MaxAssistedBytes, "plaintext bytes of a server-assisted send, which the node seals once per recipient device (0 = only --max-frame)")
 	fs.IntVar(&c.Chat.MaxAssistedRecipients, "max-assisted-recipients", c.Chat.MaxAssistedRecipients, "recipient devices of a server-assisted send (0 = unlimited)")
-	fs.IntVar(&c.Chat.HashSlots, "hash-slots", c.Chat.HashSlots, "password hashes run at once, each holding --argon2-memory (0 = one per core)")
+	fs.IntVar(&c.Chat.HashSlots, "hash-slots", c.Chat.HashSlots, "password hashes run at once, each holding --argon2-memory (0 = one per core but one, at least one)")
 	fs.DurationVar(&c.Chat.HashWait, "hash-wait", c.Chat.HashWait, "how long a login or signup waits for a hashing slot before 503 unavailable (0 = not at all)")
 	fs.Var(prefixesFlag{&c.Server.LimitExempt}, "limit-exempt", "client addresses or CIDRs no per-address limit applies to (comma-separated; empty = none)")
 	fs.Var(prefixesFlag{&c.Server.TrustedProxies}, "trusted-proxies", "proxy addresses or CIDRs whose X-Forwarded-For / X-Real-IP name the client (comma-separated; empty = none)")

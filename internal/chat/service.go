@@ -38,7 +38,7 @@ type Config struct {
 	// Password hashing: at most HashSlots argon2id hashes run at once
 	// (so at most HashSlots x Argon2.MemoryKiB of their memory); a login
 	// or signup waits up to HashWait for a slot, then gets 503 unavailable.
-	HashSlots int           // [one per core, GOMAXPROCS]
+	HashSlots int           // [one per core but one, GOMAXPROCS-1, at least 1]
 	HashWait  time.Duration // [2 s]
 
 	// Presence is where the nodes keep who is online (presence.go) [this

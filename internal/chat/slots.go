@@ -16,10 +16,12 @@ import (
 // group takes as much memory and CPU as the requests ask for (issue 18).
 type slots chan struct{}
 
-// newSlots returns n slots; n <= 0 is one per core (GOMAXPROCS).
+// newSlots returns n slots; n <= 0 is one per core but one (GOMAXPROCS-1,
+// at least one), so that a burst of hashes or seals leaves a core to the
+// sockets, the other requests and /healthz (as media.Config.Workers does).
 func newSlots(n int) slots {
 	if n <= 0 {
-		n = runtime.GOMAXPROCS(0)
+		n = max(1, runtime.GOMAXPROCS(0)-1)
 	}
 	return make(slots, n)
 }
