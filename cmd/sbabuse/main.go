@@ -30,6 +30,9 @@ import (
 )
 
 func main() {
+	if conf, ok := os.LookupEnv(probeEnv); ok {
+		os.Exit(probeMain(conf))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m := &Main{Stdout: os.Stdout, Stderr: os.Stderr}

@@ -13,7 +13,14 @@ import (
 	"github.com/switchboard-chat/switchboard/internal/testenv"
 )
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+// TestMain runs the prober when the run under test starts this binary as
+// one (bench.sample), and the tests otherwise.
+func TestMain(m *testing.M) {
+	if conf, ok := os.LookupEnv(probeEnv); ok {
+		os.Exit(probeMain(conf))
+	}
+	os.Exit(testenv.Main(m))
+}
 
 // TestTinyRunAgainstANode runs every replay at the tiny sizes against a real
 // node, so that the benchmark keeps building and working. It asserts how

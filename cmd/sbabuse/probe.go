@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -126,29 +127,48 @@ func (b *bench) note(p *phase, format string, args ...any) {
 	fmt.Fprintf(b.log, "sbabuse:   %s\n", fmt.Sprintf(format, args...))
 }
 
-// sample reads RSS and times one /healthz every cfg.Sample until close. A
-// /healthz that takes longer delays the next sample: at most one is in
-// flight, as with a real health checker.
+// sample records, until close, what the prober process (probeMain)
+// measures every cfg.Sample: the node's RSS and the time of one /healthz. The
+// prober is a process of its own so that the replays' goroutines, which
+// flood the node as fast as they can, do not delay its requests inside this
+// process's scheduler: its latencies are the node's (and the machine's).
 func (b *bench) sample() {
 	defer close(b.done)
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
-	tick := time.NewTicker(b.cfg.Sample)
-	defer tick.Stop()
-	for {
-		select {
-		case <-b.stop:
-			return
-		case <-tick.C:
+	fail := func(err error) { fmt.Fprintf(b.log, "sbabuse: prober: %v\n", err) }
+	exe, err := os.Executable()
+	if err != nil {
+		fail(err)
+		return
+	}
+	conf, _ := json.Marshal(probeConfig{Target: b.cfg.Target, Admin: b.cfg.Admin, PID: b.cfg.PID, Sample: b.cfg.Sample})
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), probeEnv+"="+string(conf))
+	cmd.Stderr = b.log
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		fail(err)
+		return
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		fail(err)
+		return
+	}
+	if err := cmd.Start(); err != nil {
+		fail(err)
+		return
+	}
+	go func() { <-b.stop; stdin.Close() }() // the prober exits when its stdin ends
+	lines := bufio.NewScanner(out)
+	for lines.Scan() {
+		var rss int64
+		var ms float64
+		var ok bool
+		if _, err := fmt.Sscan(lines.Text(), &rss, &ms, &ok); err != nil {
+			fail(fmt.Errorf("%q: %w", lines.Text(), err))
+			continue
 		}
-		rss := b.rss(hc)
 		t := time.Now()
-		ok := false
-		if resp, err := hc.Get(b.cfg.Target + "/healthz"); err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			ok = resp.StatusCode == http.StatusOK
-		}
-		ms := float64(time.Since(t).Microseconds()) / 1000
 		b.mu.Lock()
 		p := b.cur
 		p.PeakRSS = max(p.PeakRSS, rss)
@@ -163,13 +183,66 @@ func (b *bench) sample() {
 		}
 		b.mu.Unlock()
 	}
+	if err := cmd.Wait(); err != nil {
+		fail(err)
+	}
 }
 
-// rss is the node's resident memory in bytes: VmRSS of /proc/PID/status,
-// or process_resident_memory_bytes of its /metrics; 0 if neither answers.
-func (b *bench) rss(hc *http.Client) int64 {
-	if b.cfg.PID != 0 {
-		f, err := os.Open(fmt.Sprintf("/proc/%d/status", b.cfg.PID))
+// probeEnv, when set (to a probeConfig in JSON), makes the program the
+// prober (probeMain) instead of sbabuse: bench.sample starts it so.
+const probeEnv = "SBABUSE_PROBE"
+
+// probeConfig is what the prober measures and how often.
+type probeConfig struct {
+	Target string        // the node's API base URL: /healthz
+	Admin  string        // the node's admin base URL: RSS from /metrics when PID is 0
+	PID    int           // the node's process id: RSS from /proc/PID/status
+	Sample time.Duration // time between samples
+}
+
+// probeMain is the prober process: every c.Sample it reads the node's RSS
+// and times one /healthz, and prints "rss_bytes healthz_ms ok" on stdout,
+// until its stdin ends. A /healthz that takes longer delays the next
+// sample: at most one is in flight, as with a real health checker.
+func probeMain(conf string) int {
+	var c probeConfig
+	if err := json.Unmarshal([]byte(conf), &c); err != nil || c.Sample <= 0 {
+		fmt.Fprintf(os.Stderr, "sbabuse prober: bad %s %q: %v\n", probeEnv, conf, err)
+		return 2
+	}
+	stop := make(chan struct{})
+	go func() { io.Copy(io.Discard, os.Stdin); close(stop) }()
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	w := bufio.NewWriter(os.Stdout)
+	tick := time.NewTicker(c.Sample)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return 0
+		case <-tick.C:
+		}
+		rss := nodeRSS(hc, c.PID, c.Admin)
+		t := time.Now()
+		ok := false
+		if resp, err := hc.Get(c.Target + "/healthz"); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			ok = resp.StatusCode == http.StatusOK
+		}
+		fmt.Fprintf(w, "%d %.2f %t\n", rss, float64(time.Since(t).Microseconds())/1000, ok)
+		if w.Flush() != nil {
+			return 0 // sbabuse is gone
+		}
+	}
+}
+
+// nodeRSS is the node's resident memory in bytes: VmRSS of /proc/PID/status,
+// or process_resident_memory_bytes of its /metrics at admin; 0 if neither
+// answers.
+func nodeRSS(hc *http.Client, pid int, admin string) int64 {
+	if pid != 0 {
+		f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 		if err != nil {
 			return 0
 		}
@@ -183,7 +256,7 @@ func (b *bench) rss(hc *http.Client) int64 {
 		}
 		return 0
 	}
-	resp, err := hc.Get(b.cfg.Admin + "/metrics")
+	resp, err := hc.Get(admin + "/metrics")
 	if err != nil {
 		return 0
 	}
