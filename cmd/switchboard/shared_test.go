@@ -154,10 +154,10 @@ func revocationAcrossNodes(t *testing.T, redisArgs []string) {
 		case <-ctx.Done():
 		}
 	}()
+	revokedAt := time.Now() // the revocation's request starts
 	if err := laptop.RevokeDevice(ctx, phone.DeviceID); err != nil {
 		t.Fatal(err)
 	}
-	revokedAt := time.Now()
 	for i, s := range phoneOn {
 		_, err := s.Devices(ctx, phone.UserID)
 		var e *client.Error
@@ -171,10 +171,12 @@ func revocationAcrossNodes(t *testing.T, redisArgs []string) {
 		if !errors.As(ws.Err(), &ce) || ce.Code != 4001 {
 			t.Fatalf("the phone's socket on node 2 ended with %v, want close 4001", ws.Err())
 		}
-		// The bound: closed within 1 s of the revocation's answer.
-		if d := at.Sub(revokedAt); d > time.Second {
-			t.Fatalf("the phone's socket on node 2 closed %v after the revocation returned, want within 1 s", d)
+		// The bound: closed within 1 s of the revocation.
+		d := at.Sub(revokedAt)
+		if d > time.Second {
+			t.Fatalf("the phone's socket on node 2 closed %v after the revocation was sent, want within 1 s", d)
 		}
+		t.Logf("the phone's socket on node 2 closed %v after the revocation was sent", d)
 	case <-ctx.Done():
 		t.Fatal("the phone's socket on node 2 was not closed")
 	}
