@@ -1,6 +1,7 @@
 // Command sbcluster starts a whole switchboard cluster on this machine, for
-// trying it out: a PostgreSQL primary with one streaming replica, Redis,
-// three nodes (cmd/switchboard, built first) and NGINX running the shipped
+// trying it out: a PostgreSQL primary with one streaming replica, Redis
+// (or, with --redis-cluster, a Redis Cluster of three primaries with a
+// replica each), three nodes (cmd/switchboard, built first) and NGINX running the shipped
 // configuration in front of them, all on free loopback ports in temp
 // folders. It prints the URL to use and stops everything on Ctrl-C (or
 // after --for). It starts them with internal/testenv, exactly as the tests
@@ -8,6 +9,7 @@
 //
 //	go run ./cmd/sbcluster                         # 3 nodes, until Ctrl-C
 //	go run ./cmd/sbcluster --nodes 5 -- --log-level debug   # flags after -- go to every node
+//	go run ./cmd/sbcluster --redis-cluster         # nodes on a 3-primary Redis Cluster (--redis-cluster)
 package main
 
 import (
@@ -18,6 +20,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,10 +36,11 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan struct{}) int {
 	fs.SetOutput(stderr)
 	nodes := fs.Int("nodes", 3, "switchboard nodes behind NGINX")
 	lifetime := fs.Duration("for", 0, "stop by itself after this long (0: on Ctrl-C only)")
+	redisCluster := fs.Bool("redis-cluster", false, "start a Redis Cluster (3 primaries, a replica each) instead of one Redis; nodes get --redis-cluster")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: sbcluster [--nodes N] [--for D] [-- node flags...]\n\n"+
-			"Starts PostgreSQL (primary + streaming replica), Redis, N switchboard nodes and NGINX on\n"+
-			"loopback, prints the URL, and stops everything on Ctrl-C.\n\n")
+		fmt.Fprintf(stderr, "Usage: sbcluster [--nodes N] [--redis-cluster] [--for D] [-- node flags...]\n\n"+
+			"Starts PostgreSQL (primary + streaming replica), Redis (or a Redis Cluster), N switchboard\n"+
+			"nodes and NGINX on loopback, prints the URL, and stops everything on Ctrl-C.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -48,7 +52,11 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan struct{}) int {
 
 	p := testenv.NewProgram("sbcluster", stderr)
 	defer p.Close()
-	fmt.Fprintf(stderr, "sbcluster: building cmd/switchboard and starting PostgreSQL, its replica, Redis, %d nodes and NGINX...\n", *nodes)
+	redis := "Redis"
+	if *redisCluster {
+		redis = "a Redis Cluster"
+	}
+	fmt.Fprintf(stderr, "sbcluster: building cmd/switchboard and starting PostgreSQL, its replica, %s, %d nodes and NGINX...\n", redis, *nodes)
 	var c *testenv.Cluster
 	if err := p.Run(func() {
 		// Built into the run's own folder (testenv.Build's outlives it).
@@ -56,7 +64,7 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan struct{}) int {
 		if out, err := exec.Command("go", "build", "-o", bin, "github.com/switchboard-chat/switchboard/cmd/switchboard").CombinedOutput(); err != nil {
 			p.Fatalf("go build ./cmd/switchboard: %v\n%s", err, out)
 		}
-		c = testenv.StartCluster(p, testenv.ClusterConfig{Nodes: *nodes, Bin: bin, NodeArgs: fs.Args()})
+		c = testenv.StartCluster(p, testenv.ClusterConfig{Nodes: *nodes, Bin: bin, NodeArgs: fs.Args(), RedisCluster: *redisCluster})
 	}); err != nil {
 		fmt.Fprintf(stderr, "sbcluster: %v\n", err)
 		return 1
@@ -68,7 +76,11 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan struct{}) int {
 	fmt.Fprintf(stdout, "  NGINX       %s   (deploy/nginx/switchboard.conf; folder %s)\n", c.URL(), c.NGINX.Dir)
 	fmt.Fprintf(stdout, "  PostgreSQL  %s   (--db)\n", c.PrimaryURL)
 	fmt.Fprintf(stdout, "  replica     %s   (--db-replica)\n", c.ReplicaURL)
-	fmt.Fprintf(stdout, "  Redis       %s   (--redis)\n\n", c.Redis.URL())
+	if c.RedisCluster != nil {
+		fmt.Fprintf(stdout, "  Redis       %s   (--redis-cluster: 3 primaries, a replica each)\n\n", strings.Join(c.RedisCluster.Addrs(), ","))
+	} else {
+		fmt.Fprintf(stdout, "  Redis       %s   (--redis)\n\n", c.Redis.URL())
+	}
 	fmt.Fprintf(stdout, "Ctrl-C stops everything and removes its folders.\n")
 
 	var timeout <-chan time.Time

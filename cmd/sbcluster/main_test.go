@@ -15,8 +15,11 @@ import (
 	"github.com/switchboard-chat/switchboard/client"
 )
 
-// TestRun starts the command's cluster, chats through its URL (NGINX), sees
-// a history page read from the replica, and stops it.
+// TestRun starts the command's cluster with --redis-cluster (a Redis
+// Cluster for the bus, the limits and the session cache; one Redis is
+// TestClusterThroughNGINX's), chats through its URL (NGINX), sees the
+// shared state in the cluster used and a history page read from the
+// replica, and stops it.
 func TestRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -24,12 +27,13 @@ func TestRun(t *testing.T) {
 	stop, exited := make(chan struct{}), make(chan int, 1)
 	var stderr bytes.Buffer
 	go func() {
-		exited <- run([]string{"--nodes", "2", "--", "--argon2-time", "1", "--argon2-memory", "64"}, w, &stderr, stop)
+		exited <- run([]string{"--nodes", "2", "--redis-cluster", "--", "--argon2-time", "1", "--argon2-memory", "64"}, w, &stderr, stop)
 		w.Close()
 	}()
 	lines := bufio.NewScanner(out)
 	var url string
 	var admins []string
+	redisCluster := false
 	for lines.Scan() {
 		line := lines.Text()
 		if u, ok := strings.CutPrefix(line, "switchboard cluster: "); ok {
@@ -38,14 +42,17 @@ func TestRun(t *testing.T) {
 		if m := regexp.MustCompile(`metrics (\S+)/metrics`).FindStringSubmatch(line); m != nil {
 			admins = append(admins, m[1])
 		}
+		if strings.Contains(line, "(--redis-cluster") {
+			redisCluster = true
+		}
 		if strings.HasPrefix(line, "Ctrl-C") {
 			break
 		}
 	}
 	go io.Copy(io.Discard, out)
-	if url == "" || len(admins) != 2 {
+	if url == "" || len(admins) != 2 || !redisCluster {
 		close(stop)
-		t.Fatalf("no URL or not 2 nodes printed (exit %d):\n%s", <-exited, stderr.String())
+		t.Fatalf("no URL, not 2 nodes or no Redis Cluster printed (exit %d):\n%s", <-exited, stderr.String())
 	}
 
 	c, err := client.New(url)
@@ -85,6 +92,12 @@ func TestRun(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("the message never arrived")
+	}
+	// Logins and sends took their limits, and lookups their cached
+	// sessions, in the Redis Cluster.
+	if calls := metric(t, admins[0], "switchboard_redis_state_calls_total") +
+		metric(t, admins[1], "switchboard_redis_state_calls_total"); calls == 0 {
+		t.Fatal("no node called the Redis Cluster for limits or sessions")
 	}
 	// History pages go to the replica once it has the message.
 	deadline := time.Now().Add(time.Minute)

@@ -22,19 +22,7 @@ import (
 // exactly once and in seq order on each side; the third node, whose only
 // socket is in another conversation, receives none of its messages (its
 // switchboard_fanout_received_total counts only its own conversation's).
-func TestInterestFanOut(t *testing.T) {
-	for _, bus := range []struct {
-		name string
-		args func(t *testing.T) []string
-	}{
-		{"on one Redis", func(t *testing.T) []string { return []string{"--redis", testenv.Redis(t).URL()} }},
-		{"on a Redis Cluster", func(t *testing.T) []string {
-			return []string{"--redis-cluster", strings.Join(testenv.NewRedisCluster(t).Addrs(), ",")}
-		}},
-	} {
-		t.Run(bus.name, func(t *testing.T) { interestFanOut(t, bus.args(t)) })
-	}
-}
+func TestInterestFanOut(t *testing.T) { eachRedis(t, interestFanOut) }
 
 func interestFanOut(t *testing.T, busArgs []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -32,8 +32,8 @@ type Config struct {
 	DB              string        // "postgres://..." or a SQLite file path; empty: <data-dir>/switchboard.db
 	DBReplicas      []string      // PostgreSQL streaming replicas for reads that may lag
 	ReplicaMaxLag   time.Duration // how far behind a replica may be and still serve them
-	Redis           string        // "redis://..." for the bus nodes share; empty: the in-process bus
-	RedisCluster    []string      // seed addresses (host:port) of a Redis Cluster for the bus, instead of Redis
+	Redis           string        // "redis://..." for the bus, limits and session cache nodes share; empty: in-process, per node
+	RedisCluster    []string      // seed addresses (host:port) of a Redis Cluster for the same, instead of Redis
 	DataDir         string
 	MediaDir        string        // images and attachments; empty: <data-dir>/media
 	MediaSweep      time.Duration // how often attachments past retention are deleted; 0: never
@@ -60,7 +60,7 @@ type Main struct {
 	store  sb.Store
 	bus    sb.Bus
 	calls  *calls.Service
-	shared *redisstate.State // limits and session cache in Redis (--redis)
+	shared *redisstate.State // limits and session cache in Redis (--redis or --redis-cluster)
 	server *server.Server
 }
 
@@ -102,7 +102,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	})
 	fs.DurationVar(&c.ReplicaMaxLag, "replica-max-lag", c.ReplicaMaxLag, "a replica further behind the primary than this (WAL positions) serves no reads until it catches up")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "folder for the embedded store")
-	fs.StringVar(&c.Redis, "redis", c.Redis, "bus: redis://host:port/db URL that nodes sharing one PostgreSQL publish on (default: in-process, one node)")
+	fs.StringVar(&c.Redis, "redis", c.Redis, "redis://host:port/db URL of the Redis that nodes sharing one PostgreSQL use for the bus, the abuse limits and the session cache (default: in-process, one node)")
 	fs.StringVar(&c.MediaDir, "media-dir", c.MediaDir, "folder for uploaded images and encrypted attachments (default <data-dir>/media); nodes behind one NGINX need it shared")
 	fs.Int64Var(&c.Media.MaxBytes, "media-max-bytes", c.Media.MaxBytes, "largest image or attachment upload in bytes; every HTTP request may be buffered up to this size")
 	fs.Int64Var(&c.Media.MaxPixels, "media-max-pixels", c.Media.MaxPixels, "largest image (width x height) the node decodes; larger ones get too_many_pixels before decoding")
@@ -111,7 +111,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.Server.MediaURL, "media-url", c.Server.MediaURL, "base URL put before /media/... in upload answers (a CDN's address); empty = paths on the node")
 	fs.DurationVar(&c.MediaSweep, "media-sweep-interval", c.MediaSweep, "how often to delete attachments last sent (or uploaded) more than --retention plus an hour ago; 0 keeps them forever")
 	fs.BoolVar(&c.MediaOff, "media-off", c.MediaOff, "disable image and attachment uploads (503 unavailable)")
-	fs.Func("redis-cluster", "bus: seed addresses HOST:PORT[,HOST:PORT...] of a Redis Cluster (7 or later) instead of --redis; conversations go by sharded pub/sub", func(s string) error {
+	fs.Func("redis-cluster", "seed addresses HOST:PORT[,HOST:PORT...] of a Redis Cluster (7 or later) instead of --redis, for the bus (conversations by sharded pub/sub), the abuse limits and the session cache", func(s string) error {
 		c.RedisCluster = splitList(s)
 		return nil
 	})
@@ -332,8 +332,9 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	sc := m.Config.Server
 	cc.Logger, sc.Logger, sc.Metrics = log, log, metrics
-	if m.Config.Redis != "" {
-		if m.shared, err = openShared(ctx, m.Config.Redis, &cc, metrics, log); err != nil {
+	if m.Config.Redis != "" || len(m.Config.RedisCluster) > 0 {
+		rc := redisstate.Config{URL: m.Config.Redis, Cluster: m.Config.RedisCluster}
+		if m.shared, err = openShared(ctx, rc, &cc, metrics, log); err != nil {
 			m.Close()
 			return err
 		}

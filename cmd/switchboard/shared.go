@@ -23,12 +23,12 @@ var (
 	_ chat.SessionCache = (*redisstate.State)(nil)
 )
 
-// openShared connects the state nodes share in Redis (--redis): the abuse
-// limits count across the cluster (on this node while Redis fails) and
-// token lookups are cached there. It sets cc's Limiter and Sessions and
-// registers the metrics.
-func openShared(ctx context.Context, url string, cc *chat.Config, reg prometheus.Registerer, log *slog.Logger) (*redisstate.State, error) {
-	st, err := redisstate.Open(ctx, url)
+// openShared connects the state nodes share in Redis (--redis) or a Redis
+// Cluster (--redis-cluster): the abuse limits count across the cluster (on
+// this node while Redis fails) and token lookups are cached there. It sets
+// cc's Limiter and Sessions and registers the metrics.
+func openShared(ctx context.Context, rc redisstate.Config, cc *chat.Config, reg prometheus.Registerer, log *slog.Logger) (*redisstate.State, error) {
+	st, err := redisstate.OpenConfig(ctx, rc)
 	if err != nil {
 		return nil, err
 	}

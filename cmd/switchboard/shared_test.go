@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,12 +16,19 @@ import (
 // startNodes runs n nodes on one database and one Redis, with extra flags.
 func startNodes(t *testing.T, ctx context.Context, n int, db, redis string, extra ...string) []*Main {
 	t.Helper()
+	return startNodesOn(t, ctx, n, db, []string{"--redis", redis}, extra...)
+}
+
+// startNodesOn runs n nodes on one database and the Redis that redisArgs
+// name (--redis or --redis-cluster, from eachRedis), with extra flags.
+func startNodesOn(t *testing.T, ctx context.Context, n int, db string, redisArgs []string, extra ...string) []*Main {
+	t.Helper()
 	var nodes []*Main
 	for range n {
 		m := NewMain()
 		m.Stderr = &bytes.Buffer{}
-		args := append([]string{"--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--db", db, "--redis", redis,
-			"--argon2-memory", "64", "--argon2-time", "1"}, extra...)
+		args := append([]string{"--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--db", db}, redisArgs...)
+		args = append(append(args, "--argon2-memory", "64", "--argon2-time", "1"), extra...)
 		if err := m.ParseFlags(args, func(string) string { return "" }); err != nil {
 			t.Fatal(err)
 		}
@@ -33,12 +41,32 @@ func startNodes(t *testing.T, ctx context.Context, n int, db, redis string, extr
 	return nodes
 }
 
+// eachRedis runs test on a private Redis and on a private 3-primary Redis
+// Cluster, as subtests, with the node flags naming each (--redis URL,
+// --redis-cluster HOST:PORT,...): the bus, the limits and the session cache
+// go on it.
+func eachRedis(t *testing.T, test func(t *testing.T, redisArgs []string)) {
+	for _, r := range []struct {
+		name string
+		args func(t *testing.T) []string
+	}{
+		{"on one Redis", func(t *testing.T) []string { return []string{"--redis", testenv.Redis(t).URL()} }},
+		{"on a Redis Cluster", func(t *testing.T) []string {
+			return []string{"--redis-cluster", strings.Join(testenv.NewRedisCluster(t).Addrs(), ",")}
+		}},
+	} {
+		t.Run(r.name, func(t *testing.T) { test(t, r.args(t)) })
+	}
+}
+
 // TestLimitsCountAcrossNodes: login attempts to one account spread over two
-// nodes sharing Redis are refused (429) at the same count as on one node.
-func TestLimitsCountAcrossNodes(t *testing.T) {
+// nodes sharing Redis (or a Redis Cluster) are refused (429) at the same
+// count as on one node.
+func TestLimitsCountAcrossNodes(t *testing.T) { eachRedis(t, limitsCountAcrossNodes) }
+
+func limitsCountAcrossNodes(t *testing.T, redisArgs []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	redis := testenv.Redis(t)
 	// refusedAt makes wrong-password logins to one account, node after node
 	// round robin, and returns the number of the first refused with 429.
 	refusedAt := func(t *testing.T, nodes []*Main, user string) int {
@@ -65,20 +93,22 @@ func TestLimitsCountAcrossNodes(t *testing.T) {
 		return 0
 	}
 	flags := []string{"--login-rate-account", "5/1h"}
-	one := refusedAt(t, startNodes(t, ctx, 1, testenv.Postgres(t), redis.URL(), flags...), "alice")
-	two := refusedAt(t, startNodes(t, ctx, 2, testenv.Postgres(t), redis.URL(), flags...), "bob")
+	one := refusedAt(t, startNodesOn(t, ctx, 1, testenv.Postgres(t), redisArgs, flags...), "alice")
+	two := refusedAt(t, startNodesOn(t, ctx, 2, testenv.Postgres(t), redisArgs, flags...), "bob")
 	if one != 6 || two != one {
 		t.Fatalf("the first 429 came at attempt %d on one node and %d over two; want 6 on both", one, two)
 	}
 }
 
 // TestRevocationAcrossNodes: a device revoked through node 1 has its socket
-// on node 2 closed with 4001, and its token, cached in Redis by both nodes,
-// then fails on both.
-func TestRevocationAcrossNodes(t *testing.T) {
+// on node 2 closed with 4001 within 1 s, and its token, cached in Redis (or
+// the Redis Cluster) by both nodes, then fails on both.
+func TestRevocationAcrossNodes(t *testing.T) { eachRedis(t, revocationAcrossNodes) }
+
+func revocationAcrossNodes(t *testing.T, redisArgs []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	nodes := startNodes(t, ctx, 2, testenv.Postgres(t), testenv.Redis(t).URL())
+	nodes := startNodesOn(t, ctx, 2, testenv.Postgres(t), redisArgs)
 	c1, _ := client.New(nodes[0].URL())
 	c2, _ := client.New(nodes[1].URL())
 	if _, err := c1.CreateAccount(ctx, "alice", "password-alice"); err != nil {
@@ -116,6 +146,15 @@ func TestRevocationAcrossNodes(t *testing.T) {
 		t.Fatal("no synced")
 	}
 
+	closedAt := make(chan time.Time, 1)
+	go func() {
+		select {
+		case <-ws.Done():
+			closedAt <- time.Now()
+		case <-ctx.Done():
+		}
+	}()
+	revokedAt := time.Now() // the revocation's request starts
 	if err := laptop.RevokeDevice(ctx, phone.DeviceID); err != nil {
 		t.Fatal(err)
 	}
@@ -127,11 +166,17 @@ func TestRevocationAcrossNodes(t *testing.T) {
 		}
 	}
 	select {
-	case <-ws.Done():
+	case at := <-closedAt:
 		var ce *client.CloseError
 		if !errors.As(ws.Err(), &ce) || ce.Code != 4001 {
 			t.Fatalf("the phone's socket on node 2 ended with %v, want close 4001", ws.Err())
 		}
+		// The bound: closed within 1 s of the revocation.
+		d := at.Sub(revokedAt)
+		if d > time.Second {
+			t.Fatalf("the phone's socket on node 2 closed %v after the revocation was sent, want within 1 s", d)
+		}
+		t.Logf("the phone's socket on node 2 closed %v after the revocation was sent", d)
 	case <-ctx.Done():
 		t.Fatal("the phone's socket on node 2 was not closed")
 	}

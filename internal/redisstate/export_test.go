@@ -7,8 +7,8 @@ import (
 
 // OpenLease is Open with another lease for this node's holds, for the tests
 // of a node that dies holding sockets and of one that renews them.
-func OpenLease(ctx context.Context, url string, lease time.Duration) (*State, error) {
-	return open(ctx, url, lease)
+func OpenLease(ctx context.Context, c Config, lease time.Duration) (*State, error) {
+	return open(ctx, c, lease)
 }
 
 // Abandon stops refreshing this node's holds without releasing them, as a

@@ -9,6 +9,12 @@
 // chat.Limiter and chat.SessionCache. Every call is bounded by a short
 // timeout, so a Redis that hangs costs a decision at most that long; the
 // callers then count on their node (chat.FallbackLimiter) or read the store.
+//
+// It runs on one Redis or on a Redis Cluster (OpenConfig) with the same
+// calls: each script and each multi-key command touches the keys of one
+// hash slot only (a bucket, a holder set, a device's token list and
+// tombstone under the hash tag {device}); a pipeline may span slots, which
+// the client splits.
 package redisstate
 
 import (
@@ -16,6 +22,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,19 +49,47 @@ type State struct {
 	done  chan struct{}
 }
 
+// Config says which Redis the nodes share: one Redis or a Redis Cluster.
+type Config struct {
+	// URL is a single Redis: redis://[user:password@]host:port/db.
+	URL string
+	// Cluster, instead of URL, lists seed addresses (host:port) of a Redis
+	// Cluster. Every script and multi-key command keeps its keys in one
+	// hash slot (hash tags), so the same calls run on both.
+	Cluster []string
+}
+
 // Open connects to the Redis at url (redis://[user:password@]host:port/db)
 // and checks it answers.
-func Open(ctx context.Context, url string) (*State, error) { return open(ctx, url, defaultLease) }
+func Open(ctx context.Context, url string) (*State, error) {
+	return OpenConfig(ctx, Config{URL: url})
+}
 
-func open(ctx context.Context, url string, lease time.Duration) (*State, error) {
-	opt, err := rueidis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("redisstate: %w", err)
+// OpenConfig connects to the Redis or Redis Cluster of c and checks it
+// answers.
+func OpenConfig(ctx context.Context, c Config) (*State, error) { return open(ctx, c, defaultLease) }
+
+func open(ctx context.Context, c Config, lease time.Duration) (*State, error) {
+	var opt rueidis.ClientOption
+	if len(c.Cluster) > 0 {
+		opt = rueidis.ClientOption{InitAddress: c.Cluster, ShuffleInit: true}
+	} else {
+		var err error
+		if opt, err = rueidis.ParseURL(c.URL); err != nil {
+			return nil, fmt.Errorf("redisstate: %w", err)
+		}
 	}
 	opt.DisableCache = true
+	// One client either way: rueidis routes each command to its slot's
+	// primary on a cluster (following MOVED after a failover) and splits a
+	// pipeline by slot.
 	client, err := rueidis.NewClient(opt)
 	if err != nil {
 		return nil, fmt.Errorf("redisstate: connect %s: %w", opt.InitAddress, err)
+	}
+	if len(c.Cluster) > 0 && client.Mode() != rueidis.ClientModeCluster {
+		client.Close()
+		return nil, fmt.Errorf("redisstate: %s is not a Redis Cluster", strings.Join(c.Cluster, ","))
 	}
 	node := make([]byte, 8)
 	_, _ = rand.Read(node)

@@ -12,20 +12,42 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
-// open returns a State on url, as one node of a cluster.
-func open(t testing.TB, url string) *redisstate.State {
+// open returns a State on the Redis of c, as one node of a cluster.
+func open(t testing.TB, c redisstate.Config) *redisstate.State {
 	t.Helper()
-	s, err := redisstate.Open(context.Background(), url)
+	s, err := redisstate.OpenConfig(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-func TestTake(t *testing.T) {
+// eachRedis runs test on a private Redis and on a private 3-primary Redis
+// Cluster, as subtests: every case holds on both.
+func eachRedis(t *testing.T, test func(t *testing.T, c redisstate.Config)) {
+	t.Run("on one Redis", func(t *testing.T) {
+		test(t, redisstate.Config{URL: testenv.Redis(t).URL()})
+	})
+	t.Run("on a Redis Cluster", func(t *testing.T) {
+		test(t, redisstate.Config{Cluster: testenv.NewRedisCluster(t).Addrs()})
+	})
+}
+
+func TestOpenCluster(t *testing.T) {
+	t.Run("a single Redis given as a cluster's seed is refused", func(t *testing.T) {
+		addr := testenv.Redis(t).Addr
+		if s, err := redisstate.OpenConfig(context.Background(), redisstate.Config{Cluster: []string{addr}}); err == nil {
+			s.Close()
+			t.Fatalf("OpenConfig on a single Redis %s as a cluster: no error", addr)
+		}
+	})
+}
+
+func TestTake(t *testing.T) { eachRedis(t, testTake) }
+
+func testTake(t *testing.T, c redisstate.Config) {
 	ctx := context.Background()
-	url := testenv.Redis(t).URL()
-	a, b := open(t, url), open(t, url)
+	a, b := open(t, c), open(t, c)
 	defer a.Close()
 	defer b.Close()
 
@@ -79,10 +101,11 @@ func TestTake(t *testing.T) {
 	})
 }
 
-func TestHold(t *testing.T) {
+func TestHold(t *testing.T) { eachRedis(t, testHold) }
+
+func testHold(t *testing.T, c redisstate.Config) {
 	ctx := context.Background()
-	url := testenv.Redis(t).URL()
-	a, b := open(t, url), open(t, url)
+	a, b := open(t, c), open(t, c)
 	defer a.Close()
 	defer b.Close()
 	hold := func(t *testing.T, s *redisstate.State, holder string, want bool) {
@@ -115,7 +138,7 @@ func TestHold(t *testing.T) {
 	})
 
 	t.Run("the holds of a node that died expire with their lease", func(t *testing.T) {
-		dead, err := redisstate.OpenLease(ctx, url, 300*time.Millisecond)
+		dead, err := redisstate.OpenLease(ctx, c, 300*time.Millisecond)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,7 +167,7 @@ func TestHold(t *testing.T) {
 	t.Run("a live node's holds outlast their lease: it renews them", func(t *testing.T) {
 		// A lease of 2 s is renewed every 667 ms: a renewal may run over a
 		// second late on a loaded machine and still be in time.
-		live, err := redisstate.OpenLease(ctx, url, 2*time.Second)
+		live, err := redisstate.OpenLease(ctx, c, 2*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,10 +186,11 @@ func TestHold(t *testing.T) {
 	})
 }
 
-func TestSessions(t *testing.T) {
+func TestSessions(t *testing.T) { eachRedis(t, testSessions) }
+
+func testSessions(t *testing.T, c redisstate.Config) {
 	ctx := context.Background()
-	url := testenv.Redis(t).URL()
-	a, b := open(t, url), open(t, url)
+	a, b := open(t, c), open(t, c)
 	defer a.Close()
 	defer b.Close()
 	expires := time.Now().Add(time.Hour).Truncate(time.Millisecond)
@@ -217,7 +241,7 @@ func TestSessions(t *testing.T) {
 // loopback, the cost a login, signup, send or conversation creation pays
 // per limit in a cluster.
 func BenchmarkTake(b *testing.B) {
-	s := open(b, testenv.Redis(b).URL())
+	s := open(b, redisstate.Config{URL: testenv.Redis(b).URL()})
 	defer s.Close()
 	ctx := context.Background()
 	for i := 0; b.Loop(); i++ {
@@ -229,7 +253,7 @@ func BenchmarkTake(b *testing.B) {
 
 // BenchmarkSessionGet is one cached token lookup (a GET) on loopback.
 func BenchmarkSessionGet(b *testing.B) {
-	s := open(b, testenv.Redis(b).URL())
+	s := open(b, redisstate.Config{URL: testenv.Redis(b).URL()})
 	defer s.Close()
 	ctx := context.Background()
 	if err := s.SessionPut(ctx, []byte("h"), "u", "d", time.Now().Add(time.Hour)); err != nil {

@@ -17,13 +17,17 @@ import (
 const SessionTTL = time.Minute
 
 // Keys: sb:sess:<token hash> holds "user\ndevice\nexpires-ms"; the device's
-// cached token hashes are the set sb:devsess:<device>, so a revocation can
-// drop them; sb:revoked:<device> is the revocation's tombstone, which keeps
-// a lookup that read the store before the revocation from caching the
-// token after it.
+// cached token hashes are the set sb:devsess:{<device>}, so a revocation can
+// drop them; sb:revoked:{<device>} is the revocation's tombstone, which
+// keeps a lookup that read the store before the revocation from caching the
+// token after it. The device's two keys share the hash tag {<device>}: on a
+// Redis Cluster they are in one slot, and one script reads and drops them
+// together. A token's own key is found by its hash alone (a lookup knows no
+// device), so its slot is its own: a revocation drops the token entries by
+// slot (rueidis.MDel), after the script.
 func sessKey(hash []byte) string        { return "sb:sess:" + hex.EncodeToString(hash) }
-func devSessKey(device string) string   { return "sb:devsess:" + device }
-func tombstoneKey(device string) string { return "sb:revoked:" + device }
+func devSessKey(device string) string   { return "sb:devsess:{" + device + "}" }
+func tombstoneKey(device string) string { return "sb:revoked:{" + device + "}" }
 
 // SessionGet returns the cached session of a token hash; ok is false on a
 // miss.
@@ -89,19 +93,33 @@ func (s *State) SessionPut(ctx context.Context, tokenHash []byte, userID, device
 	return nil
 }
 
+// revoke leaves a device's tombstone, then takes and drops the list of its
+// cached tokens, in one step on the device's slot.
+//
+// KEYS[1] the tombstone, KEYS[2] the list; ARGV[1] the tombstone's TTL ms.
+// Returns the listed token keys.
+var revoke = rueidis.NewLuaScript(`
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+local keys = redis.call('SMEMBERS', KEYS[2])
+redis.call('DEL', KEYS[2])
+return keys`)
+
 // SessionRevoke drops every cached token of a device (revoked in the
 // store just before): a tombstone first, then the entries listed under it.
 func (s *State) SessionRevoke(ctx context.Context, deviceID string) error {
-	list := devSessKey(deviceID)
 	err := s.do(ctx, func(ctx context.Context) error {
-		if err := s.client.Do(ctx, s.client.B().Set().Key(tombstoneKey(deviceID)).Value("1").Px(2*SessionTTL).Build()).Error(); err != nil {
-			return err
-		}
-		keys, err := s.client.Do(ctx, s.client.B().Smembers().Key(list).Build()).AsStrSlice()
+		keys, err := revoke.Exec(ctx, s.client, []string{tombstoneKey(deviceID), devSessKey(deviceID)},
+			[]string{strconv.FormatInt((2 * SessionTTL).Milliseconds(), 10)}).AsStrSlice()
 		if err != nil {
 			return err
 		}
-		return s.client.Do(ctx, s.client.B().Del().Key(append(keys, list)...).Build()).Error()
+		// The list is gone: an entry whose DEL fails here lives out its TTL.
+		for _, err := range rueidis.MDel(s.client, ctx, keys) {
+			if err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("redisstate: session revoke %s: %w", deviceID, err)
