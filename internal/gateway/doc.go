@@ -39,7 +39,7 @@
 //   - Inbound bytes parsed but not yet handled are bounded too (1008).
 //   - What nbio v1.6.8 accepts and the RFCs refuse is refused before nbio's
 //     parsers see it: an unmasked client frame closes the socket with 1002
-//     (mask.go); a request with conflicting Content-Length headers, both
+//     (mask.go), from the first byte after the 101 (window.go); a request with conflicting Content-Length headers, both
 //     Content-Length and Transfer-Encoding, or a lower-case or unknown
 //     method gets 400 and its connection is closed (strict.go).
 //   - Outbound frames are encoded by the gateway into pooled buffers and

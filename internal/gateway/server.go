@@ -172,6 +172,11 @@ type Server struct {
 	// between taking the pending frames and handing them to nbio: it widens
 	// the window in which another writer of the socket could overtake.
 	flushHook func()
+	// upgradeHook, when set (by tests, before Start), runs in Upgrade after
+	// the 101 went out and before the socket is handed to its Conn: it
+	// widens the window that upgrading covers.
+	upgradeHook func()
+	upgrading   sync.Map // *nbio.Conn → *Conn, while Upgrade runs (window.go)
 	// closeTimeout is the package's closeTimeout; tests shorten it.
 	closeTimeout time.Duration
 
@@ -315,6 +320,14 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, state any) (*Co
 	// nbio needs its own ResponseWriter to hijack; see through middleware
 	// wrappers that follow the http.ResponseController Unwrap convention.
 	w = unwrapResponseWriter(w)
+	c := &Conn{srv: s, state: state}
+	// nbio writes the 101 before this function hands the socket to c: the
+	// peer's first frames may come in that window. onData checks their
+	// masks with c's scanner, found here (window.go).
+	if nbc := requestConn(w); nbc != nil {
+		s.upgrading.Store(nbc, c)
+		defer s.upgrading.Delete(nbc)
+	}
 	ws, err := s.upgrader.Upgrade(w, r, w.Header())
 	if err != nil {
 		return nil, fmt.Errorf("gateway: upgrade: %w", err)
@@ -324,13 +337,10 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, state any) (*Co
 		_ = ws.Close()
 		return nil, errors.New("gateway: upgraded connection is not served by the nbio poller")
 	}
-	c := &Conn{
-		srv:   s,
-		ws:    ws,
-		nbc:   nbc,
-		state: state,
-		id:    s.nextID.Add(1),
+	if s.upgradeHook != nil {
+		s.upgradeHook()
 	}
+	c.ws, c.nbc, c.id = ws, nbc, s.nextID.Add(1)
 	now := nanotime()
 	c.last.Store(now)
 	c.pinged.Store(now)
@@ -341,6 +351,11 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, state any) (*Co
 	s.handoff.upgradedSocket(nbc)
 	s.register(c)
 	s.h.OnOpen(c)
+	// A socket closed before it was handed over (its peer left, or the
+	// window check refused it) had its close callback find no Conn.
+	if closed, _ := nbc.IsClosed(); closed && s.unregister(c) {
+		s.h.OnClose(c)
+	}
 	return c, nil
 }
 
@@ -358,14 +373,20 @@ func unwrapResponseWriter(w http.ResponseWriter) http.ResponseWriter {
 }
 
 func netConnOf(ws *websocket.Conn) (*nbio.Conn, bool) {
-	switch c := ws.UnderlayerConn().(type) {
+	nbc := nbioConn(ws.UnderlayerConn())
+	return nbc, nbc != nil
+}
+
+// nbioConn is the poller's connection under c (nbhttp may wrap it), or nil.
+func nbioConn(c net.Conn) *nbio.Conn {
+	switch c := c.(type) {
 	case *nbio.Conn:
-		return c, true
+		return c
 	case *nbhttp.Conn:
-		nbc, ok := c.Conn.(*nbio.Conn)
-		return nbc, ok
+		nbc, _ := c.Conn.(*nbio.Conn)
+		return nbc
 	}
-	return nil, false
+	return nil
 }
 
 func (s *Server) register(c *Conn) {

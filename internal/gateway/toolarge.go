@@ -8,6 +8,7 @@ import (
 
 	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/nbhttp"
+	"github.com/lesismal/nbio/nbhttp/websocket"
 )
 
 // onData is the engine's handler for every read, in place of nbhttp's own
@@ -17,13 +18,17 @@ import (
 // up to closeTimeout, so the client, still writing, gets to read the answer
 // instead of a reset, and then the connection is closed. Before it is
 // parsed, every request head passes strictScan (strict.go), which refuses
-// what nbio's parser would let through with 400. Upgraded sockets and
-// everything else go to the connection's own handler as before.
+// what nbio's parser would let through with 400. A socket in the upgrade
+// window (window.go) has its frames' masks checked first. Upgraded sockets
+// and everything else go to the connection's own handler as before.
 // raceRead, if not nil, runs first (see race.go).
 func (s *Server) onData(raceRead func()) func(c *nbio.Conn, data []byte) {
 	return func(c *nbio.Conn, data []byte) {
 		if raceRead != nil {
 			raceRead()
+		}
+		if _, ok := c.Session().(*websocket.Conn); ok && !s.checkWindow(c, data) {
+			return
 		}
 		p, ok := c.Session().(*nbhttp.Parser)
 		if !ok || p.ParserCloser != nil {
