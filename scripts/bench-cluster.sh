@@ -14,7 +14,14 @@
 # socket ends: client, NGINX front, NGINX back, node), and node RSS.
 #
 #   scripts/bench-cluster.sh [--nodes K] [--workers W] [--name NAME] [--results DIR]
-#                            [--node-flags "..."] [--pool N] [--prometheus] [--node-bin PATH] -- SBLOAD_FLAGS...
+#                            [--node-flags "..."] [--pool N] [--prometheus] [--node-bin PATH]
+#                            [--bind-addrs N] -- SBLOAD_FLAGS...
+#
+# --bind-addrs N spreads NGINX's connections to the nodes for sockets over N
+# loopback source addresses, 127.0.0.11 to 127.0.0.(10+N) (proxy_bind over
+# $switchboard_bind, deploy/nginx/README.md): each brings its own ephemeral
+# ports per node, past the ~14k-per-node connect wall of one address.
+# Without it NGINX connects from 127.0.0.1 as shipped.
 #
 # --prometheus also runs a private Prometheus (deploy/prometheus's config and
 # rules, 1 s scrapes of every node) and, after the run, `sbload report`: the
@@ -45,6 +52,7 @@ node_flags=""
 pool=16
 prom=0
 node_bin=""
+bind_addrs=0
 results="${TMPDIR:-/tmp}/switchboard-bench/cluster-$(date -u +%Y%m%dT%H%M%SZ)"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -56,8 +64,9 @@ while [ $# -gt 0 ]; do
     --pool) pool="$2"; shift 2 ;;
     --prometheus) prom=1; shift ;;
     --node-bin) node_bin="$2"; shift 2 ;;
+    --bind-addrs) bind_addrs="$2"; shift 2 ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
     *) echo "bench-cluster: unknown argument $1 (sbload's flags go after --)" >&2; exit 2 ;;
   esac
 done
@@ -91,7 +100,7 @@ cluster_cleanup() {
     tail -c 100000 "$nginx_dir/error.log" >"$results/nginx-error-$name.log" 2>/dev/null || true
     # Statuses NGINX answered /v1/ws with (101 upgraded, 499 client gone
     # before the node answered, 502/504 node failed), with the count.
-    awk '$7 ~ /^\/v1\/ws/ {print $9}' "$nginx_dir/access.log" 2>/dev/null | sort | uniq -c >"$results/nginx-ws-status-$name.txt" || true
+    awk '$6 == "/v1/ws" {print $9}' "$nginx_dir/access.log" 2>/dev/null | sort | uniq -c >"$results/nginx-ws-status-$name.txt" || true
   fi
   bench_cleanup
 }
@@ -115,9 +124,12 @@ for ((k = 0; k < nodes; k++)); do
     --db "$db" --redis "redis://127.0.0.1:$redisport/0" \
     --argon2-time 1 --argon2-memory 64 --max-members 2000 --send-rate-conversation 0 $node_flags
 done
+if [ "$bind_addrs" -gt 0 ]; then
+  nginx_bind_addrs=$(seq -s, -f '127.0.0.%g' 11 $((10 + bind_addrs)))
+fi
 start_private_nginx "$workers" "${cluster_urls[@]}"
 echo "bench-cluster: $nodes nodes (${cluster_urls[*]}), flags: ${node_flags:-none}"
-echo "bench-cluster: NGINX at $nginx_url, $workers workers for ~$sockets sockets"
+echo "bench-cluster: NGINX at $nginx_url, $workers workers for ~$sockets sockets, connecting to the nodes from ${nginx_bind_addrs:-127.0.0.1}"
 
 metrics=$(printf '%s/metrics,' "${cluster_admins[@]}"); metrics=${metrics%,}
 if [ "$prom" = 1 ]; then
@@ -125,10 +137,21 @@ if [ "$prom" = 1 ]; then
   echo "bench-cluster: Prometheus at $prom_url scraping the nodes every second"
 fi
 
+# nginx_workers_cpu prints the NGINX workers' user and system CPU so far
+# (clock ticks, /proc/PID/stat), tab-separated: connect()'s search for a
+# free ephemeral port is system time in the worker that connects.
+nginx_workers_cpu() {
+  local pid
+  for pid in $(ps -o pid= --ppid "$nginx_pid" 2>/dev/null); do
+    awk '{print $14, $15}' "/proc/$pid/stat" 2>/dev/null
+  done | awk '{u += $1; s += $2} END {printf "%d\t%d", u, s}'
+}
+
 # sample prints one tab-separated line: unix time, total sockets, summed node
 # RSS (bytes), NGINX workers' RSS (KiB), TCP inuse, TCP mem (pages), Slab
 # (KiB), MemAvailable (KiB), each node's sockets, NGINX workers' private
-# memory (KiB), the nodes' SUBSCRIBE commands so far.
+# memory (KiB), the nodes' SUBSCRIBE commands so far, the NGINX workers'
+# user and system CPU (ticks).
 sample() {
   local total=0 rss=0 subs=0 per=() u s r c
   for u in "${cluster_admins[@]}"; do
@@ -136,12 +159,12 @@ sample() {
     c=$(node_metric "$u" switchboard_bus_subscribe_commands_total)
     total=$((total + ${s:-0})); rss=$((rss + ${r:-0})); subs=$((subs + ${c:-0})); per+=("${s:-?}")
   done
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date +%s)" "$total" "$rss" "$(nginx_workers_rss_kb)" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date +%s)" "$total" "$rss" "$(nginx_workers_rss_kb)" \
     "$(sockstat_tcp inuse)" "$(sockstat_tcp mem)" "$(meminfo_kb Slab)" "$(meminfo_kb MemAvailable)" "${per[*]}" \
-    "$(nginx_workers_private_kb)" "$subs"
+    "$(nginx_workers_private_kb)" "$subs" "$(nginx_workers_cpu)"
 }
 samples="$results/$name.samples.tsv"
-printf 'time\tsockets\tnode_rss\tnginx_rss_kb\ttcp_inuse\ttcp_mem_pages\tslab_kb\tmem_available_kb\tper_node\tnginx_private_kb\tsubscribe_cmds\n' >"$samples"
+printf 'time\tsockets\tnode_rss\tnginx_rss_kb\ttcp_inuse\ttcp_mem_pages\tslab_kb\tmem_available_kb\tper_node\tnginx_private_kb\tsubscribe_cmds\tnginx_utime_ticks\tnginx_stime_ticks\n' >"$samples"
 at0=$(sample)
 echo "$at0" >>"$samples"
 ( while sleep 2; do sample >>"$samples"; done ) &
@@ -177,6 +200,8 @@ for line in open(path).read().splitlines()[1:]:
         rows.append(dict(t=int(f[0]), sockets=int(f[1]), node_rss=int(f[2]), nginx_kb=int(f[3]), inuse=int(f[4]),
                          mem_pages=int(f[5]), slab_kb=int(f[6]), avail_kb=int(f[7]), per_node=[int(x) if x.isdigit() else None for x in f[8].split()],
                          nginx_private_kb=int(f[9])))
+        if len(f) > 12:
+            rows[-1].update(nginx_utime=int(f[11]), nginx_stime=int(f[12]))
     except (ValueError, IndexError):
         pass
 # At N: the last sample with the most sockets. At 0: the last sample with no
@@ -203,6 +228,25 @@ fig = {
         "mem_used is MemAvailable's drop: it includes sbload's workers and whatever else the box did meanwhile (noisy)",
     ],
 }
+# NGINX's CPU per new socket while sockets were added, split at 14,000
+# sockets on the largest node: past it, connect() from one source address
+# to that node searches the used ephemeral ports (deploy/nginx/README.md).
+import os
+tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
+split = {}
+for a, b in zip(rows, rows[1:]):
+    added = b["sockets"] - a["sockets"]
+    if added <= 0 or "nginx_stime" not in a or "nginx_stime" not in b:
+        continue
+    side = "above_14k_per_node" if max([x or 0 for x in b["per_node"]] or [0]) >= 14000 else "below_14k_per_node"
+    acc = split.setdefault(side, {"sockets_added": 0, "user_ms": 0.0, "sys_ms": 0.0})
+    acc["sockets_added"] += added
+    acc["user_ms"] += (b["nginx_utime"] - a["nginx_utime"]) * tick_ms
+    acc["sys_ms"] += (b["nginx_stime"] - a["nginx_stime"]) * tick_ms
+for acc in split.values():
+    acc["user_ms_per_socket"] = round(acc["user_ms"] / acc["sockets_added"], 3)
+    acc["sys_ms_per_socket"] = round(acc["sys_ms"] / acc["sockets_added"], 3)
+fig["nginx_cpu_while_adding_sockets"] = split
 json.dump(fig, open(out, "w"), indent=2)
 print(f"\nat N: {N} sockets over {nodes} nodes {n['per_node']}, NGINX {workers} workers")
 print(f"  NGINX user space per proxied connection:  {fig['nginx_user_bytes_per_conn']} B  (workers' RSS {z['nginx_kb']} -> {n['nginx_kb']} KiB)")
@@ -211,6 +255,8 @@ print(f"  kernel TCP buffer memory per connection:  {fig['kernel_tcp_mem_bytes_p
 print(f"  kernel slab per proxied connection:       {fig['kernel_slab_bytes_per_conn']} B  (Slab {z['slab_kb']} -> {n['slab_kb']} KiB; 4 socket ends)")
 print(f"  TCP sockets per connection:               {fig['tcp_sockets_per_conn']}  (inuse {z['inuse']} -> {n['inuse']})")
 print(f"  node RSS per socket:                      {fig['node_rss_bytes_per_conn']} B  (nodes {z['node_rss']} -> {n['node_rss']} B)")
+for side, acc in sorted(split.items(), reverse=True):
+    print(f"  NGINX CPU per socket added, {side.replace('_', ' ')}: user {acc['user_ms_per_socket']} ms, system {acc['sys_ms_per_socket']} ms  ({acc['sockets_added']} sockets)")
 PY
 echo "summary: $results/$name.json; figures: $results/$name.cluster.json"
 if [ "$prom" = 1 ] && [ "$rc" = 0 ]; then

@@ -4,7 +4,7 @@
 //	    --ramp 20s --hold 30s --out summary.json [--series series.jsonl]
 //	sbload table summary.json...   (prints the memory table of summaries)
 //	sbload broadcast-table [--json] bare.json full.json...   (the broadcast table of pairs)
-//	sbload nginx-conf --dir DIR --listen ADDR [--workers N] [--user U] NODE_URL...
+//	sbload nginx-conf --dir DIR --listen ADDR [--workers N] [--user U] [--bind-addrs A,B...] NODE_URL...
 //	    (deploy/nginx/switchboard.conf rendered for a private NGINX in front of the nodes)
 //	sbload prometheus-conf --dir DIR ADMIN_ADDR...   (deploy/prometheus rendered for a private Prometheus)
 //	sbload report RUN.json [--prometheus URL]   (the performance report: HTML + Markdown)
@@ -60,7 +60,7 @@ const usage = `usage:
   sbload table summary.json...   (one row per summary: conns, RSS at 0 and N, bytes per conn)
   sbload broadcast-table [--json] bare.json full.json [bare.json full.json...]
                     (one row per pair of broadcast summaries: bare server, then node)
-  sbload nginx-conf --dir DIR --listen 127.0.0.1:PORT [--workers N] [--user U] NODE_URL...
+  sbload nginx-conf --dir DIR --listen 127.0.0.1:PORT [--workers N] [--user U] [--bind-addrs A,B...] NODE_URL...
                     (prints deploy/nginx/switchboard.conf rendered for a private NGINX in front of
                      the nodes: pid, logs and temp files in DIR; run it with nginx -p DIR -c DIR/nginx.conf)
   sbload prometheus-conf --dir DIR [--interval 2s] NODE_ADMIN_ADDR...
@@ -234,6 +234,10 @@ func (m *Main) nginxConf(args []string) error {
 	fs.StringVar(&p.Listen, "listen", "", "address to listen on, e.g. 127.0.0.1:18080")
 	fs.IntVar(&p.Workers, "workers", 0, "worker_processes (0 = as deployed); each holds at most ~9,900 proxied sockets")
 	fs.StringVar(&p.User, "user", "", "user the workers run as when started as root (empty: no user directive)")
+	fs.Func("bind-addrs", "source addresses of the connections to the nodes for sockets, comma-separated (proxy_bind; e.g. 127.0.0.11,127.0.0.12)", func(v string) error {
+		p.BindAddrs = strings.Split(v, ",")
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

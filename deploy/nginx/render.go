@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Conf is deploy/nginx/switchboard.conf as shipped.
@@ -28,6 +30,15 @@ type Private struct {
 	Upstreams []string // the nodes, host:port or http://host:port
 	Workers   int      // worker_processes; 0 keeps Conf's
 	User      string   // user the workers run as (only when the master is root); "" drops the directive
+
+	// ShutdownTimeout is worker_shutdown_timeout: how long the old workers
+	// keep their WebSockets after a reload. 0 keeps Conf's (10s); tests
+	// that reload shorten it to wait less.
+	ShutdownTimeout time.Duration
+	// BindAddrs are the source addresses of the connections to the nodes
+	// for sockets ($switchboard_bind, split evenly by device), e.g.
+	// 127.0.0.11..127.0.0.14 on one box. Empty keeps Conf's: no bind.
+	BindAddrs []string
 }
 
 // Render returns Conf rewritten for p, with `daemon off;` so that the
@@ -57,6 +68,16 @@ func Render(p Private) ([]byte, error) {
 	if p.Listen == "" {
 		return nil, errors.New("nginx: no listen address")
 	}
+	if p.ShutdownTimeout < 0 || p.ShutdownTimeout%time.Millisecond != 0 {
+		return nil, fmt.Errorf("nginx: ShutdownTimeout %v is not a positive number of milliseconds", p.ShutdownTimeout)
+	}
+	for _, a := range p.BindAddrs {
+		// An address alone: with a port, every connection would need that
+		// one port, and NGINX would not let the kernel pick it per node.
+		if ip, err := netip.ParseAddr(a); err != nil || ip.Zone() != "" {
+			return nil, fmt.Errorf("nginx: bind address %q is not an IP address (no port)", a)
+		}
+	}
 
 	r := renderer{p: p, ups: ups, seen: map[string]int{}}
 	var out strings.Builder
@@ -71,7 +92,8 @@ func Render(p Private) ([]byte, error) {
 	if len(r.stack) != 0 {
 		return nil, fmt.Errorf("nginx: switchboard.conf: unclosed block %v", r.stack)
 	}
-	for _, need := range []string{"user", "worker_processes", "pid", "error_log", "http", "access_log", "upstream server", "listen", "proxy_cache_path"} {
+	for _, need := range []string{"user", "worker_processes", "worker_shutdown_timeout", "pid", "error_log", "http", "access_log",
+		"upstream server", "split_clients $switchboard_bind", "proxy_bind", "listen", "proxy_cache_path"} {
 		if r.seen[need] == 0 {
 			return nil, fmt.Errorf("nginx: switchboard.conf has no %s directive for the renderer to rewrite", need)
 		}
@@ -88,6 +110,10 @@ type renderer struct {
 	// upServers counts the server lines of the current upstream block: the
 	// first stands for all of them, in every upstream block.
 	upServers int
+	// bindBlock is set inside split_clients ... $switchboard_bind, and
+	// bindLines counts its lines (the first stands for all of them).
+	bindBlock bool
+	bindLines int
 }
 
 func (r *renderer) line(line string) []string {
@@ -100,6 +126,7 @@ func (r *renderer) line(line string) []string {
 		if len(r.stack) > 0 {
 			r.stack = r.stack[:len(r.stack)-1]
 		}
+		r.bindBlock = false
 		return []string{line}
 	}
 	fields := strings.Fields(strings.TrimSuffix(code, ";"))
@@ -109,6 +136,10 @@ func (r *renderer) line(line string) []string {
 		r.stack = append(r.stack, name)
 		if name == "upstream" {
 			r.upServers = 0
+		}
+		if name == "split_clients" && len(args) >= 2 && args[1] == "$switchboard_bind" {
+			r.seen["split_clients $switchboard_bind"]++
+			r.bindBlock, r.bindLines = true, 0
 		}
 		if name == "http" && len(r.stack) == 1 {
 			r.seen["http"]++
@@ -136,6 +167,21 @@ func (r *renderer) line(line string) []string {
 		if r.p.Workers > 0 {
 			return []string{indent + "worker_processes " + strconv.Itoa(r.p.Workers) + ";"}
 		}
+	case ctx == "" && name == "worker_shutdown_timeout":
+		r.seen[name]++
+		if d := r.p.ShutdownTimeout; d > 0 {
+			return []string{indent + "worker_shutdown_timeout " + strconv.FormatInt(d.Milliseconds(), 10) + "ms;"}
+		}
+	case r.bindBlock:
+		if len(r.p.BindAddrs) == 0 {
+			return []string{line}
+		}
+		if r.bindLines++; r.bindLines > 1 {
+			return nil // the block's first line stands for all of them
+		}
+		return bindBuckets(indent, r.p.BindAddrs)
+	case ctx == "http server location" && name == "proxy_bind":
+		r.seen[name]++
 	case ctx == "" && name == "pid":
 		r.seen[name]++
 		return []string{indent + "pid " + filepath.Join(r.p.Dir, "nginx.pid") + ";"}
@@ -166,6 +212,21 @@ func (r *renderer) line(line string) []string {
 		return []string{indent + directive("listen", r.p.Listen, args)}
 	}
 	return []string{line}
+}
+
+// bindBuckets splits the devices evenly over addrs: split_clients takes
+// percentages with two decimals, and the last bucket (*) takes the rest.
+func bindBuckets(indent string, addrs []string) []string {
+	share := 10000 / len(addrs) // hundredths of a percent
+	lines := make([]string, len(addrs))
+	for i, a := range addrs {
+		pct := "*"
+		if i < len(addrs)-1 {
+			pct = fmt.Sprintf("%d.%02d%%", share/100, share%100)
+		}
+		lines[i] = indent + pct + " " + a + ";"
+	}
+	return lines
 }
 
 // directive writes name, then value in place of the first argument, then

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRender(t *testing.T) {
@@ -56,12 +57,63 @@ func TestRender(t *testing.T) {
 			t.Fatalf("rendered:\n%s", out)
 		}
 	})
+	t.Run("bind addresses split the devices evenly, the last bucket taking the rest", func(t *testing.T) {
+		for _, tc := range []struct {
+			addrs []string
+			want  string
+		}{
+			{[]string{"127.0.0.11"}, "* 127.0.0.11;"},
+			{[]string{"127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.14"},
+				"25.00% 127.0.0.11;\n25.00% 127.0.0.12;\n25.00% 127.0.0.13;\n* 127.0.0.14;"},
+			{[]string{"10.0.0.1", "10.0.0.2", "10.0.0.3"}, "33.33% 10.0.0.1;\n33.33% 10.0.0.2;\n* 10.0.0.3;"},
+			{[]string{"::1", "fd00::2"}, "50.00% ::1;\n* fd00::2;"},
+		} {
+			out, err := Render(Private{Dir: "/tmp/x", Listen: "127.0.0.1:1", Upstreams: []string{"127.0.0.1:2"}, BindAddrs: tc.addrs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := regexp.MustCompile(`(?m)^\s*split_clients \$switchboard_route \$switchboard_bind \{\n((?:.*\n)*?)\s*\}`).FindSubmatch(out)
+			if m == nil {
+				t.Fatalf("no split_clients block:\n%s", out)
+			}
+			var got []string
+			for _, l := range strings.Split(strings.TrimSpace(string(m[1])), "\n") {
+				got = append(got, strings.TrimSpace(l))
+			}
+			if strings.Join(got, "\n") != tc.want {
+				t.Errorf("%v: buckets\n%s\nwant\n%s", tc.addrs, strings.Join(got, "\n"), tc.want)
+			}
+			if !strings.Contains(string(out), "proxy_bind $switchboard_bind;") {
+				t.Error("the socket location lost proxy_bind")
+			}
+		}
+		// Without BindAddrs the block is the deployed one: no bind.
+		out, _ := Render(Private{Dir: "/tmp/x", Listen: "127.0.0.1:1", Upstreams: []string{"127.0.0.1:2"}})
+		if !regexp.MustCompile(`\$switchboard_bind \{\n\s*\* "";\n\s*\}`).Match(out) {
+			t.Errorf("rendered without BindAddrs, the split_clients block is not the deployed `* \"\";`:\n%s", out)
+		}
+	})
+
+	t.Run("a shutdown timeout replaces the deployed one", func(t *testing.T) {
+		out, err := Render(Private{Dir: "/tmp/x", Listen: "127.0.0.1:1", Upstreams: []string{"127.0.0.1:2"}, ShutdownTimeout: 2500 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(out), "\nworker_shutdown_timeout 2500ms;") || strings.Contains(string(out), "worker_shutdown_timeout 10s") {
+			t.Fatalf("rendered:\n%s", out)
+		}
+	})
+
 	for _, bad := range []Private{
 		{Dir: "relative", Listen: "127.0.0.1:1", Upstreams: []string{"127.0.0.1:2"}},
 		{Dir: "/tmp/x", Listen: "127.0.0.1:1"},
 		{Dir: "/tmp/x", Listen: "127.0.0.1:1", Upstreams: []string{"127.0.0.1"}},
 		{Dir: "/tmp/x", Listen: "127.0.0.1:1", Upstreams: []string{"https://h:1"}},
 		{Dir: "/tmp/x", Listen: "127.0.0.1:1; evil", Upstreams: []string{"127.0.0.1:2"}},
+		{Dir: "/tmp/x", Listen: "127.0.0.1:1", Upstreams: []string{"127.0.0.1:2"}, BindAddrs: []string{"127.0.0.11:9000"}},
+		{Dir: "/tmp/x", Listen: "127.0.0.1:1", Upstreams: []string{"127.0.0.1:2"}, BindAddrs: []string{"proxy.local"}},
+		{Dir: "/tmp/x", Listen: "127.0.0.1:1", Upstreams: []string{"127.0.0.1:2"}, BindAddrs: []string{"127.0.0.11; evil"}},
+		{Dir: "/tmp/x", Listen: "127.0.0.1:1", Upstreams: []string{"127.0.0.1:2"}, ShutdownTimeout: time.Microsecond},
 	} {
 		if _, err := Render(bad); err == nil {
 			t.Errorf("Render(%+v) accepted", bad)
@@ -106,6 +158,21 @@ func TestDeployedLimits(t *testing.T) {
 	}
 	if !strings.Contains(Conf, "proxy_pass http://switchboard_ws;") {
 		t.Error("location = /v1/ws does not use the socket upstream")
+	}
+	// Sockets leave from $switchboard_bind, which binds nothing as shipped
+	// (an empty proxy_bind value): an address listed here must be the
+	// proxy host's own, so it is the operator's to add (README.md).
+	loc := regexp.MustCompile(`(?s)location = /v1/ws \{(.*?)\n        \}`).FindStringSubmatch(Conf)
+	if loc == nil || !strings.Contains(loc[1], "proxy_bind $switchboard_bind;") {
+		t.Error("location = /v1/ws does not bind to $switchboard_bind")
+	}
+	if !regexp.MustCompile(`split_clients \$switchboard_route \$switchboard_bind \{\n\s*\* "";\n\s*\}`).MatchString(Conf) {
+		t.Error(`switchboard.conf's split_clients $switchboard_bind is not the one empty bucket * ""`)
+	}
+	// Tests that reload (testenv.NGINXServer.Reload) and the runbook
+	// count on the old workers closing their sockets at this timeout.
+	if st := num("worker_shutdown_timeout"); st <= 0 || st > 60 {
+		t.Errorf("worker_shutdown_timeout %ds: want a bound, under a minute", st)
 	}
 	for _, want := range []string{"hash $switchboard_route consistent;", "default $arg_device;",
 		"proxy_set_header Upgrade $http_upgrade;", "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,6 +25,7 @@ const envSkipNGINX = "SWITCHBOARD_SKIP_NGINX"
 type NGINXServer struct {
 	Addr string // host:port clients connect to
 	Dir  string // the prefix: nginx.conf, error.log, access.log, nginx.pid
+	p    nginx.Private
 	cmd  *exec.Cmd
 	exit <-chan struct{} // closed when the master has exited
 }
@@ -44,6 +46,15 @@ const NGINXWorkers = 2
 // with SWITCHBOARD_SKIP_NGINX=1 it is skipped instead.
 func NGINX(t testing.TB, upstreams []string) *NGINXServer {
 	t.Helper()
+	return NGINXWith(t, nginx.Private{Upstreams: upstreams})
+}
+
+// NGINXWith is NGINX with what p sets of the deployed configuration
+// besides the upstreams (ShutdownTimeout, BindAddrs, Workers: 0 means
+// NGINXWorkers). Dir, Listen and User are the test's own; Reload keeps
+// the rest of p.
+func NGINXWith(t testing.TB, p nginx.Private) *NGINXServer {
+	t.Helper()
 	if os.Getenv(envSkipNGINX) == "1" {
 		t.Skipf("%s=1: skipping a test that needs NGINX", envSkipNGINX)
 	}
@@ -51,11 +62,11 @@ func NGINX(t testing.TB, upstreams []string) *NGINXServer {
 	if err != nil {
 		t.Fatalf("testenv: this test needs nginx (Debian package nginx): %v\n(set %s=1 to skip)", err, envSkipNGINX)
 	}
-	n := &NGINXServer{Dir: t.TempDir()}
+	n := &NGINXServer{Dir: t.TempDir(), p: p}
 	var lastErr error
 	for range 3 { // a free port can be taken before nginx binds it
 		n.Addr = fmt.Sprintf("127.0.0.1:%d", FreePort())
-		if lastErr = n.start(bin, upstreams); lastErr == nil {
+		if lastErr = n.start(bin); lastErr == nil {
 			t.Cleanup(n.stop)
 			return n
 		}
@@ -67,8 +78,14 @@ func NGINX(t testing.TB, upstreams []string) *NGINXServer {
 	return nil
 }
 
-func (n *NGINXServer) start(bin string, upstreams []string) error {
-	p := nginx.Private{Dir: n.Dir, Listen: n.Addr, Upstreams: upstreams, Workers: NGINXWorkers}
+// writeConf renders the configuration for n.p, with the test's folder,
+// address and user, into n.Dir/nginx.conf.
+func (n *NGINXServer) writeConf() (string, error) {
+	p := n.p
+	p.Dir, p.Listen, p.User = n.Dir, n.Addr, ""
+	if p.Workers == 0 {
+		p.Workers = NGINXWorkers
+	}
 	if os.Geteuid() == 0 {
 		// Workers of a root master drop to an unprivileged user, who could
 		// not enter the test's temp folder (0700): stay root, like the test.
@@ -76,10 +93,15 @@ func (n *NGINXServer) start(bin string, upstreams []string) error {
 	}
 	conf, err := nginx.Render(p)
 	if err != nil {
-		return err
+		return "", err
 	}
 	confPath := filepath.Join(n.Dir, "nginx.conf")
-	if err := os.WriteFile(confPath, conf, 0o644); err != nil {
+	return confPath, os.WriteFile(confPath, conf, 0o644)
+}
+
+func (n *NGINXServer) start(bin string) error {
+	confPath, err := n.writeConf()
+	if err != nil {
 		return err
 	}
 	errLog := filepath.Join(n.Dir, "error.log")
@@ -148,24 +170,73 @@ func nginxBin() (string, error) {
 	return "", errors.New("no nginx on PATH or in /usr/sbin (apt-get install nginx)")
 }
 
-// Reload renders the configuration again for upstreams and asks the master
-// to reload it (SIGHUP), as `nginx -s reload` does: new workers take new
-// connections; old workers finish theirs and close the WebSockets they hold
-// at worker_shutdown_timeout, or when the last one ends.
+// Reload renders the configuration again for upstreams (the rest as
+// started) and asks the master to reload it (SIGHUP), as `nginx -s reload`
+// does, then waits until every worker of the old configuration has
+// stopped accepting: new connections go by the new upstream list once
+// Reload returns. The old workers finish their requests and close the
+// WebSockets they still hold at worker_shutdown_timeout (10 s as
+// deployed; nginx.Private.ShutdownTimeout), or when the last one ends.
 func (n *NGINXServer) Reload(t testing.TB, upstreams []string) {
 	t.Helper()
-	p := nginx.Private{Dir: n.Dir, Listen: n.Addr, Upstreams: upstreams, Workers: NGINXWorkers}
-	if os.Geteuid() == 0 {
-		p.User = "root"
-	}
-	conf, err := nginx.Render(p)
-	if err != nil {
+	old := n.workers()
+	n.p.Upstreams = upstreams
+	if _, err := n.writeConf(); err != nil {
 		t.Fatalf("testenv: render nginx config: %v", err)
-	}
-	if err := os.WriteFile(filepath.Join(n.Dir, "nginx.conf"), conf, 0o644); err != nil {
-		t.Fatal(err)
 	}
 	if err := n.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatalf("testenv: reload nginx: %v", err)
 	}
+	// The master starts new workers, then tells the old ones to stop
+	// accepting; an old one that stopped is "nginx: worker process is
+	// shutting down", or gone.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		accepting := 0
+		for _, pid := range old {
+			cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			if err == nil && !strings.Contains(string(cmdline), "shutting down") {
+				accepting++
+			}
+		}
+		if accepting == 0 {
+			return
+		}
+		select {
+		case <-n.exit:
+			t.Fatalf("testenv: nginx exited on reload:\n%s", n.ErrorLog())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testenv: %d old nginx workers still accept 10s after the reload:\n%s", accepting, n.ErrorLog())
+		}
+	}
+}
+
+// workers lists the pids of the master's worker processes (/proc), by
+// their title (ngx_setproctitle).
+func (n *NGINXServer) workers() []int {
+	master := n.cmd.Process.Pid
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so read past ")".
+		if i := strings.LastIndexByte(string(stat), ')'); i >= 0 {
+			if f := strings.Fields(string(stat[i+1:])); len(f) > 1 && f[1] == strconv.Itoa(master) {
+				// Not the cache manager and loader: they accept nothing.
+				if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(cmdline), "worker process") {
+					pids = append(pids, pid)
+				}
+			}
+		}
+	}
+	return pids
 }

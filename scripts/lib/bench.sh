@@ -105,16 +105,19 @@ start_cluster_node() {
 # with $work/sbload nginx-conf for a private NGINX in $work/nginx on a free
 # loopback port, in front of the nodes, with WORKERS worker processes, and
 # starts it in the foreground (daemon off) in the background of this shell;
-# sets nginx_pid, nginx_url and nginx_dir.
+# sets nginx_pid, nginx_url and nginx_dir. With nginx_bind_addrs set (A,B,...)
+# its sockets' connections to the nodes leave from those addresses (proxy_bind).
+nginx_bind_addrs=""
 start_private_nginx() {
   local workers=$1; shift
   local port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   nginx_dir="$work/nginx"
   mkdir -p "$nginx_dir"
-  local user=()
+  local user=() bind=()
   [ "$(id -u)" = 0 ] && user=(--user root)   # workers must enter $work (0700)
-  "$work/sbload" nginx-conf --dir "$nginx_dir" --listen "127.0.0.1:$port" --workers "$workers" "${user[@]}" "$@" >"$nginx_dir/nginx.conf"
+  [ -n "$nginx_bind_addrs" ] && bind=(--bind-addrs "$nginx_bind_addrs")
+  "$work/sbload" nginx-conf --dir "$nginx_dir" --listen "127.0.0.1:$port" --workers "$workers" "${user[@]}" "${bind[@]}" "$@" >"$nginx_dir/nginx.conf"
   nginx -p "$nginx_dir" -c "$nginx_dir/nginx.conf" -e "$nginx_dir/error.log" &
   nginx_pid=$!
   nginx_url="http://127.0.0.1:$port"
