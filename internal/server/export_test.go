@@ -36,3 +36,11 @@ func Held(s *Server, convID string) int {
 	}
 	return 0
 }
+
+// SetConversationsPageBytes sets where a page of GET /v1/conversations
+// ends, and returns a func that restores it.
+func SetConversationsPageBytes(n int) (restore func()) {
+	old := conversationsPageBytes
+	conversationsPageBytes = n
+	return func() { conversationsPageBytes = old }
+}

@@ -252,12 +252,20 @@ type conversationJSON struct {
 }
 
 // Pages of GET /v1/conversations: a user put into many groups gets them a
-// page at a time, each read and written in bounded memory.
+// page at a time, each read and written in bounded memory. A page ends at
+// limit conversations or at the first that takes it past
+// conversationsPageBytes of JSON, whichever comes first (groups list every
+// member: 500 groups of 1,000 would be 16 MiB), and the store is read
+// conversationsChunk at a time, so a page holds about a megabyte whatever
+// the limit and the groups' sizes.
 const (
 	defaultConversationsPage = 100
 	maxConversationsPage     = 500
 	maxCursor                = 128 // bytes of an after cursor (a conversation id)
+	conversationsChunk       = 50
 )
+
+var conversationsPageBytes = 1 << 20 // a variable for the tests
 
 func (s *Server) listConversations(w http.ResponseWriter, r *http.Request, id chat.Identity) {
 	q := r.URL.Query()
@@ -268,24 +276,49 @@ func (s *Server) listConversations(w http.ResponseWriter, r *http.Request, id ch
 			"limit must be 1 to %d and after a cursor from next", maxConversationsPage))
 		return
 	}
-	convs, err := s.svc.Conversations(r.Context(), id, after, int(limit))
-	if err != nil {
-		writeProblem(w, s.log, err)
-		return
-	}
-	out := make([]conversationJSON, len(convs))
-	for i, c := range convs {
-		admins := c.Admins
-		if admins == nil {
-			admins = []string{}
+	buf := append(make([]byte, 0, 4096), `{"conversations":[`...)
+	n, more := 0, true
+	for more && n < int(limit) && len(buf) < conversationsPageBytes {
+		want := min(int(limit)-n, conversationsChunk)
+		convs, err := s.svc.Conversations(r.Context(), id, after, want)
+		if err != nil {
+			writeProblem(w, s.log, err)
+			return
 		}
-		out[i] = conversationJSON{c.ID, c.Kind, c.Title, c.Members, admins, c.HeadSeq, jsonTime(c.CreatedAt)}
+		more = len(convs) == want // a short read is the end of the list
+		for i, c := range convs {
+			admins := c.Admins
+			if admins == nil {
+				admins = []string{}
+			}
+			b, err := json.Marshal(conversationJSON{c.ID, c.Kind, c.Title, c.Members, admins, c.HeadSeq, jsonTime(c.CreatedAt)})
+			if err != nil {
+				writeProblem(w, s.log, err)
+				return
+			}
+			if n > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, b...)
+			n++
+			after = c.ID
+			if len(buf) >= conversationsPageBytes && i < len(convs)-1 {
+				more = true // the rest of this chunk goes on the next page
+				break
+			}
+		}
 	}
-	page := map[string]any{"conversations": out}
-	if len(convs) == int(limit) { // there may be more: the cursor continues after the last
-		page["next"] = convs[len(convs)-1].ID
+	buf = append(buf, ']')
+	if more && n > 0 { // there may be more: the cursor continues after the last
+		buf = append(buf, `,"next":`...)
+		buf = append(buf, '"')
+		buf = append(buf, after...) // an id: letters, digits and _
+		buf = append(buf, '"')
 	}
-	writeJSON(w, http.StatusOK, page)
+	buf = append(buf, "}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf)
 }
 
 // listMessages writes a history page as it reads it: the messages go out

@@ -53,6 +53,39 @@ func TestConversationPages(t *testing.T) {
 			t.Fatalf("pages listed %v, want %v", got, want)
 		}
 	})
+	t.Run("a page ends at its byte bound before its limit, and next goes on from there", func(t *testing.T) {
+		// Each of alice's conversations is about 200 bytes of JSON: a bound of
+		// 300 bytes ends a page at its second conversation.
+		defer server.SetConversationsPageBytes(300)()
+		var got []string
+		var sizes []int
+		path := "/v1/conversations?limit=500"
+		for pages := 1; ; pages++ {
+			st, body := n.call(t, "GET", path, alice.token, nil)
+			if st != 200 {
+				t.Fatalf("GET %s: %d %v", path, st, body)
+			}
+			page := body["conversations"].([]any)
+			sizes = append(sizes, len(page))
+			for _, c := range page {
+				got = append(got, c.(map[string]any)["conversation_id"].(string))
+			}
+			next, ok := body["next"].(string)
+			if !ok {
+				break
+			}
+			if pages > 5 {
+				t.Fatal("next never ends")
+			}
+			path = "/v1/conversations?limit=500&after=" + next
+		}
+		if !slices.Equal(sizes, []int{2, 2, 1}) {
+			t.Fatalf("pages of %v conversations, want 2, 2, 1 (the one that passes 300 bytes ends a page)", sizes)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("pages listed %v, want %v", got, want)
+		}
+	})
 	t.Run("a limit out of range is a bad request", func(t *testing.T) {
 		for _, q := range []string{"limit=0", "limit=501", "limit=x"} {
 			if st, body := n.call(t, "GET", "/v1/conversations?"+q, alice.token, nil); st != 400 || body["code"] != "bad_request" {
