@@ -1,73 +1,12 @@
 package client_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log"
-	"log/slog"
-	"os"
-	"path/filepath"
-	"time"
 
 	"github.com/switchboard-chat/switchboard/client"
-	"github.com/switchboard-chat/switchboard/internal/chat"
-	"github.com/switchboard-chat/switchboard/internal/inmem"
-	"github.com/switchboard-chat/switchboard/internal/server"
-	"github.com/switchboard-chat/switchboard/internal/sqlite"
 )
-
-// The membership examples run against a real node (SQLite, in-process
-// bus) on a loopback port, so their output is what a server answers.
-
-// exampleNode starts a node and returns its URL and a stop function.
-func exampleNode() (string, func()) {
-	dir, err := os.MkdirTemp("", "sb-example")
-	if err != nil {
-		log.Fatal(err)
-	}
-	st, err := sqlite.Open(filepath.Join(dir, "sb.db"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := st.Migrate(context.Background()); err != nil {
-		log.Fatal(err)
-	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	bus := &inmem.Bus{}
-	srv := server.New(chat.New(st, bus, chat.Config{Argon2: chat.Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1}, Logger: quiet}),
-		server.Config{Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Logger: quiet})
-	if err := srv.Start(); err != nil {
-		log.Fatal(err)
-	}
-	return "http://" + srv.Addr().String(), func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		bus.Close()
-		st.Close()
-		os.RemoveAll(dir)
-	}
-}
-
-// exampleUser signs a user up on url and logs one device in.
-func exampleUser(url, name string) *client.Session {
-	ctx := context.Background()
-	c, err := client.New(url)
-	if err != nil {
-		log.Fatal(err)
-	}
-	if _, err := c.CreateAccount(ctx, name, "password-"+name); err != nil {
-		log.Fatal(err)
-	}
-	s, err := c.Login(ctx, name, "password-"+name, client.DeviceInfo{Name: "phone", KEM: client.KEMX25519,
-		PublicKey: bytes.Repeat([]byte{9}, 32), SigningKey: make([]byte, 32)})
-	if err != nil {
-		log.Fatal(err)
-	}
-	return s
-}
 
 // An admin adds members to a group: one member_added event each, and the
 // seq of the last. Users already members are skipped.
