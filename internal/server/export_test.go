@@ -1,5 +1,7 @@
 package server
 
+import "time"
+
 // RouteAccess returns every route pattern a node configured with cfg serves,
 // and who may call it (public, authenticated, socket, operator): the list
 // the authorization matrix must cover.
@@ -43,4 +45,12 @@ func SetConversationsPageBytes(n int) (restore func()) {
 	old := conversationsPageBytes
 	conversationsPageBytes = n
 	return func() { conversationsPageBytes = old }
+}
+
+// SetPresencePoll sets how often a node started afterwards reads its
+// watched users' presence, and returns a func that restores it.
+func SetPresencePoll(d time.Duration) (restore func()) {
+	old := presencePoll
+	presencePoll = d
+	return func() { presencePoll = old }
 }

@@ -40,8 +40,9 @@ type watchEntry struct {
 	online bool // what its watchers were told
 }
 
-// presencePoll is how often the node reads its watched users' presence.
-const presencePoll = 5 * time.Second
+// presencePoll is how often the node reads its watched users' presence (a
+// variable for the tests).
+var presencePoll = 5 * time.Second
 
 func newWatchers() *watchers {
 	return &watchers{byUser: make(map[string]*watchEntry), byPeer: make(map[*peer][]string)}
@@ -183,14 +184,23 @@ func (s *Server) presenceSubscribe(ctx context.Context, c *gateway.Conn, p *peer
 	p.mu.Lock()
 	closed := p.closed
 	p.mu.Unlock()
-	if !closed { // OnClose dropped it already: do not add it back
-		s.watch.set(p, states)
+	if closed { // OnClose dropped it already: do not add it back
+		return
+	}
+	s.watch.set(p, states)
+	// A change published between the read above and set found no watcher
+	// of its user here and was dropped: read again, now that p watches,
+	// and tell what moved (else p would learn it only from the poll).
+	if again, err := s.svc.PresenceStates(ctx, users); err == nil {
+		for _, st := range again {
+			s.watch.apply(st)
+		}
 	}
 }
 
-// pollPresence reads the watched users' presence every presencePoll until ctx ends.
-func (s *Server) pollPresence() {
-	t := time.NewTicker(presencePoll)
+// pollPresence reads the watched users' presence every interval until ctx ends.
+func (s *Server) pollPresence(every time.Duration) {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -202,7 +212,7 @@ func (s *Server) pollPresence() {
 		if len(users) == 0 {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(s.ctx, presencePoll)
+		ctx, cancel := context.WithTimeout(s.ctx, every)
 		states, err := s.svc.PresenceStates(ctx, users)
 		cancel()
 		if err != nil {
@@ -248,6 +258,7 @@ func (s *Server) startSocial() (func(), error) {
 		return nil, err
 	}
 	s.syncs.Go(func() { s.svc.RunPresence(s.ctx) })
-	s.syncs.Go(s.pollPresence)
+	every := presencePoll
+	s.syncs.Go(func() { s.pollPresence(every) })
 	return func() { unsubPres(); unsubTyping(); unsubReceipts() }, nil
 }
