@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -408,11 +409,7 @@ func (b *bench) item6(ctx context.Context, base int) error {
 		wg.Go(func() {
 			after := int64(0)
 			for time.Now().Before(end) && ctx.Err() == nil {
-				var out struct {
-					Messages  []struct{} `json:"messages"`
-					NextAfter int64      `json:"next_after"`
-				}
-				a := b.call(ctx, "GET", fmt.Sprintf("%s&after=%d", path, after), d.token, nil, &out)
+				a := b.call(ctx, "GET", fmt.Sprintf("%s&after=%d", path, after), d.token, nil, nil)
 				b.answer(p, "reader: "+a.key())
 				if a.err != nil || a.status != http.StatusOK {
 					wait(ctx, 50*time.Millisecond)
@@ -422,7 +419,7 @@ func (b *bench) item6(ctx context.Context, base int) error {
 				bytesRead.Add(int64(len(a.body)))
 				for m := maxPage.Load(); int64(len(a.body)) > m && !maxPage.CompareAndSwap(m, int64(len(a.body))); m = maxPage.Load() {
 				}
-				after = out.NextAfter // 0 when the page reached the end: start again
+				after = nextAfter(a.body) // 0 when the page reached the end: start again
 			}
 		})
 	}
@@ -433,4 +430,23 @@ func (b *bench) item6(ctx context.Context, base int) error {
 	}
 	b.note(p, "readers got %d pages, %d MiB; largest page %d KiB", pages.Load(), bytesRead.Load()>>20, maxPage.Load()>>10)
 	return nil
+}
+
+// nextAfter is a history page's next_after, read from the end of its body
+// without decoding the page: the readers stand for attackers on other
+// machines, so they spend as little as they can of the cores they share
+// with the node here (decoding 5 MiB pages took about a core).
+func nextAfter(page []byte) int64 {
+	const key = `"next_after":`
+	i := bytes.LastIndex(page, []byte(key))
+	if i < 0 {
+		return 0
+	}
+	rest := page[i+len(key):]
+	n := 0
+	for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+		n++
+	}
+	v, _ := strconv.ParseInt(string(rest[:n]), 10, 64)
+	return v
 }
