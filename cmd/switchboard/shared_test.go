@@ -61,17 +61,19 @@ func eachRedis(t *testing.T, test func(t *testing.T, redisArgs []string)) {
 
 // TestLimitsCountAcrossNodes: login attempts to one account spread over two
 // nodes sharing Redis (or a Redis Cluster) are refused (429) at the same
-// count as on one node.
+// count as on one node. The two nodes are reached through the shipped NGINX,
+// whose API upstream spreads requests over them (each node's request
+// counter shows it took some).
 func TestLimitsCountAcrossNodes(t *testing.T) { eachRedis(t, limitsCountAcrossNodes) }
 
 func limitsCountAcrossNodes(t *testing.T, redisArgs []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	// refusedAt makes wrong-password logins to one account, node after node
-	// round robin, and returns the number of the first refused with 429.
-	refusedAt := func(t *testing.T, nodes []*Main, user string) int {
+	// refusedAt makes wrong-password logins to one account through base and
+	// returns the number of the first refused with 429.
+	refusedAt := func(t *testing.T, base, user string) int {
 		t.Helper()
-		c, err := client.New(nodes[0].URL())
+		c, err := client.New(base)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +81,6 @@ func limitsCountAcrossNodes(t *testing.T, redisArgs []string) {
 			t.Fatal(err)
 		}
 		for i := 1; i <= 20; i++ {
-			c, _ := client.New(nodes[i%len(nodes)].URL())
 			_, err := c.Login(ctx, user, "wrong password", client.DeviceInfo{Name: "x", KEM: "x25519",
 				PublicKey: bytes.Repeat([]byte{9}, 32), SigningKey: make([]byte, 32)})
 			var e *client.Error
@@ -93,8 +94,22 @@ func limitsCountAcrossNodes(t *testing.T, redisArgs []string) {
 		return 0
 	}
 	flags := []string{"--login-rate-account", "5/1h"}
-	one := refusedAt(t, startNodesOn(t, ctx, 1, testenv.Postgres(t), redisArgs, flags...), "alice")
-	two := refusedAt(t, startNodesOn(t, ctx, 2, testenv.Postgres(t), redisArgs, flags...), "bob")
+	one := refusedAt(t, startNodesOn(t, ctx, 1, testenv.Postgres(t), redisArgs, flags...)[0].URL(), "alice")
+	nodes := startNodesOn(t, ctx, 2, testenv.Postgres(t), redisArgs, flags...)
+	requests := func() (n []float64) {
+		for _, m := range nodes {
+			n = append(n, metric(t, m.AdminURL(), `switchboard_requests_total{via="http"}`))
+		}
+		return n
+	}
+	before := requests()
+	two := refusedAt(t, testenv.NGINX(t, []string{nodes[0].URL(), nodes[1].URL()}).URL(), "bob")
+	after := requests()
+	for i := range nodes {
+		if after[i] <= before[i] {
+			t.Fatalf("node %d took none of the requests through NGINX (%v before, %v after)", i+1, before, after)
+		}
+	}
 	if one != 6 || two != one {
 		t.Fatalf("the first 429 came at attempt %d on one node and %d over two; want 6 on both", one, two)
 	}
