@@ -25,7 +25,7 @@ var adapters = []string{
 }
 
 // storesAndBuses are the adapters and what they share.
-var storesAndBuses = append(slices.Clone(adapters), module+"/internal/sqlcore")
+var storesAndBuses = append(slices.Clone(adapters), module+"/internal/sqlcore", module+"/internal/rediscore")
 
 // core are the packages that run the live path over the Store and Bus
 // interfaces: stores and buses must not reach them, and they no adapter.

@@ -61,6 +61,7 @@ import (
 	"github.com/redis/rueidis"
 	"github.com/switchboard-chat/switchboard"
 	"github.com/switchboard-chat/switchboard/internal/inmem"
+	"github.com/switchboard-chat/switchboard/internal/rediscore"
 )
 
 var _ switchboard.Bus = (*Bus)(nil)
@@ -173,16 +174,10 @@ func Open(ctx context.Context, url string) (*Bus, error) {
 // OpenConfig connects to the Redis or Redis Cluster of c and checks it
 // answers.
 func OpenConfig(ctx context.Context, c Config) (*Bus, error) {
-	var opt rueidis.ClientOption
-	if len(c.Cluster) > 0 {
-		opt = rueidis.ClientOption{InitAddress: c.Cluster, ShuffleInit: true}
-	} else {
-		var err error
-		if opt, err = rueidis.ParseURL(c.URL); err != nil {
-			return nil, fmt.Errorf("redisbus: %w", err)
-		}
+	opt, err := rediscore.Options(c.URL, c.Cluster)
+	if err != nil {
+		return nil, fmt.Errorf("redisbus: %w", err)
 	}
-	opt.DisableCache = true // no client-side caching: the bus only publishes and subscribes
 	client, err := rueidis.NewClient(opt)
 	if err != nil {
 		return nil, fmt.Errorf("redisbus: connect %s: %w", opt.InitAddress, err)

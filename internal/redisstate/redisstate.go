@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"github.com/switchboard-chat/switchboard/internal/rediscore"
 )
 
 // callTimeout bounds one call to Redis: a limit decision or a cache lookup
@@ -70,16 +71,10 @@ func Open(ctx context.Context, url string) (*State, error) {
 func OpenConfig(ctx context.Context, c Config) (*State, error) { return open(ctx, c, defaultLease) }
 
 func open(ctx context.Context, c Config, lease time.Duration) (*State, error) {
-	var opt rueidis.ClientOption
-	if len(c.Cluster) > 0 {
-		opt = rueidis.ClientOption{InitAddress: c.Cluster, ShuffleInit: true}
-	} else {
-		var err error
-		if opt, err = rueidis.ParseURL(c.URL); err != nil {
-			return nil, fmt.Errorf("redisstate: %w", err)
-		}
+	opt, err := rediscore.Options(c.URL, c.Cluster)
+	if err != nil {
+		return nil, fmt.Errorf("redisstate: %w", err)
 	}
-	opt.DisableCache = true
 	// One client either way: rueidis routes each command to its slot's
 	// primary on a cluster (following MOVED after a failover) and splits a
 	// pipeline by slot.
