@@ -25,42 +25,12 @@ func TestConversationPages(t *testing.T) {
 	n.conversation(t, bob, "group") // not alice's
 	slices.Sort(want)
 
-	t.Run("pages of limit follow next to the end, each conversation once and in order", func(t *testing.T) {
-		var got []string
-		path := "/v1/conversations?limit=2"
-		for pages := 0; ; pages++ {
-			st, body := n.call(t, "GET", path, alice.token, nil)
-			if st != 200 {
-				t.Fatalf("GET %s: %d %v", path, st, body)
-			}
-			page := body["conversations"].([]any)
-			if len(page) > 2 {
-				t.Fatalf("a page of %d with limit=2", len(page))
-			}
-			for _, c := range page {
-				got = append(got, c.(map[string]any)["conversation_id"].(string))
-			}
-			next, ok := body["next"].(string)
-			if !ok {
-				break
-			}
-			if pages > 5 {
-				t.Fatal("next never ends")
-			}
-			path = "/v1/conversations?limit=2&after=" + next
-		}
-		if !slices.Equal(got, want) {
-			t.Fatalf("pages listed %v, want %v", got, want)
-		}
-	})
-	t.Run("a page ends at its byte bound before its limit, and next goes on from there", func(t *testing.T) {
-		// Each of alice's conversations is about 200 bytes of JSON: a bound of
-		// 300 bytes ends a page at its second conversation.
-		defer server.SetConversationsPageBytes(300)()
-		var got []string
-		var sizes []int
-		path := "/v1/conversations?limit=500"
-		for pages := 1; ; pages++ {
+	// pages follows next from the first page of the given limit to the end
+	// and returns the conversations listed and each page's size.
+	pages := func(t *testing.T, limit int) (got []string, sizes []int) {
+		t.Helper()
+		path := fmt.Sprintf("/v1/conversations?limit=%d", limit)
+		for {
 			st, body := n.call(t, "GET", path, alice.token, nil)
 			if st != 200 {
 				t.Fatalf("GET %s: %d %v", path, st, body)
@@ -72,13 +42,28 @@ func TestConversationPages(t *testing.T) {
 			}
 			next, ok := body["next"].(string)
 			if !ok {
-				break
+				return got, sizes
 			}
-			if pages > 5 {
+			if len(sizes) > 5 {
 				t.Fatal("next never ends")
 			}
-			path = "/v1/conversations?limit=500&after=" + next
+			path = fmt.Sprintf("/v1/conversations?limit=%d&after=%s", limit, next)
 		}
+	}
+	t.Run("pages of limit follow next to the end, each conversation once and in order", func(t *testing.T) {
+		got, sizes := pages(t, 2)
+		if slices.Max(sizes) > 2 {
+			t.Fatalf("pages of %v with limit=2", sizes)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("pages listed %v, want %v", got, want)
+		}
+	})
+	t.Run("a page ends at its byte bound before its limit, and next goes on from there", func(t *testing.T) {
+		// Each of alice's conversations is about 200 bytes of JSON: a bound of
+		// 300 bytes ends a page at its second conversation.
+		defer server.SetConversationsPageBytes(300)()
+		got, sizes := pages(t, 500)
 		if !slices.Equal(sizes, []int{2, 2, 1}) {
 			t.Fatalf("pages of %v conversations, want 2, 2, 1 (the one that passes 300 bytes ends a page)", sizes)
 		}
