@@ -58,7 +58,7 @@ type bench struct {
 }
 
 func newBench(cfg Config, log io.Writer) (*bench, error) {
-	b := &bench{cfg: cfg, log: log, stop: make(chan struct{}), done: make(chan struct{}), t0: time.Now(),
+	b := &bench{cfg: cfg, log: &lockedWriter{w: log}, stop: make(chan struct{}), done: make(chan struct{}), t0: time.Now(),
 		hc: &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxIdleConns: 512}}}
 	if cfg.Out != "" {
 		if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
@@ -409,4 +409,17 @@ func wait(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// lockedWriter serialises writes to w: the run's goroutines and the
+// prober's stderr (copied by os/exec's goroutine) share the log.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
