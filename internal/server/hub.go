@@ -87,6 +87,7 @@ const gapGrace = time.Second
 func newHub(svc *chat.Service, log *slog.Logger, m *metrics) *hub {
 	h := &hub{svc: svc, log: log, metrics: m, peers: make(map[string]*peer), byUser: make(map[string]map[*peer]struct{})}
 	h.seq = newSequencer(gapGrace, h.fanOut, h.catchUp, h.nextSeq)
+	h.seq.waited = func(d time.Duration) { m.held.Observe(float64(d.Microseconds()) / 1000) }
 	return h
 }
 

@@ -26,6 +26,7 @@ var errorKinds = []string{sb.EINVALID, sb.EUNAUTHORIZED, sb.EFORBIDDEN, sb.ENOTF
 type metrics struct {
 	delivered prometheus.Counter
 	fanOut    prometheus.Histogram
+	held      prometheus.Histogram // sequencer waits (sequence.go)
 	backlog   prometheus.Histogram
 	refused   prometheus.Counter // upgrades refused because the node is full (--max-conns)
 	errorsVec *prometheus.CounterVec
@@ -45,6 +46,9 @@ func newMetrics() *metrics {
 			Help: "Message frames handed to local sockets: live (fan-out) and replayed by syncs."}),
 		fanOut: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "switchboard_message_fan_out_latency_ms",
 			Help:    "From the commit on the originating node to the message's frame queued on this node's last local recipient socket, per message and node, in milliseconds.",
+			Buckets: chat.LatencyBuckets}),
+		held: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "switchboard_sequencer_hold_ms",
+			Help:    "How long a message that came off the bus past a gap in its conversation's seqs waited for the seqs before it (another node's publishes, or the store after a second), from its arrival to its delivery, in milliseconds.",
 			Buckets: chat.LatencyBuckets}),
 		backlog: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "switchboard_sync_backlog_messages",
 			Help:    "Messages replayed by one socket's sync (its backlog when it connected).",
@@ -120,7 +124,7 @@ func (s *Server) metricsHandler() http.Handler {
 	reg.MustRegister(
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewGoCollector(),
-		s.metrics.delivered, s.metrics.fanOut, s.metrics.backlog, s.metrics.refused,
+		s.metrics.delivered, s.metrics.fanOut, s.metrics.held, s.metrics.backlog, s.metrics.refused,
 		s.metrics.errorsVec, s.metrics.reqVec,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "switchboard_bus_gaps_total", Help: "Gaps in a conversation's seqs that no publish filled within a second, read from the store instead.",

@@ -36,6 +36,7 @@ type sequencer struct {
 	deliver func(m *sb.Message)                 // the hub's delivery, in order
 	catchUp func(convID string, from, to int64) // reads seqs from..to from the store for local devices
 	start   func(m *sb.Message) int64           // the next seq of a conversation not tracked yet, m its first message; -1: m has no local recipient to order it for
+	waited  func(d time.Duration)               // how long a held message waited, at its delivery; nil: not told
 
 	mu      sync.Mutex
 	convs   map[string]*convSeq
@@ -43,11 +44,17 @@ type sequencer struct {
 	holding int // resumes in progress: gaps wait for them, not for grace (hub.resume)
 }
 
+// heldMsg is a message that arrived past its conversation's next seq, and when.
+type heldMsg struct {
+	m  *sb.Message
+	at time.Time
+}
+
 type convSeq struct {
-	next  int64                 // the seq delivered next
-	held  map[int64]*sb.Message // arrived past next
-	timer *time.Timer           // running while held is not empty
-	seen  time.Time             // last arrival
+	next  int64             // the seq delivered next
+	held  map[int64]heldMsg // arrived past next
+	timer *time.Timer       // running while held is not empty
+	seen  time.Time         // last arrival
 }
 
 func newSequencer(grace time.Duration, deliver func(*sb.Message), catchUp func(string, int64, int64), start func(*sb.Message) int64) *sequencer {
@@ -92,9 +99,9 @@ func (q *sequencer) add(m *sb.Message) {
 		q.release(c)
 	default:
 		if c.held == nil {
-			c.held = make(map[int64]*sb.Message)
+			c.held = make(map[int64]heldMsg)
 		}
-		c.held[m.Seq] = m
+		c.held[m.Seq] = heldMsg{m, now}
 		if c.timer == nil {
 			conv := m.ConversationID
 			c.timer = time.AfterFunc(q.grace, func() { q.expire(conv, c) })
@@ -102,15 +109,23 @@ func (q *sequencer) add(m *sb.Message) {
 	}
 }
 
+// deliverHeld delivers a held message and tells how long it waited. q.mu is held.
+func (q *sequencer) deliverHeld(h heldMsg) {
+	q.deliver(h.m)
+	if q.waited != nil {
+		q.waited(time.Since(h.at))
+	}
+}
+
 // release delivers the held messages that are next in line. q.mu is held.
 func (q *sequencer) release(c *convSeq) {
 	for len(c.held) > 0 {
-		m, ok := c.held[c.next]
+		h, ok := c.held[c.next]
 		if !ok {
 			return
 		}
 		delete(c.held, c.next)
-		q.deliver(m)
+		q.deliverHeld(h)
 		c.next++
 	}
 	if c.timer != nil {
@@ -188,7 +203,7 @@ func (q *sequencer) advance(convID string, next int64) {
 		if seq >= next {
 			break
 		}
-		q.deliver(c.held[seq])
+		q.deliverHeld(c.held[seq])
 		delete(c.held, seq)
 	}
 	c.next = next

@@ -66,6 +66,20 @@ func TestSequencer(t *testing.T) {
 		}
 	})
 
+	t.Run("each held message tells how long it waited, the others nothing", func(t *testing.T) {
+		q, _ := newSeq(time.Hour)
+		var waits []time.Duration
+		q.waited = func(d time.Duration) { waits = append(waits, d) } // called under q.mu
+		q.add(msg("a", 1))
+		q.add(msg("a", 3))
+		q.add(msg("a", 4))
+		time.Sleep(5 * time.Millisecond)
+		q.add(msg("a", 2))
+		q.add(msg("a", 5))
+		if len(waits) != 2 || waits[0] < 5*time.Millisecond || waits[1] < 5*time.Millisecond {
+			t.Fatalf("waits %v: want two (seqs 3 and 4), each at least the 5 ms they were held", waits)
+		}
+	})
 	t.Run("a message past a gap waits for it, then both go out in seq order", func(t *testing.T) {
 		q, r := newSeq(time.Hour)
 		q.add(msg("a", 1))
