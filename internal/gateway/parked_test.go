@@ -20,8 +20,8 @@ import (
 // only afterwards, gets part of the answer and then the end of the
 // connection, not the whole answer.
 func TestUnreadAnswerIsDroppedAfterRequestTimeout(t *testing.T) {
-	const size = 8 << 20
-	_, addr := startServer(t, Config{MaxBody: size + 1024, RequestTimeout: time.Second}, &fakeHandler{})
+	const size = 12 << 20 // well past what the kernel buffers hold (tcp_wmem's max is 4 MiB by default)
+	_, addr := startServer(t, Config{MaxBody: size + 1024, RequestTimeout: 3 * time.Second}, &fakeHandler{})
 	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
 		var err error
 		_ = c.Control(func(fd uintptr) { // a small receive window, set before the handshake
@@ -41,7 +41,7 @@ func TestUnreadAnswerIsDroppedAfterRequestTimeout(t *testing.T) {
 	if _, err := conn.Write(bytes.Repeat([]byte{'x'}, size)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(4 * time.Second) // the client reads nothing: well past RequestTimeout
+	time.Sleep(8 * time.Second) // the client reads nothing: well past RequestTimeout
 
 	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
 	br := bufio.NewReader(conn)
@@ -55,7 +55,7 @@ func TestUnreadAnswerIsDroppedAfterRequestTimeout(t *testing.T) {
 		t.Fatalf("read %d bytes, then the connection stayed open: the unread answer was kept", n)
 	}
 	if n >= size {
-		t.Fatalf("the whole answer (%d bytes) was kept for a client that read nothing for 4 s", n)
+		t.Fatalf("the whole answer (%d bytes) was kept for a client that read nothing for 8 s", n)
 	}
 	t.Logf("got %d of %d bytes, then %v", n, size, err)
 }
