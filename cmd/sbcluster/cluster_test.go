@@ -33,8 +33,8 @@ func TestClusterThroughNGINX(t *testing.T) {
 		if _, err := api.CreateAccount(ctx, "mallory", "password-mallory"); err != nil {
 			t.Fatal(err)
 		}
-		before := []float64{metric(t, c.Nodes[0].AdminURL(), "switchboard_redis_state_calls_total"),
-			metric(t, c.Nodes[1].AdminURL(), "switchboard_redis_state_calls_total")}
+		before := []float64{testenv.Metric(t, c.Nodes[0].AdminURL(), "switchboard_redis_state_calls_total"),
+			testenv.Metric(t, c.Nodes[1].AdminURL(), "switchboard_redis_state_calls_total")}
 		refused := 0
 		for i := 1; i <= 20 && refused == 0; i++ {
 			_, err := api.Login(ctx, "mallory", "wrong password", device)
@@ -50,7 +50,7 @@ func TestClusterThroughNGINX(t *testing.T) {
 			t.Fatalf("first 429 at attempt %d, want 6", refused)
 		}
 		for i, n := range c.Nodes {
-			if metric(t, n.AdminURL(), "switchboard_redis_state_calls_total") == before[i] {
+			if testenv.Metric(t, n.AdminURL(), "switchboard_redis_state_calls_total") == before[i] {
 				t.Errorf("node %d decided no login: NGINX did not spread them", i+1)
 			}
 		}
@@ -76,7 +76,7 @@ func TestClusterThroughNGINX(t *testing.T) {
 		<-ws.Synced()
 		holder := -1
 		for i, n := range c.Nodes {
-			if metric(t, n.AdminURL(), "switchboard_ws_connections") == 1 {
+			if testenv.Metric(t, n.AdminURL(), "switchboard_ws_connections") == 1 {
 				holder = i
 			}
 		}

@@ -7,12 +7,12 @@ import (
 	"io"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/internal/testenv"
 )
 
 // TestRun starts the command's cluster with --redis-cluster (a Redis
@@ -55,21 +55,7 @@ func TestRun(t *testing.T) {
 		t.Fatalf("no URL, not 2 nodes or no Redis Cluster printed (exit %d):\n%s", <-exited, stderr.String())
 	}
 
-	c, err := client.New(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	login := func(name string) *client.Session {
-		if _, err := c.CreateAccount(ctx, name, "password-"+name); err != nil {
-			t.Fatal(err)
-		}
-		s, err := c.Login(ctx, name, "password-"+name, client.DeviceInfo{Name: "phone", KEM: "x25519",
-			PublicKey: bytes.Repeat([]byte{9}, 32), SigningKey: make([]byte, 32)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	login := func(name string) *client.Session { return testenv.SignupLogin(ctx, t, url, name) }
 	alice, bob := login("alice"), login("bob")
 	conv, err := alice.CreateConversation(ctx, "direct", []string{bob.UserID}, "")
 	if err != nil {
@@ -95,8 +81,8 @@ func TestRun(t *testing.T) {
 	}
 	// Logins and sends took their limits, and lookups their cached
 	// sessions, in the Redis Cluster.
-	if calls := metric(t, admins[0], "switchboard_redis_state_calls_total") +
-		metric(t, admins[1], "switchboard_redis_state_calls_total"); calls == 0 {
+	if calls := testenv.Metric(t, admins[0], "switchboard_redis_state_calls_total") +
+		testenv.Metric(t, admins[1], "switchboard_redis_state_calls_total"); calls == 0 {
 		t.Fatal("no node called the Redis Cluster for limits or sessions")
 	}
 	// History pages go to the replica once it has the message.
@@ -123,27 +109,7 @@ func TestRun(t *testing.T) {
 func replicaQueries(t *testing.T, admins []string) float64 {
 	var sum float64
 	for _, a := range admins {
-		sum += metric(t, a, `switchboard_db_queries_total{pool="replica-0"}`)
+		sum += testenv.Metric(t, a, `switchboard_db_queries_total{pool="replica-0"}`)
 	}
 	return sum
-}
-
-// metric reads one sample from a node's /metrics (0 when absent).
-func metric(t *testing.T, adminURL, series string) float64 {
-	t.Helper()
-	resp, err := http.Get(adminURL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindSubmatch(body)
-	if m == nil {
-		return 0
-	}
-	v, err := strconv.ParseFloat(string(m[1]), 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
 }

@@ -95,7 +95,7 @@ type phone struct {
 func (cc *callCluster) socketsOpen() []int {
 	var out []int
 	for _, m := range cc.nodes {
-		out = append(out, int(metric(cc.t, m.AdminURL(), "switchboard_ws_connections")))
+		out = append(out, int(testenv.Metric(cc.t, m.AdminURL(), "switchboard_ws_connections")))
 	}
 	return out
 }

@@ -55,7 +55,7 @@ func interestFanOut(t *testing.T, busArgs []string) {
 	open := func() []float64 {
 		out := make([]float64, len(admins))
 		for i, a := range admins {
-			out[i] = metric(t, a, "switchboard_ws_connections")
+			out[i] = testenv.Metric(t, a, "switchboard_ws_connections")
 		}
 		return out
 	}
@@ -65,7 +65,7 @@ func interestFanOut(t *testing.T, busArgs []string) {
 			t.Fatalf("40 devices through NGINX did not cover 3 nodes: %v", byNode)
 		}
 		name := fmt.Sprint("user", k)
-		u := &user{s: signupLogin(ctx, t, ng.URL(), name)}
+		u := &user{s: testenv.SignupLogin(ctx, t, ng.URL(), name)}
 		before := open()
 		u.conn = connectSynced(ctx, t, u.s)
 		deadline := time.Now().Add(20 * time.Second)
@@ -115,7 +115,7 @@ func interestFanOut(t *testing.T, busArgs []string) {
 	}
 	// carol's conversation is with a user with no socket: only node 2
 	// holds it.
-	dave := signupLogin(ctx, t, ng.URL(), "dave")
+	dave := testenv.SignupLogin(ctx, t, ng.URL(), "dave")
 	other, err := carol.s.CreateConversation(ctx, "direct", []string{dave.UserID}, "")
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +123,7 @@ func interestFanOut(t *testing.T, busArgs []string) {
 	// Every node holds its conversation before the counted phase.
 	deadline := time.Now().Add(20 * time.Second)
 	for i, a := range admins {
-		for metric(t, a, "switchboard_fanout_conversations") < 1 {
+		for testenv.Metric(t, a, "switchboard_fanout_conversations") < 1 {
 			if time.Now().After(deadline) {
 				t.Fatalf("node %d subscribed to no conversation", i)
 			}
@@ -132,7 +132,7 @@ func interestFanOut(t *testing.T, busArgs []string) {
 	}
 	base := make([]float64, 3)
 	for i, a := range admins {
-		base[i] = metric(t, a, "switchboard_fanout_received_total")
+		base[i] = testenv.Metric(t, a, "switchboard_fanout_received_total")
 	}
 
 	const each = 40
@@ -186,7 +186,7 @@ func interestFanOut(t *testing.T, busArgs []string) {
 	for {
 		var got []float64
 		for i, a := range admins {
-			got = append(got, metric(t, a, "switchboard_fanout_received_total")-base[i])
+			got = append(got, testenv.Metric(t, a, "switchboard_fanout_received_total")-base[i])
 		}
 		if got[0] >= 2*each && got[1] >= 2*each && got[2] == carols {
 			t.Logf("messages received per node in the counted phase: %v", got)
@@ -197,23 +197,6 @@ func interestFanOut(t *testing.T, busArgs []string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func signupLogin(ctx context.Context, t *testing.T, url, name string) *client.Session {
-	t.Helper()
-	c, err := client.New(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CreateAccount(ctx, name, "password-"+name); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Login(ctx, name, "password-"+name, client.DeviceInfo{Name: "phone", KEM: "x25519",
-		PublicKey: bytes.Repeat([]byte{9}, 32), SigningKey: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 func connectSynced(ctx context.Context, t *testing.T, s *client.Session) *client.Conn {
@@ -255,7 +238,7 @@ func TestShardFailover(t *testing.T) {
 		t.Cleanup(func() { m.Close() })
 		urls = append(urls, m.URL())
 	}
-	alice, bob := signupLogin(ctx, t, urls[0], "alice"), signupLogin(ctx, t, urls[1], "bob")
+	alice, bob := testenv.SignupLogin(ctx, t, urls[0], "alice"), testenv.SignupLogin(ctx, t, urls[1], "bob")
 	aliceWS, bobWS := connectSynced(ctx, t, alice), connectSynced(ctx, t, bob)
 	var convs []string
 	for range 12 {

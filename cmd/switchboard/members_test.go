@@ -26,7 +26,7 @@ func TestMembershipAcrossNodes(t *testing.T) {
 	}
 	proxy := testenv.NGINX(t, urls).URL()
 
-	login := func(url, name string) *client.Session { return signupLogin(ctx, t, url, name) }
+	login := func(url, name string) *client.Session { return testenv.SignupLogin(ctx, t, url, name) }
 	// alice (the admin) on node 0; bob and carol on node 1; dave behind NGINX.
 	alice, bob, carol, dave := login(urls[0], "alice"), login(urls[1], "bob"), login(urls[1], "carol"), login(proxy, "dave")
 	conns := map[*client.Session]*client.Conn{}
@@ -141,7 +141,7 @@ func TestMemberAddedOnANodeNotInTheConversation(t *testing.T) {
 	defer cancel()
 	nodes := startNodes(t, ctx, 2, testenv.Postgres(t), testenv.Redis(t).URL())
 	connect := func(m *Main, name string) (*client.Session, *client.Conn) {
-		s := signupLogin(ctx, t, m.URL(), name)
+		s := testenv.SignupLogin(ctx, t, m.URL(), name)
 		return s, connectSynced(ctx, t, s)
 	}
 	alice, aliceConn := connect(nodes[0], "alice")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -101,38 +100,9 @@ var unitSuffixes = map[string]string{"ms": "_ms", "bytes": "_bytes", "percent": 
 func TestRunbookMetricsTable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	db, redis := testenv.Postgres(t), testenv.Redis(t)
-	var urls, admins []string
-	for range 2 {
-		m := NewMain()
-		m.Stderr = &bytes.Buffer{}
-		err := m.ParseFlags([]string{"--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--db", db, "--redis", redis.URL(),
-			"--argon2-memory", "64", "--argon2-time", "1"}, func(string) string { return "" })
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.Run(ctx); err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-		t.Cleanup(func() { m.Close() })
-		urls, admins = append(urls, m.URL()), append(admins, m.AdminURL())
-	}
-	login := func(url, name string) *client.Session {
-		c, err := client.New(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.CreateAccount(ctx, name, "password-"+name); err != nil {
-			t.Fatal(err)
-		}
-		s, err := c.Login(ctx, name, "password-"+name, client.DeviceInfo{Name: "phone", KEM: "x25519",
-			PublicKey: bytes.Repeat([]byte{9}, 32), SigningKey: make([]byte, 32)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	alice, bob := login(urls[0], "metrics-alice"), login(urls[1], "metrics-bob")
+	nodes := startNodes(t, ctx, 2, testenv.Postgres(t), testenv.Redis(t).URL())
+	admins := []string{nodes[0].AdminURL(), nodes[1].AdminURL()}
+	alice, bob := testenv.SignupLogin(ctx, t, nodes[0].URL(), "metrics-alice"), testenv.SignupLogin(ctx, t, nodes[1].URL(), "metrics-bob")
 	conv, err := alice.CreateConversation(ctx, "direct", []string{bob.UserID}, "")
 	if err != nil {
 		t.Fatal(err)

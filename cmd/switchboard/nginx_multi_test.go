@@ -19,7 +19,7 @@ func socketsPerNode(t *testing.T, nodes []*Main) []float64 {
 	t.Helper()
 	out := make([]float64, len(nodes))
 	for i, n := range nodes {
-		out[i] = metric(t, n.AdminURL(), "switchboard_ws_connections")
+		out[i] = testenv.Metric(t, n.AdminURL(), "switchboard_ws_connections")
 	}
 	return out
 }
@@ -52,7 +52,7 @@ func TestSeveralNGINXSameNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sender := signupLogin(ctx, t, ngA.URL(), "sender")
+	sender := testenv.SignupLogin(ctx, t, ngA.URL(), "sender")
 
 	// settle waits until the gauges read want.
 	settle := func(want []float64) []float64 {
@@ -74,7 +74,7 @@ func TestSeveralNGINXSameNode(t *testing.T) {
 		if k == 30 {
 			t.Fatalf("30 devices all went to one node: %v", perNode)
 		}
-		user := signupLogin(ctx, t, ngA.URL(), fmt.Sprint("user", k))
+		user := testenv.SignupLogin(ctx, t, ngA.URL(), fmt.Sprint("user", k))
 		conv, err := sender.CreateConversation(ctx, "direct", []string{user.UserID}, "")
 		if err != nil {
 			t.Fatal(err)
@@ -165,7 +165,7 @@ func TestNGINXReloadAddsNode(t *testing.T) {
 			t.Logf("nginx error log:\n%s", ng.ErrorLog())
 		}
 	})
-	sender := signupLogin(ctx, t, ng.URL(), "sender")
+	sender := testenv.SignupLogin(ctx, t, ng.URL(), "sender")
 
 	type message struct {
 		seq  int64
@@ -186,7 +186,7 @@ func TestNGINXReloadAddsNode(t *testing.T) {
 	var readers sync.WaitGroup
 	t.Cleanup(readers.Wait) // after the sockets' Close (cleanups run last first)
 	for i := range devs {
-		d := &device{s: signupLogin(ctx, t, ng.URL(), fmt.Sprint("user", i))}
+		d := &device{s: testenv.SignupLogin(ctx, t, ng.URL(), fmt.Sprint("user", i))}
 		var err error
 		if d.conv, err = sender.CreateConversation(ctx, "direct", []string{d.s.UserID}, ""); err != nil {
 			t.Fatal(err)

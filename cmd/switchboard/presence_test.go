@@ -34,16 +34,7 @@ func TestPresenceTypingReceiptsAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys := client.DeviceInfo{Name: "phone", KEM: "x25519", PublicKey: bytes.Repeat([]byte{9}, 32), SigningKey: make([]byte, 32)}
-	signup := func(name string) *client.Session {
-		if _, err := c.CreateAccount(ctx, name, "password-"+name); err != nil {
-			t.Fatal(err)
-		}
-		s, err := c.Login(ctx, name, "password-"+name, keys)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	signup := func(name string) *client.Session { return testenv.SignupLogin(ctx, t, proxy.URL(), name) }
 	// onNode connects s through NGINX and returns the Conn and its node's
 	// index, read from the nodes' open-socket gauges (want: the sockets
 	// open on the nodes before, plus this one).
@@ -286,5 +277,5 @@ func TestPresenceTypingReceiptsAcrossNodes(t *testing.T) {
 
 // socketsOpen reads switchboard_ws_connections from a node's /metrics.
 func socketsOpen(t *testing.T, n *testenv.Node) int {
-	return int(metric(t, n.AdminURL(), "switchboard_ws_connections"))
+	return int(testenv.Metric(t, n.AdminURL(), "switchboard_ws_connections"))
 }

@@ -4,10 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
-	"regexp"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -42,21 +38,7 @@ func TestHistoryFromReplica(t *testing.T) {
 	}
 	t.Cleanup(func() { m.Close() })
 
-	login := func(name string) *client.Session {
-		c, err := client.New(m.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.CreateAccount(ctx, name, "password-"+name); err != nil {
-			t.Fatal(err)
-		}
-		s, err := c.Login(ctx, name, "password-"+name, client.DeviceInfo{Name: "phone", KEM: "x25519",
-			PublicKey: bytes.Repeat([]byte{9}, 32), SigningKey: make([]byte, 32)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	login := func(name string) *client.Session { return testenv.SignupLogin(ctx, t, m.URL(), name) }
 	alice, bob := login("alice"), login("bob")
 	conv, err := alice.CreateConversation(ctx, "direct", []string{bob.UserID}, "")
 	if err != nil {
@@ -84,11 +66,11 @@ func TestHistoryFromReplica(t *testing.T) {
 	// replicaReads is how many statements the replica ran for one history read.
 	replicaReads := func(t *testing.T) float64 {
 		t.Helper()
-		before := metric(t, m.AdminURL(), `switchboard_db_queries_total{pool="replica-0"}`)
+		before := testenv.Metric(t, m.AdminURL(), `switchboard_db_queries_total{pool="replica-0"}`)
 		if _, err := bob.Messages(ctx, conv, 0, 100); err != nil {
 			t.Fatalf("history read failed: %v", err)
 		}
-		return metric(t, m.AdminURL(), `switchboard_db_queries_total{pool="replica-0"}`) - before
+		return testenv.Metric(t, m.AdminURL(), `switchboard_db_queries_total{pool="replica-0"}`) - before
 	}
 	// replicaServes reads history until the replica answers a read: a
 	// healthy replica may still be behind (within the lag bound), and a
@@ -107,7 +89,7 @@ func TestHistoryFromReplica(t *testing.T) {
 	waitHealthy := func(t *testing.T, want float64) {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)
-		for metric(t, m.AdminURL(), `switchboard_db_replica_healthy{pool="replica-0"}`) != want {
+		for testenv.Metric(t, m.AdminURL(), `switchboard_db_replica_healthy{pool="replica-0"}`) != want {
 			if time.Now().After(deadline) {
 				t.Fatalf("switchboard_db_replica_healthy never became %v", want)
 			}
@@ -175,24 +157,4 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
-}
-
-// metric reads one sample from a node's /metrics (0 when absent).
-func metric(t *testing.T, adminURL, series string) float64 {
-	t.Helper()
-	resp, err := http.Get(adminURL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindSubmatch(body)
-	if m == nil {
-		return 0
-	}
-	v, err := strconv.ParseFloat(string(m[1]), 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
 }

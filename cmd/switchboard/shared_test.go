@@ -98,7 +98,7 @@ func limitsCountAcrossNodes(t *testing.T, redisArgs []string) {
 	nodes := startNodesOn(t, ctx, 2, testenv.Postgres(t), redisArgs, flags...)
 	requests := func() (n []float64) {
 		for _, m := range nodes {
-			n = append(n, metric(t, m.AdminURL(), `switchboard_requests_total{via="http"}`))
+			n = append(n, testenv.Metric(t, m.AdminURL(), `switchboard_requests_total{via="http"}`))
 		}
 		return n
 	}
@@ -148,7 +148,7 @@ func revocationAcrossNodes(t *testing.T, redisArgs []string) {
 			}
 		}
 	}
-	if hits := metric(t, nodes[1].AdminURL(), "switchboard_session_cache_hits_total"); hits == 0 {
+	if hits := testenv.Metric(t, nodes[1].AdminURL(), "switchboard_session_cache_hits_total"); hits == 0 {
 		t.Fatal("node 2 answered no token lookup from the session cache")
 	}
 	// The phone's socket goes through the shipped NGINX, which puts it on
@@ -167,7 +167,7 @@ func revocationAcrossNodes(t *testing.T, redisArgs []string) {
 	on := -1
 	for on < 0 && ctx.Err() == nil {
 		for i, n := range nodes {
-			if metric(t, n.AdminURL(), "switchboard_ws_connections") == 1 {
+			if testenv.Metric(t, n.AdminURL(), "switchboard_ws_connections") == 1 {
 				on = i
 			}
 		}

@@ -158,18 +158,7 @@ func TestDashboardQueriesAnswerOnALiveCluster(t *testing.T) {
 
 	// Load: alice on node 0 and bob on node 1 talk over a few seconds.
 	login := func(n *testenv.Node, name string) (*client.Session, *client.Conn) {
-		c, err := client.New(n.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.CreateAccount(ctx, name, "password-"+name); err != nil {
-			t.Fatal(err)
-		}
-		s, err := c.Login(ctx, name, "password-"+name, client.DeviceInfo{Name: "phone", KEM: "x25519",
-			PublicKey: bytes.Repeat([]byte{9}, 32), SigningKey: make([]byte, 32)})
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := testenv.SignupLogin(ctx, t, n.URL(), name)
 		conn, err := client.Connect(ctx, s, client.ConnOptions{})
 		if err != nil {
 			t.Fatal(err)

@@ -117,18 +117,7 @@ func TestAlertFiresAndResolves(t *testing.T) {
 	var conns []*client.Conn
 	for i := range 3 {
 		name := "full-" + string(rune('a'+i))
-		c, err := client.New(node.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.CreateAccount(ctx, name, "password-"+name); err != nil {
-			t.Fatal(err)
-		}
-		s, err := c.Login(ctx, name, "password-"+name, client.DeviceInfo{Name: "phone", KEM: "x25519",
-			PublicKey: bytes.Repeat([]byte{9}, 32), SigningKey: make([]byte, 32)})
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := testenv.SignupLogin(ctx, t, node.URL(), name)
 		conn, err := client.Connect(ctx, s, client.ConnOptions{})
 		if err != nil {
 			t.Fatal(err)
