@@ -66,12 +66,7 @@ func TestCalls(t *testing.T) {
 
 	t.Run("end from either party reaches the other and the call is gone", func(t *testing.T) {
 		for _, callerEnds := range []bool{true, false} {
-			w := newWorld(t, 2)
-			a1, b1 := w.connect("a1", 0), w.connect("b1", 1)
-			a1.must(wire.CallInvite, "dm", "c1", "", "")
-			b1.expect(wire.CallInvite, "a1")
-			b1.must(wire.CallAccept, "dm", "c1", "", "")
-			a1.expect(wire.CallAccept, "b1")
+			w, a1, b1 := answeredCall(t)
 			ender, other := a1, b1
 			if !callerEnds {
 				ender, other = b1, a1
@@ -160,12 +155,7 @@ func TestCalls(t *testing.T) {
 	})
 
 	t.Run("a party gone past the reconnect grace ends the call", func(t *testing.T) {
-		w := newWorld(t, 2)
-		a1, b1 := w.connect("a1", 0), w.connect("b1", 1)
-		a1.must(wire.CallInvite, "dm", "c1", "", "")
-		b1.expect(wire.CallInvite, "a1")
-		b1.must(wire.CallAccept, "dm", "c1", "", "")
-		a1.expect(wire.CallAccept, "b1")
+		w, a1, b1 := answeredCall(t)
 		b1.disconnect()
 		w.clock.advance(9 * time.Second)
 		a1.quiet()
@@ -177,12 +167,7 @@ func TestCalls(t *testing.T) {
 	})
 
 	t.Run("a party that reconnects on another node within the grace keeps the call", func(t *testing.T) {
-		w := newWorld(t, 2)
-		a1, b1 := w.connect("a1", 0), w.connect("b1", 1)
-		a1.must(wire.CallInvite, "dm", "c1", "", "")
-		b1.expect(wire.CallInvite, "a1")
-		b1.must(wire.CallAccept, "dm", "c1", "", "")
-		a1.expect(wire.CallAccept, "b1")
+		w, a1, b1 := answeredCall(t)
 		a1.disconnect()
 		w.clock.advance(5 * time.Second)
 		a1 = w.connect("a1", 1) // node 0 went away: a1 lands on node 1
@@ -197,12 +182,7 @@ func TestCalls(t *testing.T) {
 	})
 
 	t.Run("an old socket that closes after the device reconnected does not end the call", func(t *testing.T) {
-		w := newWorld(t, 2)
-		a1, b1 := w.connect("a1", 0), w.connect("b1", 1)
-		a1.must(wire.CallInvite, "dm", "c1", "", "")
-		b1.expect(wire.CallInvite, "a1")
-		b1.must(wire.CallAccept, "dm", "c1", "", "")
-		a1.expect(wire.CallAccept, "b1")
+		w, a1, b1 := answeredCall(t)
 		old := a1
 		w.connect("a1", 1)
 		old.n.svc.Disconnected("a1", old.opened) // node 0 notices the dead socket late
@@ -240,4 +220,16 @@ func TestCalls(t *testing.T) {
 			}
 		}
 	})
+}
+
+// answeredCall is a world of two nodes in which a1 (on node 0) called b1
+// (on node 1), who answered: call c1 in conversation dm.
+func answeredCall(t *testing.T) (w *world, a1, b1 *device) {
+	w = newWorld(t, 2)
+	a1, b1 = w.connect("a1", 0), w.connect("b1", 1)
+	a1.must(wire.CallInvite, "dm", "c1", "", "")
+	b1.expect(wire.CallInvite, "a1")
+	b1.must(wire.CallAccept, "dm", "c1", "", "")
+	a1.expect(wire.CallAccept, "b1")
+	return w, a1, b1
 }
