@@ -228,9 +228,15 @@ func (c *Conn) abort(code int, reason string) {
 func (c *Conn) writeClose(code int, reason string) {
 	c.srv.closes.add(code)
 	var buf [2 + maxCloseReason]byte
+	_ = c.writeFrame(opClose, closePayload(&buf, code, reason))
+}
+
+// closePayload writes a close frame's payload, code then reason (cut to
+// maxCloseReason), into buf and returns it.
+func closePayload(buf *[2 + maxCloseReason]byte, code int, reason string) []byte {
 	binary.BigEndian.PutUint16(buf[:2], uint16(code))
 	n := copy(buf[2:], closeReason(reason))
-	_ = c.writeFrame(opClose, buf[:2+n])
+	return buf[:2+n]
 }
 
 // WebSocket opcodes the gateway writes (RFC 6455 §5.2).

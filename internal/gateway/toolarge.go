@@ -27,11 +27,16 @@ func (s *Server) onData(raceRead func()) func(c *nbio.Conn, data []byte) {
 		if raceRead != nil {
 			raceRead()
 		}
-		if _, ok := c.Session().(*websocket.Conn); ok && !s.checkWindow(c, data) {
-			return
+		var p *nbhttp.Parser
+		switch sess := c.Session().(type) {
+		case *nbhttp.Parser:
+			p = sess
+		case *websocket.Conn: // the upgrade window (window.go)
+			if !s.checkWindow(c, data) {
+				return
+			}
 		}
-		p, ok := c.Session().(*nbhttp.Parser)
-		if !ok || p.ParserCloser != nil {
+		if p == nil || p.ParserCloser != nil {
 			c.DataHandler()(c, data)
 			return
 		}

@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"encoding/binary"
-
 	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/nbhttp"
 )
@@ -41,10 +39,9 @@ func (s *Server) checkWindow(nbc *nbio.Conn, data []byte) bool {
 		return true
 	}
 	s.closes.add(CloseProtocolError)
-	reason := closeReason("client frames must be masked")
-	frame := appendFrameHeader(nil, opClose, 2+len(reason))
-	frame = binary.BigEndian.AppendUint16(frame, CloseProtocolError)
-	_, _ = nbc.Write(append(frame, reason...))
+	var buf [2 + maxCloseReason]byte
+	payload := closePayload(&buf, CloseProtocolError, "client frames must be masked")
+	_, _ = nbc.Write(append(appendFrameHeader(nil, opClose, len(payload)), payload...))
 	_ = nbc.Close()
 	return false
 }
